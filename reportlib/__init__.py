@@ -1,0 +1,67 @@
+"""reportlib: processing reports for the debt-collection email pipeline.
+
+The pipeline imports this package to write one report per email; the dashboard imports it
+to read aggregates. ``reportlib`` never imports Streamlit.
+"""
+
+from reportlib.config import ConfigurationError, Settings, get_settings
+from reportlib.db import make_engine, make_sessionmaker, session_scope
+from reportlib.errors import (
+    DatabaseUnavailableError,
+    ReportlibError,
+    ReportNotFoundError,
+    ReportValidationError,
+    ReviewError,
+    UnknownEmailError,
+)
+from reportlib.models import (
+    AuditEvent,
+    Base,
+    IncomingEmail,
+    ProcessingReport,
+    ReportField,
+    ReviewClaim,
+    ReviewDecision,
+    ReviewFieldVerdict,
+)
+from reportlib.service import (
+    ReportInput,
+    create_processing_report,
+    create_processing_reports,
+    ensure_incoming_email,
+    get_processing_report,
+    get_reports_by_date_range,
+    get_reports_needing_review,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "ConfigurationError",
+    "DatabaseUnavailableError",
+    "IncomingEmail",
+    "ProcessingReport",
+    "ReportField",
+    "ReportInput",
+    "ReportNotFoundError",
+    "ReportValidationError",
+    "ReportlibError",
+    "ReviewClaim",
+    "ReviewDecision",
+    "ReviewError",
+    "ReviewFieldVerdict",
+    "Settings",
+    "UnknownEmailError",
+    "create_processing_report",
+    "create_processing_reports",
+    "ensure_incoming_email",
+    "get_processing_report",
+    "get_reports_by_date_range",
+    "get_reports_needing_review",
+    "get_settings",
+    "make_engine",
+    "make_sessionmaker",
+    "session_scope",
+]

@@ -1,0 +1,35 @@
+"""Domain exceptions. Messages name the field and the problem, never the value."""
+
+from __future__ import annotations
+
+
+class ReportlibError(Exception):
+    """Base class for every error reportlib raises on purpose."""
+
+
+class ReportValidationError(ReportlibError, ValueError):
+    """An argument cannot be stored; ``field`` names it and ``problem`` says why."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class UnknownEmailError(ReportValidationError):
+    """The report names an email that has no ``incoming_emails`` row."""
+
+    def __init__(self, field: str = "email_id") -> None:
+        super().__init__(field, "no incoming_emails row with this id")
+
+
+class ReviewError(ReportlibError):
+    """A review action cannot be carried out (not claimed, already decided, ...)."""
+
+
+class ReportNotFoundError(ReportlibError, LookupError):
+    """No processing report exists for the given email."""
+
+
+class DatabaseUnavailableError(ReportlibError):
+    """The database did not answer in time or refused the connection."""

@@ -1,0 +1,34 @@
+"""JSON encoding shared by both backends.
+
+Money must keep its exact digits, so non-integer numbers are written from ``Decimal``
+unchanged and read back as ``Decimal``. Confidences are read back as ``float``: they are
+probabilities, and callers do arithmetic with them.
+"""
+
+from __future__ import annotations
+
+import decimal
+from typing import Any
+
+import simplejson
+
+_FLOAT_KEYS = frozenset({"confidence"})
+
+
+def dumps(value: Any) -> str:
+    """Serialize for a JSON column; raises ``TypeError``/``ValueError`` on what JSON cannot hold."""
+    return simplejson.dumps(
+        value, use_decimal=True, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+    )
+
+
+def _confidences_as_float(obj: dict[str, Any]) -> dict[str, Any]:
+    for key in _FLOAT_KEYS.intersection(obj):
+        if isinstance(obj[key], decimal.Decimal):
+            obj[key] = float(obj[key])
+    return obj
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse a JSON column; non-integers become ``Decimal`` except confidences."""
+    return simplejson.loads(text, use_decimal=True, object_hook=_confidences_as_float)

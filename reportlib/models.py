@@ -1,0 +1,288 @@
+"""ORM models. The migrations under ``alembic/`` create exactly these tables.
+
+``report_fields`` is a narrow copy of each report's per-field confidences and missing
+fields, kept in step by database triggers (see the first migration) so the dashboard can
+aggregate per field without parsing JSON per row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import FunctionElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeDecorator
+
+ROUTES = ("high", "medium", "low")
+REVIEW_OUTCOMES = ("approved", "corrected", "rejected")
+FIELD_VERDICTS = ("correct", "corrected", "absent")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class utcnow(FunctionElement[dt.datetime]):
+    """The current UTC time, evaluated by the database."""
+
+    type = DateTime(timezone=True)
+    inherit_cache = True
+
+
+@compiles(utcnow, "postgresql")
+def _utcnow_postgresql(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
+    return "statement_timestamp()"
+
+
+@compiles(utcnow, "sqlite")
+def _utcnow_sqlite(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
+    # Same text layout SQLAlchemy writes for SQLite datetimes, so stored values compare as text.
+    return "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass a timezone-aware value")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw text from a server-side default on SQLite
+            value = dt.datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+JSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class IncomingEmail(Base):
+    """An email the pipeline received. The pipeline owns the emails; we keep what we show."""
+
+    __tablename__ = "incoming_emails"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    subject: Mapped[str | None] = mapped_column(String(500))
+    sender: Mapped[str | None] = mapped_column(String(320))
+    received_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"IncomingEmail(id={self.id!r})"
+
+
+class ProcessingReport(Base):
+    """What the pipeline extracted from one email, and how sure it was."""
+
+    __tablename__ = "processing_reports"
+    __table_args__ = (
+        CheckConstraint(
+            "overall_confidence >= 0 AND overall_confidence <= 1", name="overall_confidence_range"
+        ),
+        CheckConstraint(
+            "confidence_route IN ('high', 'medium', 'low')", name="confidence_route_known"
+        ),
+        CheckConstraint("sources_processed >= 0", name="sources_processed_nonnegative"),
+        CheckConstraint("total_tokens_used >= 0", name="total_tokens_used_nonnegative"),
+        CheckConstraint(
+            "processing_time_ms IS NULL OR processing_time_ms >= 0",
+            name="processing_time_ms_nonnegative",
+        ),
+        # The review queue: flagged reports, oldest first.
+        Index(
+            "ix_processing_reports_review_queue",
+            "created_at",
+            postgresql_where=text("needs_review"),
+            sqlite_where=text("needs_review = 1"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("incoming_emails.id"), unique=True, nullable=False
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime(), nullable=False, server_default=utcnow(), index=True
+    )
+    extracted_fields: Mapped[dict[str, Any]] = mapped_column(JSONDocument, nullable=False)
+    missing_fields: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    overall_confidence: Mapped[float] = mapped_column(Float, nullable=False)
+    confidence_route: Mapped[str] = mapped_column(String(20), nullable=False)
+    needs_review: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
+    review_reason: Mapped[str | None] = mapped_column(String(100))
+    intent: Mapped[str | None] = mapped_column(String(50))
+    sources_processed: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=1, server_default=text("1")
+    )
+    total_tokens_used: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    processing_time_ms: Mapped[int | None] = mapped_column(Integer)
+
+    email: Mapped[IncomingEmail] = relationship(lazy="raise")
+
+    def __repr__(self) -> str:
+        # Ids and scores only: extracted values are personal data.
+        return (
+            f"ProcessingReport(id={self.id!r}, email_id={self.email_id!r}, "
+            f"route={self.confidence_route!r}, needs_review={self.needs_review!r})"
+        )
+
+
+class ReportField(Base):
+    """One field of one report: its confidence, or that it was missing. Trigger-maintained."""
+
+    __tablename__ = "report_fields"
+    __table_args__ = (
+        Index("ix_report_fields_created_at", "created_at", "field_name"),
+    )
+
+    report_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("processing_reports.id", ondelete="CASCADE"), primary_key=True
+    )
+    field_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+    intent: Mapped[str | None] = mapped_column(String(50))
+    confidence_route: Mapped[str] = mapped_column(String(20), nullable=False)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    is_missing: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+    def __repr__(self) -> str:
+        return f"ReportField(report_id={self.report_id!r}, field_name={self.field_name!r})"
+
+
+class ReviewClaim(Base):
+    """Who is working on a flagged report, until when. One row per report at most."""
+
+    __tablename__ = "review_claims"
+
+    report_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("processing_reports.id", ondelete="CASCADE"), primary_key=True
+    )
+    reviewer: Mapped[str] = mapped_column(String(200), nullable=False)
+    claimed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
+
+    def __repr__(self) -> str:
+        return f"ReviewClaim(report_id={self.report_id!r}, reviewer={self.reviewer!r})"
+
+
+class ReviewDecision(Base):
+    """A reviewer's verdict on one processing of a report. Append-only."""
+
+    __tablename__ = "review_decisions"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('approved', 'corrected', 'rejected')", name="outcome_known"),
+        Index("ix_review_decisions_report_id_decided_at", "report_id", "decided_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("processing_reports.id"), nullable=False
+    )
+    email_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    reviewer: Mapped[str] = mapped_column(String(200), nullable=False)
+    decided_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime(), nullable=False, server_default=utcnow(), index=True
+    )
+    # When the reviewed processing was written: a later re-processing re-opens the review.
+    report_created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+    outcome: Mapped[str] = mapped_column(String(20), nullable=False)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    verdicts: Mapped[list[ReviewFieldVerdict]] = relationship(
+        back_populates="decision", lazy="selectin", order_by="ReviewFieldVerdict.field_name"
+    )
+
+    def __repr__(self) -> str:
+        return (
+            f"ReviewDecision(id={self.id!r}, report_id={self.report_id!r}, "
+            f"outcome={self.outcome!r})"
+        )
+
+
+class ReviewFieldVerdict(Base):
+    """A reviewer's verdict on one field within a decision."""
+
+    __tablename__ = "review_field_verdicts"
+    __table_args__ = (
+        CheckConstraint("verdict IN ('correct', 'corrected', 'absent')", name="verdict_known"),
+        UniqueConstraint("decision_id", "field_name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    decision_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("review_decisions.id"), nullable=False
+    )
+    field_name: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
+    verdict: Mapped[str] = mapped_column(String(20), nullable=False)
+    corrected_value: Mapped[Any | None] = mapped_column(JSONDocument)
+    # What the pipeline said about the field when it was reviewed (None: marked missing).
+    extracted_confidence: Mapped[float | None] = mapped_column(Float)
+    was_missing: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+    decision: Mapped[ReviewDecision] = relationship(back_populates="verdicts")
+
+    def __repr__(self) -> str:
+        return (
+            f"ReviewFieldVerdict(decision_id={self.decision_id!r}, "
+            f"field_name={self.field_name!r}, verdict={self.verdict!r})"
+        )
+
+
+class AuditEvent(Base):
+    """Who saw or changed what, and when. Never holds extracted values. Append-only."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime(), nullable=False, server_default=utcnow(), index=True
+    )
+    actor: Mapped[str] = mapped_column(String(200), nullable=False)
+    action: Mapped[str] = mapped_column(String(50), nullable=False)
+    email_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+
+    def __repr__(self) -> str:
+        return f"AuditEvent(id={self.id!r}, action={self.action!r}, email_id={self.email_id!r})"

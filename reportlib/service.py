@@ -1,0 +1,449 @@
+"""Write and read processing reports.
+
+Writers validate everything before any SQL is sent, write with one atomic upsert per
+report and flush; they never commit. The caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, exists, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from reportlib import jsoncodec
+from reportlib.config import get_settings
+from reportlib.errors import ReportValidationError, UnknownEmailError
+from reportlib.models import ROUTES, IncomingEmail, ProcessingReport, utcnow
+
+INT32_MAX = 2_147_483_647
+REVIEW_REASON_MAX = 100
+INTENT_MAX = 50
+FIELD_NAME_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInput:
+    """The arguments of :func:`create_processing_report`, for batch writes."""
+
+    email_id: int
+    extracted_data: Mapping[str, Any]
+    agent_checkpoints: Mapping[str, Any] | None
+    overall_confidence: float
+    confidence_route: str
+    needs_review: bool
+    review_reason: str | None = None
+    processing_time_ms: int | None = None
+
+
+def _is_empty(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        return len(value) == 0
+    return False
+
+
+def _check_confidence(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+        raise ReportValidationError(field, "must be a number between 0 and 1")
+    as_float = float(value)
+    if not math.isfinite(as_float):
+        raise ReportValidationError(field, "must be a finite number between 0 and 1")
+    if not 0.0 <= as_float <= 1.0:
+        raise ReportValidationError(field, "must be between 0 and 1")
+    return as_float
+
+
+def _check_count(value: Any, field: str, *, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ReportValidationError(field, "must be a whole number")
+    if value < 0:
+        raise ReportValidationError(field, "must not be negative")
+    if value > INT32_MAX:
+        raise ReportValidationError(field, f"must be at most {INT32_MAX}")
+    return value
+
+
+def _check_text(value: Any, field: str, max_length: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ReportValidationError(field, "must be text")
+    if len(value) > max_length:
+        raise ReportValidationError(field, f"must be at most {max_length} characters")
+    _check_json_text(value, field)
+    return value
+
+
+def _check_json_text(value: str, field: str) -> None:
+    # PostgreSQL text and JSONB refuse NUL characters and unpaired surrogates.
+    if "\x00" in value:
+        raise ReportValidationError(field, "contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ReportValidationError(field, "is not valid Unicode text") from None
+
+
+def _check_json_value(value: Any, field: str, depth: int = 0) -> Any:
+    """Return ``value`` as it will be stored, or raise naming ``field``."""
+    if depth > 32:
+        raise ReportValidationError(field, "is nested too deeply")
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, str):
+        _check_json_text(value, field)
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ReportValidationError(field, "must be a finite number")
+        return decimal.Decimal(repr(value))
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise ReportValidationError(field, "must be a finite number")
+        return value
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ReportValidationError(field, "has a key that is not text")
+            _check_json_text(key, field)
+            out[key] = _check_json_value(item, field, depth + 1)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_check_json_value(item, field, depth + 1) for item in value]
+    raise ReportValidationError(field, f"cannot be stored as JSON ({type(value).__name__})")
+
+
+def _mapping(value: Any, field: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ReportValidationError(field, "must be a mapping")
+    return value
+
+
+def build_report_values(
+    *,
+    email_id: Any,
+    extracted_data: Any,
+    agent_checkpoints: Any,
+    overall_confidence: Any,
+    confidence_route: Any,
+    needs_review: Any,
+    review_reason: Any = None,
+    processing_time_ms: Any = None,
+    key_fields: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Validate pipeline output and return the column values of one report.
+
+    Raises :class:`ReportValidationError` naming the first bad argument. Pure: no SQL.
+    """
+    if isinstance(email_id, bool) or not isinstance(email_id, int):
+        raise ReportValidationError("email_id", "must be a whole number")
+    if not 1 <= email_id <= INT32_MAX:
+        raise ReportValidationError("email_id", f"must be between 1 and {INT32_MAX}")
+    data = _mapping(extracted_data, "extracted_data")
+    checkpoints = _mapping(agent_checkpoints, "agent_checkpoints")
+    intent_checkpoint = _mapping(checkpoints.get("agent_1_intent"), "agent_1_intent")
+    extraction = _mapping(checkpoints.get("agent_2_extraction"), "agent_2_extraction")
+    field_confidence = _mapping(
+        extraction.get("field_confidence"), "agent_2_extraction.field_confidence"
+    )
+    metadata = _mapping(data.get("extraction_metadata"), "extraction_metadata")
+    fields = tuple(key_fields) if key_fields is not None else get_settings().key_fields
+
+    overall = _check_confidence(overall_confidence, "overall_confidence")
+    if confidence_route not in ROUTES:
+        raise ReportValidationError("confidence_route", "must be one of high, medium, low")
+    if not isinstance(needs_review, bool):
+        raise ReportValidationError("needs_review", "must be true or false")
+    reason = _check_text(review_reason, "review_reason", REVIEW_REASON_MAX)
+    time_ms = _check_count(processing_time_ms, "processing_time_ms", optional=True)
+    intent = _check_text(intent_checkpoint.get("intent"), "agent_1_intent.intent", INTENT_MAX)
+    sources = _check_count(
+        extraction.get("sources_processed", 1), "agent_2_extraction.sources_processed"
+    )
+    tokens = _check_count(
+        extraction.get("total_tokens_used", 0), "agent_2_extraction.total_tokens_used"
+    )
+
+    extracted_fields: dict[str, Any] = {}
+    names = list(fields) + [k for k in data if k not in fields and k != "extraction_metadata"]
+    for name in names:
+        if not isinstance(name, str) or not name or len(name) > FIELD_NAME_MAX:
+            raise ReportValidationError(
+                "extracted_data", f"field names must be text of 1 to {FIELD_NAME_MAX} characters"
+            )
+        _check_json_text(name, "extracted_data")
+        value = data.get(name)
+        if _is_empty(value):
+            continue
+        field_meta = _mapping(metadata.get(name), f"extraction_metadata.{name}")
+        if name in field_confidence:
+            confidence = field_confidence[name]
+            where = f"agent_2_extraction.field_confidence.{name}"
+        elif "confidence" in field_meta:
+            confidence = field_meta["confidence"]
+            where = f"extraction_metadata.{name}.confidence"
+        else:
+            confidence, where = 0.5, name
+        source = field_meta.get("source", "unknown")
+        if not isinstance(source, str):
+            raise ReportValidationError(f"extraction_metadata.{name}.source", "must be text")
+        extracted_fields[name] = {
+            "value": _check_json_value(value, name),
+            "confidence": _check_confidence(confidence, where),
+            "source": _check_json_value(source, f"extraction_metadata.{name}.source"),
+        }
+    missing = [name for name in fields if _is_empty(data.get(name))]
+
+    return {
+        "email_id": email_id,
+        "extracted_fields": extracted_fields,
+        "missing_fields": missing,
+        "overall_confidence": overall,
+        "confidence_route": confidence_route,
+        "needs_review": needs_review,
+        "review_reason": reason,
+        "intent": intent,
+        "sources_processed": sources,
+        "total_tokens_used": tokens,
+        "processing_time_ms": time_ms,
+    }
+
+
+def _insert(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"unsupported database backend: {dialect}")
+
+
+_UPDATED_ON_CONFLICT = (
+    "extracted_fields",
+    "missing_fields",
+    "overall_confidence",
+    "confidence_route",
+    "needs_review",
+    "review_reason",
+    "intent",
+    "sources_processed",
+    "total_tokens_used",
+    "processing_time_ms",
+)
+
+
+def _upsert_statement(session: Session, rows: list[dict[str, Any]]) -> Any:
+    insert = _insert(session)
+    table = ProcessingReport.__table__
+    if len(rows) == 1:
+        # INSERT ... SELECT ... WHERE EXISTS: an unknown email inserts nothing instead of
+        # failing the caller's transaction with a foreign-key error.
+        row = rows[0]
+        source: Select[Any] = select(
+            *(literal(row[name], type_=table.c[name].type).label(name) for name in row)
+        ).where(exists().where(IncomingEmail.id == row["email_id"]))
+        stmt = insert(ProcessingReport).from_select(list(row), source)
+    else:
+        stmt = insert(ProcessingReport).values(rows)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.email_id],
+        set_={**{name: excluded[name] for name in _UPDATED_ON_CONFLICT}, "created_at": utcnow()},
+    )
+
+
+def create_processing_report(
+    db: Session,
+    email_id: int,
+    extracted_data: Mapping[str, Any],
+    agent_checkpoints: Mapping[str, Any],
+    overall_confidence: float,
+    confidence_route: str,
+    needs_review: bool,
+    review_reason: str | None = None,
+    processing_time_ms: int | None = None,
+    *,
+    key_fields: Sequence[str] | None = None,
+) -> ProcessingReport:
+    """Store the report for ``email_id``, replacing any earlier one in place.
+
+    One atomic ``INSERT ... ON CONFLICT`` per call, so concurrent writers of the same email
+    never see an IntegrityError or leave duplicates. Flushes; never commits. A re-processed
+    email keeps its report id and review history, and ``created_at`` moves to now.
+
+    Raises :class:`ReportValidationError` (a ``ValueError``) naming the bad argument before
+    any SQL is sent, and :class:`UnknownEmailError` when no ``incoming_emails`` row exists.
+    """
+    values = build_report_values(
+        email_id=email_id,
+        extracted_data=extracted_data,
+        agent_checkpoints=agent_checkpoints,
+        overall_confidence=overall_confidence,
+        confidence_route=confidence_route,
+        needs_review=needs_review,
+        review_reason=review_reason,
+        processing_time_ms=processing_time_ms,
+        key_fields=key_fields,
+    )
+    db.flush()
+    stmt = _upsert_statement(db, [values]).returning(ProcessingReport)
+    report = db.scalars(stmt, execution_options={"populate_existing": True}).one_or_none()
+    if report is None:
+        raise UnknownEmailError()
+    return report
+
+
+def create_processing_reports(
+    db: Session,
+    reports: Iterable[ReportInput],
+    *,
+    key_fields: Sequence[str] | None = None,
+    chunk_size: int = 1000,
+) -> int:
+    """Store many reports at once (backfills), with the same validation and upsert rules.
+
+    Every input is validated before any SQL is sent; an invalid one raises
+    :class:`ReportValidationError` whose field is prefixed with its position
+    (``reports[3].overall_confidence``) and nothing is written. Rows are written in
+    ``email_id`` order, so concurrent batches over overlapping emails cannot deadlock.
+    Returns the number of reports written. Flushes; never commits.
+    """
+    by_email: dict[int, dict[str, Any]] = {}
+    for position, item in enumerate(reports):
+        try:
+            values = build_report_values(
+                email_id=item.email_id,
+                extracted_data=item.extracted_data,
+                agent_checkpoints=item.agent_checkpoints,
+                overall_confidence=item.overall_confidence,
+                confidence_route=item.confidence_route,
+                needs_review=item.needs_review,
+                review_reason=item.review_reason,
+                processing_time_ms=item.processing_time_ms,
+                key_fields=key_fields,
+            )
+        except ReportValidationError as exc:
+            raise ReportValidationError(f"reports[{position}].{exc.field}", exc.problem) from None
+        by_email[values["email_id"]] = values  # the last report for an email wins
+    if not by_email:
+        return 0
+    ordered = [by_email[key] for key in sorted(by_email)]
+    known = set(
+        db.scalars(select(IncomingEmail.id).where(IncomingEmail.id.in_(list(by_email)))).all()
+    )
+    if len(known) != len(by_email):
+        position = next(i for i, row in enumerate(ordered) if row["email_id"] not in known)
+        raise UnknownEmailError(f"reports[{position}].email_id")
+    db.flush()
+    for start in range(0, len(ordered), chunk_size):
+        db.execute(_upsert_statement(db, ordered[start : start + chunk_size]))
+    return len(ordered)
+
+
+def get_processing_report(db: Session, email_id: int) -> ProcessingReport | None:
+    """The report for ``email_id``, or None."""
+    return db.scalars(
+        select(ProcessingReport).where(ProcessingReport.email_id == email_id)
+    ).one_or_none()
+
+
+def utc_day_bounds(start_date: dt.date, end_date: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[start of start_date, start of the day after end_date) in UTC."""
+    if isinstance(start_date, dt.datetime) or isinstance(end_date, dt.datetime):
+        start_date = start_date.date() if isinstance(start_date, dt.datetime) else start_date
+        end_date = end_date.date() if isinstance(end_date, dt.datetime) else end_date
+    if not isinstance(start_date, dt.date):
+        raise ReportValidationError("start_date", "must be a date")
+    if not isinstance(end_date, dt.date):
+        raise ReportValidationError("end_date", "must be a date")
+    if end_date < start_date:
+        raise ReportValidationError("end_date", "must not be before start_date")
+    start = dt.datetime.combine(start_date, dt.time.min, tzinfo=dt.UTC)
+    try:
+        end = dt.datetime.combine(end_date + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+    except OverflowError:
+        raise ReportValidationError("end_date", "is out of range") from None
+    return start, end
+
+
+def get_reports_by_date_range(
+    db: Session, start_date: dt.date, end_date: dt.date, *, limit: int | None = None
+) -> list[ProcessingReport]:
+    """Reports created from ``start_date`` through the whole of ``end_date`` (UTC), newest first."""
+    start, end = utc_day_bounds(start_date, end_date)
+    stmt = (
+        select(ProcessingReport)
+        .where(ProcessingReport.created_at >= start, ProcessingReport.created_at < end)
+        .order_by(ProcessingReport.created_at.desc(), ProcessingReport.id.desc())
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(db.scalars(stmt))
+
+
+def get_reports_needing_review(db: Session, limit: int = 100) -> list[ProcessingReport]:
+    """Flagged reports, newest first, at most ``limit``."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ReportValidationError("limit", "must be a positive whole number")
+    stmt = (
+        select(ProcessingReport)
+        .where(ProcessingReport.needs_review.is_(True))
+        .order_by(ProcessingReport.created_at.desc(), ProcessingReport.id.desc())
+        .limit(min(limit, 10_000))
+    )
+    return list(db.scalars(stmt))
+
+
+def ensure_incoming_email(
+    db: Session,
+    email_id: int,
+    *,
+    subject: str | None = None,
+    sender: str | None = None,
+    received_at: dt.datetime | None = None,
+) -> None:
+    """Record an email's descriptive details (insert or update). Flushes; never commits."""
+    if isinstance(email_id, bool) or not isinstance(email_id, int) or not 1 <= email_id <= INT32_MAX:
+        raise ReportValidationError("email_id", f"must be between 1 and {INT32_MAX}")
+    _check_text(subject, "subject", 500)
+    _check_text(sender, "sender", 320)
+    if received_at is not None and (
+        not isinstance(received_at, dt.datetime) or received_at.tzinfo is None
+    ):
+        raise ReportValidationError("received_at", "must be a timezone-aware datetime")
+    insert = _insert(db)
+    values = {"id": email_id, "subject": subject, "sender": sender, "received_at": received_at}
+    stmt = insert(IncomingEmail).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[IncomingEmail.id],
+        set_={k: stmt.excluded[k] for k in ("subject", "sender", "received_at")},
+    )
+    db.flush()
+    db.execute(stmt)
+
+
+__all__ = [
+    "ReportInput",
+    "build_report_values",
+    "create_processing_report",
+    "create_processing_reports",
+    "ensure_incoming_email",
+    "get_processing_report",
+    "get_reports_by_date_range",
+    "get_reports_needing_review",
+]
