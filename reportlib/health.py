@@ -1,0 +1,155 @@
+"""Tell "the database is down or slow" apart from every other failure, without leaking.
+
+The dashboard wraps its database work in :func:`translate_db_errors` (or calls
+:func:`check_database` first) and shows one calm message for
+:class:`~reportlib.errors.DatabaseUnavailableError`. The engine from
+:func:`reportlib.db.make_engine` bounds how long that takes: a connect timeout, a
+server-side statement timeout and a pre-ping that replaces dead pooled connections, so
+the next call after the server comes back simply works.
+
+Driver errors carry the SQL, its parameters (which can be personal data) and the server
+address. None of that reaches the new exception: its message is fixed text, and the
+original is dropped from the chain (``from None``) so tracebacks, logs and error
+reports cannot print it. Only the error's class name and SQLSTATE are logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Iterator
+from typing import Final
+
+import psycopg2
+from sqlalchemy import Engine, text
+from sqlalchemy import exc as sa_exc
+
+from reportlib.errors import DatabaseUnavailableError
+
+logger = logging.getLogger(__name__)
+
+UNREACHABLE_MESSAGE: Final = (
+    "The database is not reachable right now (connection refused, lost or timed out)."
+)
+TIMEOUT_MESSAGE: Final = "The database did not answer in time (the query was cancelled)."
+
+# SQLSTATE classes and codes that mean "not available now, try again later" rather than
+# "this request is wrong": connection exceptions, operator intervention (which includes
+# 57014 query_canceled, i.e. statement_timeout), insufficient resources, lock timeouts.
+_UNAVAILABLE_SQLSTATE_CLASSES: Final = frozenset({"08", "53", "57", "58"})
+_UNAVAILABLE_SQLSTATES: Final = frozenset({"55P03"})
+_QUERY_CANCELED: Final = "57014"
+
+# SQLite primary result codes for a busy, locked, unreadable or unopenable file. Other
+# SQLite OperationalErrors ("no such table", syntax) are bugs or a missing migration and
+# must stay visible as what they are.
+_SQLITE_UNAVAILABLE_CODES: Final = frozenset(
+    {
+        5,  # SQLITE_BUSY
+        6,  # SQLITE_LOCKED
+        10,  # SQLITE_IOERR
+        13,  # SQLITE_FULL
+        14,  # SQLITE_CANTOPEN
+        15,  # SQLITE_PROTOCOL
+    }
+)
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    for attribute in ("pgcode", "sqlstate"):  # psycopg2, psycopg 3
+        code = getattr(error, attribute, None)
+        if isinstance(code, str) and code:
+            return code
+    return None
+
+
+def _driver_error(error: BaseException) -> BaseException:
+    """The DBAPI exception SQLAlchemy wrapped, or ``error`` itself."""
+    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
+        return error.orig
+    return error
+
+
+def _classify(error: BaseException) -> str | None:
+    """The user-facing message for an unavailability error, or None for any other error."""
+    if isinstance(error, sa_exc.TimeoutError):  # pool checkout waited too long
+        return UNREACHABLE_MESSAGE
+    driver_error = _driver_error(error)
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return UNREACHABLE_MESSAGE
+    if isinstance(driver_error, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        code = _sqlstate(driver_error)
+        if code is None:  # raised by libpq itself: refused, timed out, connection lost
+            return UNREACHABLE_MESSAGE
+        if code == _QUERY_CANCELED:
+            return TIMEOUT_MESSAGE
+        if code[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or code in _UNAVAILABLE_SQLSTATES:
+            return UNREACHABLE_MESSAGE
+        return None
+    if isinstance(driver_error, sqlite3.OperationalError):
+        code_number = getattr(driver_error, "sqlite_errorcode", None)
+        if isinstance(code_number, int) and code_number & 0xFF in _SQLITE_UNAVAILABLE_CODES:
+            return UNREACHABLE_MESSAGE
+    return None
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database is down, unreachable, overloaded or too slow.
+
+    True for SQLAlchemy's pool timeout and invalidated connections, for driver errors
+    without a SQLSTATE (refused, connect timeout, connection lost), for SQLSTATE classes
+    08/53/57/58 (57014 is a statement timeout) and 55P03 (lock timeout), and for SQLite's
+    busy/locked/I-O/cannot-open errors. False for everything else, including deadlocks and
+    serialization failures (40xxx), which callers retry, and for programming errors.
+    """
+    return _classify(error) is not None
+
+
+@contextlib.contextmanager
+def translate_db_errors() -> Iterator[None]:
+    """Turn unavailability errors raised inside the block into DatabaseUnavailableError.
+
+    Other exceptions pass through untouched. The new exception's message is fixed text
+    (no SQL, no parameters, no host or credentials) and the driver error is not chained.
+    Usage::
+
+        with translate_db_errors(), make_sessionmaker(engine)() as session:
+            rows = some_query(session)
+    """
+    try:
+        yield
+    except DatabaseUnavailableError:
+        raise
+    except Exception as error:
+        message = _classify(error)
+        if message is None:
+            raise
+        driver_error = _driver_error(error)
+        logger.warning(
+            "database unavailable: %s (sqlstate %s)",
+            type(driver_error).__name__,
+            _sqlstate(driver_error) or "none",
+        )
+        raise DatabaseUnavailableError(message) from None
+
+
+def check_database(engine: Engine) -> None:
+    """Raise DatabaseUnavailableError unless the database answers ``SELECT 1`` in time.
+
+    Bounded by the engine's settings (see :func:`reportlib.db.make_engine`): the connect
+    timeout when the server is unreachable, the statement timeout when it is overloaded.
+    A pooled connection that died while the server was away is detected by the pre-ping
+    and replaced, so the first call after the server returns succeeds.
+    """
+    with translate_db_errors(), engine.connect() as connection:
+        connection.execute(text("SELECT 1")).scalar_one()
+
+
+__all__ = [
+    "TIMEOUT_MESSAGE",
+    "UNREACHABLE_MESSAGE",
+    "check_database",
+    "is_database_unavailable",
+    "translate_db_errors",
+]
