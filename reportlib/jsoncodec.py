@@ -32,3 +32,15 @@ def _confidences_as_float(obj: dict[str, Any]) -> dict[str, Any]:
 def loads(text: str | bytes) -> Any:
     """Parse a JSON column; non-integers become ``Decimal`` except confidences."""
     return simplejson.loads(text, use_decimal=True, object_hook=_confidences_as_float)
+
+
+def dumps_pretty(value: Any) -> str:
+    """Human-readable JSON with exact numbers and ISO timestamps (for the CLI)."""
+    return simplejson.dumps(
+        value,
+        use_decimal=True,
+        allow_nan=False,
+        ensure_ascii=False,
+        indent=2,
+        default=lambda obj: obj.isoformat() if hasattr(obj, "isoformat") else str(obj),
+    )

@@ -28,12 +28,14 @@ def script_location() -> str:
     checkout = Path(__file__).resolve().parent.parent / "alembic"
     if (checkout / "env.py").is_file():
         return str(checkout)
-    import reportlib.migrations as migrations  # installed: pyproject.toml maps alembic/ here
+    import reportlib.migrations as migrations  # type: ignore[import-not-found]  # see pyproject
 
     return str(Path(next(iter(migrations.__path__))))
 
 
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
     """Limit autogenerate to reportlib's tables; a host's own tables are not ours to diff."""
     if type_ == "table":
         return name in REPORTLIB_TABLES

@@ -29,8 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 ROUTES = ("high", "medium", "low")
@@ -83,9 +83,10 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return None
         if isinstance(value, str):  # raw text from a server-side default on SQLite
             value = dt.datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+        stamp: dt.datetime = value
+        if stamp.tzinfo is None:
+            return stamp.replace(tzinfo=dt.UTC)
+        return stamp.astimezone(dt.UTC)
 
 
 JSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
@@ -173,9 +174,7 @@ class ReportField(Base):
     """One field of one report: its confidence, or that it was missing. Trigger-maintained."""
 
     __tablename__ = "report_fields"
-    __table_args__ = (
-        Index("ix_report_fields_created_at", "created_at", "field_name"),
-    )
+    __table_args__ = (Index("ix_report_fields_created_at", "created_at", "field_name"),)
 
     report_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("processing_reports.id", ondelete="CASCADE"), primary_key=True

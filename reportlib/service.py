@@ -17,7 +17,6 @@ from sqlalchemy import Select, exists, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from reportlib import jsoncodec
 from reportlib.config import get_settings
 from reportlib.errors import ReportValidationError, UnknownEmailError
 from reportlib.models import ROUTES, IncomingEmail, ProcessingReport, utcnow
@@ -302,7 +301,9 @@ def create_processing_report(
     )
     db.flush()
     stmt = _upsert_statement(db, [values]).returning(ProcessingReport)
-    report = db.scalars(stmt, execution_options={"populate_existing": True}).one_or_none()
+    report: ProcessingReport | None = db.scalars(
+        stmt, execution_options={"populate_existing": True}
+    ).one_or_none()
     if report is None:
         raise UnknownEmailError()
     return report
@@ -418,7 +419,11 @@ def ensure_incoming_email(
     received_at: dt.datetime | None = None,
 ) -> None:
     """Record an email's descriptive details (insert or update). Flushes; never commits."""
-    if isinstance(email_id, bool) or not isinstance(email_id, int) or not 1 <= email_id <= INT32_MAX:
+    if (
+        isinstance(email_id, bool)
+        or not isinstance(email_id, int)
+        or not 1 <= email_id <= INT32_MAX
+    ):
         raise ReportValidationError("email_id", f"must be between 1 and {INT32_MAX}")
     _check_text(subject, "subject", 500)
     _check_text(sender, "sender", 320)

@@ -1,0 +1,3 @@
+from reportlib.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""``python -m reportlib``: migrate, seed demo data, show one report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from reportlib import jsoncodec
+from reportlib.config import ConfigurationError, get_settings
+from reportlib.db import make_engine, session_scope
+from reportlib.errors import ReportlibError
+
+log = logging.getLogger("reportlib.cli")
+INT32_MAX = 2_147_483_647
+
+
+def _email_id(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError("EMAIL_ID must be a whole number") from None
+    if not 1 <= value <= INT32_MAX:
+        raise argparse.ArgumentTypeError(f"EMAIL_ID must be between 1 and {INT32_MAX}")
+    return value
+
+
+def _bounded_int(low: int, high: int) -> Any:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError("must be a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m reportlib",
+        description="Processing-report store. The database is taken from DATABASE_URL.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("migrate", help="upgrade the database at DATABASE_URL to the latest schema")
+
+    seed = commands.add_parser(
+        "seed-demo", help="write realistic synthetic reports over the last days (for demos)"
+    )
+    seed.add_argument("--count", type=_bounded_int(1, 5_000_000), default=2000, help="reports")
+    seed.add_argument("--seed", type=_bounded_int(0, 2**31), default=42, help="random seed")
+    seed.add_argument("--days", type=_bounded_int(1, 3650), default=90, help="spread over days")
+    seed.add_argument(
+        "--if-empty", action="store_true", help="do nothing when reports already exist"
+    )
+    seed.add_argument("--no-reviews", action="store_true", help="skip the synthetic review history")
+
+    show = commands.add_parser("show", help="print one report as JSON")
+    show.add_argument("email_id", type=_email_id, metavar="EMAIL_ID")
+    return parser
+
+
+def _migrate() -> int:
+    from reportlib import migrate
+
+    engine = make_engine()
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    print(f"database at {get_settings().sqlalchemy_url.render_as_string()} is up to date")
+    return 0
+
+
+def _seed_demo(args: argparse.Namespace) -> int:
+    import random
+
+    from reportlib.demo import seed_demo
+    from reportlib.models import ProcessingReport
+
+    engine = make_engine()
+    try:
+        with session_scope(engine) as db:
+            if args.if_empty and db.scalar(select(func.count()).select_from(ProcessingReport)):
+                print("reports already exist; nothing seeded")
+                return 0
+            ids = seed_demo(db, count=args.count, seed=args.seed, days=args.days)
+            reviewed = 0
+            if not args.no_reviews:
+                try:
+                    from reportlib.demo_review import seed_review_history
+                except ImportError:  # review history ships with the review module
+                    seed_review_history = None
+                if seed_review_history is not None:
+                    reviewed = seed_review_history(db, rng=random.Random(args.seed))
+    finally:
+        engine.dispose()
+    print(f"seeded {len(ids)} reports and {reviewed} review decisions")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from reportlib.models import IncomingEmail
+    from reportlib.service import get_processing_report
+
+    engine = make_engine()
+    try:
+        with session_scope(engine) as db:
+            report = get_processing_report(db, args.email_id)
+            if report is None:
+                print(f"no report for email {args.email_id}", file=sys.stderr)
+                return 1
+            email = db.get(IncomingEmail, report.email_id)
+            document = {
+                column.key: getattr(report, column.key) for column in report.__table__.columns
+            }
+            if email is not None:
+                document["email"] = {
+                    "subject": email.subject,
+                    "sender": email.sender,
+                    "received_at": email.received_at,
+                }
+    finally:
+        engine.dispose()
+    print(jsoncodec.dumps_pretty(document))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        get_settings()
+        if args.command == "migrate":
+            return _migrate()
+        if args.command == "seed-demo":
+            return _seed_demo(args)
+        return _show(args)
+    except ConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ReportlibError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        # The driver's message can hold SQL parameters; name only the kind of failure.
+        print(f"database error: {type(exc).__name__} (is DATABASE_URL reachable?)", file=sys.stderr)
+        return 1

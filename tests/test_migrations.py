@@ -1,0 +1,136 @@
+"""Migrations: round trips, agreement with the models, and sharing a host's database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+from reportlib import migrate
+from reportlib.db import make_engine, make_sessionmaker
+from reportlib.models import Base
+from tests.conftest import PostgresDatabases
+from tests.factories import make_report
+
+OUR_TABLES = {
+    "incoming_emails",
+    "processing_reports",
+    "report_fields",
+    "review_claims",
+    "review_decisions",
+    "review_field_verdicts",
+    "audit_events",
+    "reportlib_schema_info",
+    migrate.VERSION_TABLE,
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        databases: PostgresDatabases = request.getfixturevalue("pg_databases")
+        url = databases.create("reportlib_migrations")
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+def _tables(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+def _diff(engine: Engine) -> list[object]:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection,
+            opts={"include_object": migrate.include_object, "compare_type": True},
+        )
+        return list(compare_metadata(context, Base.metadata))
+
+
+def test_upgrade_downgrade_upgrade_round_trip(empty_engine: Engine) -> None:
+    migrate.upgrade(empty_engine)
+    assert _tables(empty_engine) == OUR_TABLES
+    migrate.downgrade(empty_engine, "base")
+    assert _tables(empty_engine) == {migrate.VERSION_TABLE}
+    migrate.upgrade(empty_engine)
+    assert _tables(empty_engine) == OUR_TABLES
+    with empty_engine.connect() as connection:
+        assert connection.execute(text(f"SELECT version_num FROM {migrate.VERSION_TABLE}")).all()
+
+
+def test_models_and_migrations_agree(empty_engine: Engine) -> None:
+    migrate.upgrade(empty_engine)
+    assert _diff(empty_engine) == []
+
+
+def test_autogenerate_would_notice_a_difference(empty_engine: Engine) -> None:
+    """Guards the agreement test: a real drift must show up as a diff."""
+    migrate.upgrade(empty_engine)
+    with empty_engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_audit_events_email_id"))
+    assert _diff(empty_engine) != []
+
+
+def _host_schema(engine: Engine) -> None:
+    """A host application with its own Alembic history and its own incoming_emails table."""
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+        connection.execute(text("INSERT INTO alembic_version VALUES ('host_rev_42')"))
+        connection.execute(
+            text(
+                "CREATE TABLE incoming_emails (id INTEGER PRIMARY KEY, raw_body TEXT, "
+                "subject VARCHAR(500))"
+            )
+        )
+        connection.execute(text("INSERT INTO incoming_emails (id, raw_body) VALUES (1, 'body')"))
+        connection.execute(text("CREATE TABLE host_things (id INTEGER PRIMARY KEY)"))
+
+
+def test_shared_database_with_host_alembic_and_host_emails(empty_engine: Engine) -> None:
+    _host_schema(empty_engine)
+    migrate.upgrade(empty_engine)
+
+    assert _tables(empty_engine) == OUR_TABLES | {"alembic_version", "host_things"}
+    with empty_engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
+            "host_rev_42"
+        )
+    columns = {c["name"] for c in inspect(empty_engine).get_columns("incoming_emails")}
+    assert columns == {"id", "raw_body", "subject", "sender", "received_at"}
+
+    with make_sessionmaker(empty_engine)() as db:
+        report = make_report(db, email_id=1, subject=None, sender=None)
+        db.commit()
+        assert report.email_id == 1
+
+    migrate.downgrade(empty_engine, "base")
+    assert _tables(empty_engine) == {
+        "alembic_version",
+        "host_things",
+        "incoming_emails",
+        migrate.VERSION_TABLE,
+    }
+    with empty_engine.connect() as connection:
+        assert connection.execute(text("SELECT raw_body FROM incoming_emails")).scalar() == "body"
+    migrate.upgrade(empty_engine)
+    assert OUR_TABLES <= _tables(empty_engine)
+
+
+def test_history_tables_are_append_only(empty_engine: Engine) -> None:
+    migrate.upgrade(empty_engine)
+    statements: list[Callable[[], str]] = [
+        lambda: "UPDATE audit_events SET actor = 'x'",
+        lambda: "DELETE FROM audit_events",
+    ]
+    with empty_engine.begin() as connection:
+        connection.execute(text("INSERT INTO audit_events (actor, action) VALUES ('a', 'b')"))
+    for statement in statements:
+        with pytest.raises(Exception, match="append-only"), empty_engine.begin() as connection:
+            connection.execute(text(statement()))
