@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, exists, literal, select
+from sqlalchemy import Select, exists, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -418,7 +418,10 @@ def ensure_incoming_email(
     sender: str | None = None,
     received_at: dt.datetime | None = None,
 ) -> None:
-    """Record an email's descriptive details (insert or update). Flushes; never commits."""
+    """Record an email and its descriptive details; details left as None keep what is stored.
+
+    Flushes; never commits.
+    """
     if (
         isinstance(email_id, bool)
         or not isinstance(email_id, int)
@@ -436,7 +439,10 @@ def ensure_incoming_email(
     stmt = insert(IncomingEmail).values(values)
     stmt = stmt.on_conflict_do_update(
         index_elements=[IncomingEmail.id],
-        set_={k: stmt.excluded[k] for k in ("subject", "sender", "received_at")},
+        set_={
+            name: func.coalesce(stmt.excluded[name], IncomingEmail.__table__.c[name])
+            for name in ("subject", "sender", "received_at")
+        },
     )
     db.flush()
     db.execute(stmt)

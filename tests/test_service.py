@@ -367,3 +367,20 @@ def test_batch_writes_validate_everything_first(db: Session) -> None:
     first = get_processing_report(db, ids[0])
     assert first is not None and (first.confidence_route, first.review_reason) == ("low", "again")
     assert len({r.id for r in get_reports_by_date_range(db, dt.date.today(), dt.date.today())}) >= 3
+
+
+def test_ensure_incoming_email_keeps_known_details(db: Session) -> None:
+    email_id = next_email_id()
+    received = dt.datetime(2026, 2, 1, 8, 30, tzinfo=UTC)
+    ensure_incoming_email(db, email_id, subject="Mahnung", sender="a@example.test")
+    ensure_incoming_email(db, email_id, received_at=received)
+    db.expire_all()
+    email = db.get(IncomingEmail, email_id)
+    assert email is not None
+    assert (email.subject, email.sender, email.received_at) == (
+        "Mahnung",
+        "a@example.test",
+        received,
+    )
+    with pytest.raises(ReportValidationError, match="received_at"):
+        ensure_incoming_email(db, email_id, received_at=dt.datetime(2026, 2, 1))
