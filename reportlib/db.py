@@ -22,6 +22,8 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # Readers (the dashboard) keep working while the pipeline or the CLI writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 
 
