@@ -1,0 +1,1 @@
+"""The Streamlit dashboard over processing reports. Run with ``streamlit run dashboard/app.py``."""

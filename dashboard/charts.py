@@ -1,0 +1,426 @@
+"""Plotly figure builders: pure functions, a frame in and a figure out.
+
+No Streamlit and no database here. Category labels (intents, field names) come from
+pipeline output, so they are escaped before plotly sees them: plotly reads a small HTML
+subset in labels, and those must show as text.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from reportlib.queries import BINS, bin_label
+
+ROUTE_COLORS = {"high": "#3E8E7E", "medium": "#E0A458", "low": "#C8553D"}
+ROUTE_NAMES = {"high": "High", "medium": "Medium", "low": "Low"}
+LINE_COLOR = "#2F6F8F"
+SEQUENTIAL = "Blues"
+FONT = {"family": "Source Sans Pro, sans-serif", "size": 13, "color": "#1F2A33"}
+
+
+def plain(text: object) -> str:
+    """``text`` escaped so plotly shows it literally instead of reading tags or entities."""
+    return html.escape(str(text), quote=True)
+
+
+def _plain_all(values: Iterable[object]) -> list[str]:
+    return [plain(value) for value in values]
+
+
+def _layout(figure: go.Figure, *, title: str, x: str, y: str, height: int = 360) -> go.Figure:
+    figure.update_layout(
+        title={"text": plain(title), "x": 0, "xanchor": "left", "font": {"size": 16}},
+        template="plotly_white",
+        font=FONT,
+        height=height,
+        margin={"l": 10, "r": 10, "t": 56, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+        hoverlabel={"font_size": 13},
+    )
+    figure.update_xaxes(title_text=plain(x), automargin=True)
+    figure.update_yaxes(title_text=plain(y), automargin=True)
+    return figure
+
+
+def daily_volume(frame: pd.DataFrame) -> go.Figure:
+    """Stacked daily bars of reports per route (columns ``day``, ``high``, ``medium``,
+    ``low``)."""
+    figure = go.Figure()
+    for route in ("high", "medium", "low"):
+        figure.add_bar(
+            x=frame["day"],
+            y=frame[route],
+            name=ROUTE_NAMES[route],
+            marker_color=ROUTE_COLORS[route],
+            hovertemplate="%{x|%Y-%m-%d}<br>%{y:,} reports<extra>"
+            + ROUTE_NAMES[route]
+            + "</extra>",
+        )
+    figure.update_layout(barmode="stack")
+    figure = _layout(figure, title="Reports per day by route", x="Day (UTC)", y="Reports")
+    figure.update_xaxes(tickformat="%b %d")
+    return figure
+
+
+def daily_rate(frame: pd.DataFrame) -> go.Figure:
+    """Daily needs-review rate in percent (column ``needs_review_rate`` as a share)."""
+    figure = go.Figure(
+        go.Scatter(
+            x=frame["day"],
+            y=frame["needs_review_rate"] * 100,
+            mode="lines+markers",
+            line={"color": "#C8553D", "width": 2},
+            marker={"size": 5},
+            connectgaps=False,
+            hovertemplate="%{x|%Y-%m-%d}<br>%{y:.1f}% need review<extra></extra>",
+        )
+    )
+    figure = _layout(
+        figure, title="Needs-review rate per day", x="Day (UTC)", y="Reports needing review (%)"
+    )
+    figure.update_yaxes(rangemode="tozero", ticksuffix="%")
+    figure.update_xaxes(tickformat="%b %d")
+    return figure
+
+
+def daily_confidence(frame: pd.DataFrame) -> go.Figure:
+    """Daily mean overall confidence (column ``avg_confidence``)."""
+    figure = go.Figure(
+        go.Scatter(
+            x=frame["day"],
+            y=frame["avg_confidence"],
+            mode="lines+markers",
+            line={"color": LINE_COLOR, "width": 2},
+            marker={"size": 5},
+            connectgaps=False,
+            hovertemplate="%{x|%Y-%m-%d}<br>mean confidence %{y:.3f}<extra></extra>",
+        )
+    )
+    figure = _layout(
+        figure, title="Average overall confidence per day", x="Day (UTC)", y="Mean confidence (0–1)"
+    )
+    figure.update_yaxes(range=[0, 1.02])
+    figure.update_xaxes(tickformat="%b %d")
+    return figure
+
+
+def confidence_histogram(frame: pd.DataFrame) -> go.Figure:
+    """Stacked histogram of overall confidence per route (columns ``label``, ``route``,
+    ``reports``), in the fixed 0.05-wide bins."""
+    figure = go.Figure()
+    labels = [bin_label(i) for i in range(BINS)]
+    for route in ("high", "medium", "low"):
+        part = frame[frame["route"] == route]
+        if part.empty:
+            continue
+        figure.add_bar(
+            x=part["label"],
+            y=part["reports"],
+            name=ROUTE_NAMES[route],
+            marker_color=ROUTE_COLORS[route],
+            hovertemplate="confidence %{x}<br>%{y:,} reports<extra>"
+            + ROUTE_NAMES[route]
+            + "</extra>",
+        )
+    figure.update_layout(barmode="stack", bargap=0.05)
+    figure = _layout(
+        figure,
+        title="Overall confidence by route",
+        x="Overall confidence (bins of 0.05; the last includes 1.00)",
+        y="Reports",
+    )
+    figure.update_xaxes(categoryorder="array", categoryarray=labels, tickangle=-45)
+    return figure
+
+
+def field_confidence_heatmap(frame: pd.DataFrame) -> go.Figure:
+    """Per-field confidence distribution: share of each field's values per bin
+    (columns ``field``, ``label``, ``values``, ``share``)."""
+    fields = list(dict.fromkeys(frame["field"]))
+    labels = [bin_label(i) for i in range(BINS)]
+    shares = frame.pivot(index="field", columns="label", values="share").reindex(
+        index=fields, columns=labels
+    )
+    counts = frame.pivot(index="field", columns="label", values="values").reindex(
+        index=fields, columns=labels
+    )
+    figure = go.Figure(
+        go.Heatmap(
+            z=(shares * 100).round(1).to_numpy(),
+            x=labels,
+            y=_plain_all(fields),
+            customdata=counts.to_numpy(),
+            colorscale=SEQUENTIAL,
+            zmin=0,
+            colorbar={"title": {"text": "% of values"}, "ticksuffix": "%"},
+            hovertemplate=(
+                "%{y}<br>confidence %{x}<br>%{z:.1f}% of values (%{customdata:,})<extra></extra>"
+            ),
+            xgap=1,
+            ygap=1,
+        )
+    )
+    figure = _layout(
+        figure,
+        title="Confidence per field",
+        x="Field confidence (bins of 0.05)",
+        y="Field",
+        height=max(260, 90 + 44 * len(fields)),
+    )
+    figure.update_xaxes(tickangle=-45)
+    figure.update_yaxes(autorange="reversed")
+    return figure
+
+
+def confidence_by_intent(frame: pd.DataFrame) -> go.Figure:
+    """Mean overall confidence per intent, with the report count on each bar."""
+    ordered = frame.sort_values("reports", ascending=True)
+    figure = go.Figure(
+        go.Bar(
+            x=ordered["avg_confidence"],
+            y=_plain_all(ordered["intent"]),
+            orientation="h",
+            marker_color=LINE_COLOR,
+            text=[
+                f"{v:.2f} · {n:,} reports"
+                for v, n in zip(ordered["avg_confidence"], ordered["reports"], strict=True)
+            ],
+            textposition="auto",
+            hovertemplate="%{y}<br>mean confidence %{x:.3f}<extra></extra>",
+        )
+    )
+    figure = _layout(
+        figure,
+        title="Average overall confidence by intent",
+        x="Mean overall confidence (0–1)",
+        y="Intent",
+        height=max(260, 90 + 36 * len(ordered)),
+    )
+    figure.update_xaxes(range=[0, 1])
+    return figure
+
+
+def route_mix_by_intent(frame: pd.DataFrame) -> go.Figure:
+    """Share of each intent's reports per route (100% stacked bars)."""
+    ordered = frame.sort_values("reports", ascending=True)
+    figure = go.Figure()
+    for route in ("high", "medium", "low"):
+        figure.add_bar(
+            x=ordered[route] / ordered["reports"] * 100,
+            y=_plain_all(ordered["intent"]),
+            orientation="h",
+            name=ROUTE_NAMES[route],
+            marker_color=ROUTE_COLORS[route],
+            customdata=ordered[route],
+            hovertemplate="%{y}<br>%{x:.1f}% (%{customdata:,} reports)<extra>"
+            + ROUTE_NAMES[route]
+            + "</extra>",
+        )
+    figure.update_layout(barmode="stack")
+    figure = _layout(
+        figure,
+        title="Route mix by intent",
+        x="Share of the intent's reports (%)",
+        y="Intent",
+        height=max(260, 90 + 36 * len(ordered)),
+    )
+    figure.update_xaxes(range=[0, 100], ticksuffix="%")
+    return figure
+
+
+def threshold_curve(histogram: pd.DataFrame, threshold: float) -> go.Figure:
+    """Share of reports below each bin edge 0.00, 0.05, ... 0.95 (summed from the
+    histogram's bins), with the chosen threshold marked."""
+    per_bin = (
+        histogram.groupby("bin", sort=True)["reports"].sum().reindex(range(BINS), fill_value=0)
+    )
+    total = int(per_bin.sum())
+    edges = [i / BINS for i in range(BINS)]
+    below = [int(per_bin.iloc[:i].sum()) for i in range(BINS)]
+    shares = [count / total * 100 if total else 0.0 for count in below]
+    figure = go.Figure(
+        go.Scatter(
+            x=edges,
+            y=shares,
+            mode="lines+markers",
+            line={"color": LINE_COLOR, "width": 2},
+            marker={"size": 5},
+            customdata=below,
+            hovertemplate="below %{x:.2f}: %{y:.1f}% (%{customdata:,} reports)<extra></extra>",
+        )
+    )
+    figure.add_vline(
+        x=threshold,
+        line_dash="dash",
+        line_color="#C8553D",
+        annotation_text=f"threshold {threshold:.2f}",
+        annotation_position="top left",
+    )
+    figure = _layout(
+        figure,
+        title="Reports below a threshold",
+        x="Overall confidence threshold",
+        y="Reports below it (%)",
+    )
+    figure.update_xaxes(range=[0, 1.0], dtick=0.1)
+    figure.update_yaxes(range=[0, 102], ticksuffix="%")
+    return figure
+
+
+def missing_frequency(frame: pd.DataFrame) -> go.Figure:
+    """Share of reports missing each field (columns ``field``, ``missing``, ``share``)."""
+    ordered = frame.iloc[::-1]
+    figure = go.Figure(
+        go.Bar(
+            x=ordered["share"] * 100,
+            y=_plain_all(ordered["field"]),
+            orientation="h",
+            marker_color="#C8553D",
+            text=[
+                f"{share * 100:.1f}% · {n:,}" if share == share else f"{n:,}"
+                for share, n in zip(ordered["share"], ordered["missing"], strict=True)
+            ],
+            textposition="auto",
+            customdata=ordered["missing"],
+            hovertemplate="%{y}<br>missing in %{x:.1f}% of reports (%{customdata:,})"
+            "<extra></extra>",
+        )
+    )
+    figure = _layout(
+        figure,
+        title="How often each field is missing",
+        x="Reports missing the field (%)",
+        y="Field",
+        height=max(240, 90 + 40 * len(ordered)),
+    )
+    figure.update_xaxes(rangemode="tozero", ticksuffix="%")
+    return figure
+
+
+def missing_daily(frame: pd.DataFrame) -> go.Figure:
+    """Daily share of reports missing each field (columns ``day``, ``field``, ``share``)."""
+    figure = go.Figure()
+    palette = ["#2F6F8F", "#C8553D", "#E0A458", "#3E8E7E", "#7A5C99", "#8C8C8C", "#B5739D"]
+    for index, (name, part) in enumerate(frame.groupby("field", sort=False)):
+        figure.add_scatter(
+            x=part["day"],
+            y=part["share"] * 100,
+            mode="lines",
+            name=plain(name),
+            line={"width": 2, "color": palette[index % len(palette)]},
+            customdata=part["missing"],
+            hovertemplate="%{x|%Y-%m-%d}<br>%{y:.1f}% missing (%{customdata:,})<extra>"
+            + plain(name)
+            + "</extra>",
+        )
+    figure = _layout(
+        figure,
+        title="Missing fields per day",
+        x="Day (UTC)",
+        y="Reports missing the field (%)",
+    )
+    figure.update_yaxes(rangemode="tozero", ticksuffix="%")
+    figure.update_xaxes(tickformat="%b %d")
+    return figure
+
+
+def missing_by_intent(frame: pd.DataFrame) -> go.Figure:
+    """Heatmap: share of each intent's reports missing each field."""
+    intents = list(dict.fromkeys(frame["intent"]))
+    fields = list(dict.fromkeys(frame["field"]))
+    shares = frame.pivot(index="intent", columns="field", values="share").reindex(
+        index=intents, columns=fields
+    )
+    counts = frame.pivot(index="intent", columns="field", values="missing").reindex(
+        index=intents, columns=fields
+    )
+    z = (shares * 100).round(1).to_numpy()
+    figure = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=_plain_all(fields),
+            y=_plain_all(intents),
+            customdata=counts.to_numpy(),
+            text=[[f"{v:.1f}%" for v in row] for row in z],
+            texttemplate="%{text}",
+            colorscale="Reds",
+            zmin=0,
+            colorbar={"title": {"text": "% missing"}, "ticksuffix": "%"},
+            hovertemplate="%{y} · %{x}<br>%{z:.1f}% missing (%{customdata:,} reports)"
+            "<extra></extra>",
+            xgap=1,
+            ygap=1,
+        )
+    )
+    figure = _layout(
+        figure,
+        title="Missing fields by intent",
+        x="Field",
+        y="Intent",
+        height=max(260, 110 + 40 * len(intents)),
+    )
+    figure.update_yaxes(autorange="reversed")
+    return figure
+
+
+def missing_cooccurrence(frame: pd.DataFrame) -> go.Figure:
+    """Heatmap: of the reports missing the row's field, the share also missing the
+    column's field (columns ``field``, ``other``, ``reports``, ``share``)."""
+    fields = list(dict.fromkeys(frame["field"]))
+    shares = frame.pivot(index="field", columns="other", values="share").reindex(
+        index=fields, columns=fields
+    )
+    counts = frame.pivot(index="field", columns="other", values="reports").reindex(
+        index=fields, columns=fields
+    )
+    z = (shares * 100).round(1).to_numpy()
+    figure = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=_plain_all(fields),
+            y=_plain_all(fields),
+            customdata=counts.to_numpy(),
+            text=[["" if v != v else f"{v:.0f}%" for v in row] for row in z],
+            texttemplate="%{text}",
+            colorscale="Purples",
+            zmin=0,
+            zmax=100,
+            colorbar={"title": {"text": "% also missing"}, "ticksuffix": "%"},
+            hovertemplate="missing %{y}: %{z:.1f}% also miss %{x} (%{customdata:,} reports)"
+            "<extra></extra>",
+            xgap=1,
+            ygap=1,
+        )
+    )
+    figure = _layout(
+        figure,
+        title="Fields missing together",
+        x="…also missing this field",
+        y="Reports missing this field…",
+        height=max(300, 140 + 48 * len(fields)),
+    )
+    figure.update_yaxes(autorange="reversed")
+    return figure
+
+
+def missing_count_distribution(frame: pd.DataFrame) -> go.Figure:
+    """Reports by number of missing fields (columns ``missing_fields``, ``reports``)."""
+    figure = go.Figure(
+        go.Bar(
+            x=frame["missing_fields"].astype(str),
+            y=frame["reports"],
+            marker_color="#7A5C99",
+            customdata=frame["share"] * 100,
+            hovertemplate="%{x} missing: %{y:,} reports (%{customdata:.1f}%)<extra></extra>",
+        )
+    )
+    return _layout(
+        figure,
+        title="Reports by number of missing fields",
+        x="Missing fields in the report",
+        y="Reports",
+    )

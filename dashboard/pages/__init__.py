@@ -1,0 +1,1 @@
+"""Dashboard pages: each file is one page, with a single ``render()`` entry function."""

@@ -1,0 +1,132 @@
+"""Confidence: overall and per-field distributions, by intent, and a threshold what-if."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data, filters, ui
+
+
+def render() -> None:
+    """The page's single entry point (the error boundary wraps it)."""
+    flt = filters.current()
+    st.title("Confidence")
+    ui.period_caption(flt)
+    with st.spinner("Loading confidence figures…"):
+        ui.stop_if_empty_database(data.has_reports())
+        histogram = data.confidence_histogram(flt)
+        if int(histogram["reports"].sum()) == 0:
+            ui.empty_window(flt)
+            return
+        summary = data.field_confidence_summary(flt)
+        per_field = data.field_confidence_histogram(flt, tuple(summary["field"]))
+        by_intent = data.confidence_by_intent(flt)
+
+    st.plotly_chart(charts.confidence_histogram(histogram), key="chart_histogram")
+
+    st.subheader("Threshold what-if")
+    threshold = st.slider(
+        "Review every report with overall confidence below",
+        min_value=0.0,
+        max_value=1.0,
+        value=0.8,
+        step=0.01,
+        key="threshold",
+    )
+    what_if = data.threshold_what_if(flt, threshold)
+    cols = st.columns(3)
+    cols[0].metric(
+        "Reports below the threshold",
+        ui.fmt_int(what_if.below),
+        border=True,
+        help=f"Of {what_if.reports:,} reports in the period.",
+    )
+    cols[1].metric("Share of all reports", ui.fmt_pct(what_if.below_share), border=True)
+    cols[2].metric(
+        "Below it but not flagged today",
+        ui.fmt_int(what_if.below_not_flagged),
+        border=True,
+        help=(
+            f"Reports this threshold would add to review. {what_if.flagged_at_or_above:,} "
+            "flagged reports are at or above it."
+        ),
+    )
+    st.plotly_chart(charts.threshold_curve(histogram, threshold), key="chart_threshold")
+
+    st.subheader("Per field")
+    st.plotly_chart(charts.field_confidence_heatmap(per_field), key="chart_fields")
+    st.dataframe(
+        summary.rename(
+            columns={
+                "field": "Field",
+                "extracted": "Extracted",
+                "missing": "Missing",
+                "avg_confidence": "Mean confidence",
+                "min_confidence": "Lowest",
+                "max_confidence": "Highest",
+            }
+        ),
+        hide_index=True,
+        column_config={
+            "Mean confidence": st.column_config.ProgressColumn(
+                min_value=0.0, max_value=1.0, format="%.3f"
+            ),
+            "Lowest": st.column_config.NumberColumn(format="%.2f"),
+            "Highest": st.column_config.NumberColumn(format="%.2f"),
+        },
+        key="table_fields",
+    )
+
+    st.subheader("By intent")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.confidence_by_intent(by_intent), key="chart_intent")
+    right.plotly_chart(charts.route_mix_by_intent(by_intent), key="chart_route_mix")
+    st.dataframe(
+        by_intent.rename(
+            columns={
+                "intent": "Intent",
+                "reports": "Reports",
+                "avg_confidence": "Mean confidence",
+                "high": "High route",
+                "medium": "Medium route",
+                "low": "Low route",
+                "flagged": "Needing review",
+                "needs_review_rate": "Needs-review rate",
+            }
+        ),
+        hide_index=True,
+        column_config={
+            "Mean confidence": st.column_config.ProgressColumn(
+                min_value=0.0, max_value=1.0, format="%.3f"
+            ),
+            "Needs-review rate": st.column_config.NumberColumn(format="percent"),
+        },
+        key="table_intent",
+    )
+
+    st.subheader("Downloads")
+    cols = st.columns(3)
+    with cols[0]:
+        ui.csv_download(
+            histogram,
+            label="Histogram (CSV)",
+            file_name=ui.file_stem("confidence_histogram", flt) + ".csv",
+            key="csv_histogram",
+        )
+    with cols[1]:
+        ui.csv_download(
+            summary,
+            label="Per-field summary (CSV)",
+            file_name=ui.file_stem("confidence_fields", flt) + ".csv",
+            key="csv_fields",
+        )
+    with cols[2]:
+        ui.csv_download(
+            by_intent,
+            label="By intent (CSV)",
+            file_name=ui.file_stem("confidence_by_intent", flt) + ".csv",
+            key="csv_intent",
+        )
+
+
+render()

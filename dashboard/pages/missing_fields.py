@@ -1,0 +1,71 @@
+"""Missing fields: how often, when, for which intents, and which go missing together."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data, filters, ui
+
+
+def render() -> None:
+    """The page's single entry point (the error boundary wraps it)."""
+    flt = filters.current()
+    st.title("Missing fields")
+    ui.period_caption(flt)
+    with st.spinner("Loading missing-field figures…"):
+        ui.stop_if_empty_database(data.has_reports())
+        frequency = data.missing_field_frequency(flt)
+        total = int(frequency["reports"].iloc[0]) if len(frequency) else 0
+        if total == 0:
+            ui.empty_window(flt)
+            return
+        daily = data.missing_fields_daily(flt)
+        by_intent = data.missing_fields_by_intent(flt)
+        together = data.missing_field_cooccurrence(flt)
+        counts = data.missing_count_distribution(flt)
+
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.missing_frequency(frequency), key="chart_frequency")
+    right.plotly_chart(charts.missing_count_distribution(counts), key="chart_counts")
+    st.dataframe(
+        frequency.rename(
+            columns={
+                "field": "Field",
+                "missing": "Reports missing it",
+                "reports": "Reports in period",
+                "share": "Share of reports",
+            }
+        ),
+        hide_index=True,
+        column_config={"Share of reports": st.column_config.NumberColumn(format="percent")},
+        key="table_frequency",
+    )
+    ui.csv_download(
+        frequency,
+        label="Download missing-field frequency (CSV)",
+        file_name=ui.file_stem("missing_fields", flt) + ".csv",
+        key="csv_frequency",
+    )
+
+    st.plotly_chart(charts.missing_daily(daily), key="chart_daily")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.missing_by_intent(by_intent), key="chart_intent")
+    right.plotly_chart(charts.missing_cooccurrence(together), key="chart_together")
+    cols = st.columns(2)
+    with cols[0]:
+        ui.csv_download(
+            by_intent,
+            label="By intent (CSV)",
+            file_name=ui.file_stem("missing_fields_by_intent", flt) + ".csv",
+            key="csv_intent",
+        )
+    with cols[1]:
+        ui.csv_download(
+            together,
+            label="Missing together (CSV)",
+            file_name=ui.file_stem("missing_fields_together", flt) + ".csv",
+            key="csv_together",
+        )
+
+
+render()

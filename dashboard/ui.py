@@ -1,0 +1,142 @@
+"""Small shared pieces of page layout: formatting, empty states and CSV exports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from reportlib.queries import ReportFilter
+
+EMPTY_DATABASE = (
+    "There are no processing reports in the database yet. Once the pipeline writes "
+    "reports they appear here; for a demo, run `python -m reportlib seed-demo`."
+)
+
+
+def stop_if_empty_database(has_reports: bool) -> None:
+    """End the page with a friendly note when the database holds no report at all."""
+    if not has_reports:
+        st.info(EMPTY_DATABASE, icon=":material/inbox:")
+        st.stop()
+
+
+def empty_window(flt: ReportFilter) -> None:
+    """Say that the filtered window holds no reports (the page may go on)."""
+    st.info(
+        f"No reports match the filters for {flt.start.isoformat()} to {flt.end.isoformat()} "
+        "(UTC). Widen the date range or clear the intent and route filters.",
+        icon=":material/filter_alt_off:",
+    )
+
+
+def period_caption(flt: ReportFilter) -> None:
+    """One line naming the period (and previous period) in UTC."""
+    previous = flt.previous()
+    st.caption(
+        f"{flt.start.isoformat()} to {flt.end.isoformat()} (UTC, {flt.days} days). "
+        f"Changes compare with {previous.start.isoformat()} to {previous.end.isoformat()}."
+    )
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """UTF-8 CSV with a header row and no index."""
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def csv_download(
+    data: pd.DataFrame | Callable[[], bytes],
+    *,
+    label: str,
+    file_name: str,
+    key: str,
+) -> None:
+    """A download button for a table; pass a callable to build large files on click."""
+    payload = csv_bytes(data) if isinstance(data, pd.DataFrame) else data
+    st.download_button(
+        label,
+        data=payload,
+        file_name=file_name,
+        mime="text/csv",
+        key=key,
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+
+def file_stem(name: str, flt: ReportFilter) -> str:
+    """``name_2026-11-01_2026-11-29``: export file names carry the window."""
+    return f"{name}_{flt.start.isoformat()}_{flt.end.isoformat()}"
+
+
+def fmt_int(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def fmt_pct(share: float | None, digits: int = 1) -> str:
+    return "—" if share is None else f"{share * 100:.{digits}f}%"
+
+
+def fmt_confidence(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value >= 10_000:
+        return f"{value / 1000:,.1f} s"
+    return f"{value:,.0f} ms"
+
+
+def fmt_age(seconds: float | None) -> str:
+    """``"3 d 4 h"``, ``"5 h 12 min"`` or ``"12 min"``."""
+    if seconds is None:
+        return "—"
+    minutes = max(0, int(seconds // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min"
+
+
+def change(current: float | None, previous: float | None, *, kind: str) -> str | int | None:
+    """Signed change for ``st.metric``: text, ``0`` when it rounds to nothing (a grey
+    delta without an arrow), or ``None`` when either side is unknown.
+
+    ``kind`` is ``count`` (absolute and relative), ``share`` (percentage points),
+    ``confidence`` (absolute), ``ms`` or ``age``.
+    """
+    if current is None or previous is None:
+        return None
+    diff = current - previous
+    size = abs(diff)
+    if kind == "count":
+        text = f"{size:,.0f}"
+        if previous and round(size) != 0:
+            text += f" ({size / abs(previous) * 100:.1f}%)"
+    elif kind == "share":
+        text = f"{size * 100:.1f} pp"
+    elif kind == "confidence":
+        text = f"{size:.3f}"
+    elif kind == "ms":
+        text = fmt_ms(size)
+    elif kind == "age":
+        text = fmt_age(size)
+    else:
+        raise ValueError(f"unknown change kind {kind!r}")
+    if not any(ch in "123456789" for ch in text.split("(")[0]):
+        return 0
+    return ("-" if diff < 0 else "+") + text
+
+
+def utc_text(value: dt.datetime | None) -> str:
+    """``2026-11-29 14:03 UTC``."""
+    if value is None:
+        return "—"
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
