@@ -20,13 +20,14 @@ import datetime as dt
 import decimal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     Float,
     Select,
     String,
+    Table,
     and_,
     case,
     delete,
@@ -752,17 +753,27 @@ def decide_report(
     keys = tuple(key_fields) if key_fields is not None else get_settings().key_fields
     db.flush()
 
-    report_stmt = select(
-        ProcessingReport.id,
-        ProcessingReport.email_id,
-        ProcessingReport.created_at,
-        ProcessingReport.needs_review,
-        ProcessingReport.extracted_fields,
-        ProcessingReport.missing_fields,
-    ).where(ProcessingReport.id == report_id)
+    decided = exists().where(
+        ReviewDecision.report_id == ProcessingReport.id,
+        ReviewDecision.decided_at >= ProcessingReport.created_at,
+    )
+    report_stmt = (
+        select(
+            ProcessingReport.email_id,
+            ProcessingReport.created_at,
+            ProcessingReport.needs_review,
+            ProcessingReport.extracted_fields,
+            ProcessingReport.missing_fields,
+            decided.label("already_decided"),
+            ReviewClaim.reviewer.label("holder"),
+            ReviewClaim.expires_at.label("claim_expires_at"),
+        )
+        .outerjoin(ReviewClaim, ReviewClaim.report_id == ProcessingReport.id)
+        .where(ProcessingReport.id == report_id)
+    )
     if _is_postgresql(db):
         # Hold re-processing of this report off until the decision is committed.
-        report_stmt = report_stmt.with_for_update(read=True)
+        report_stmt = report_stmt.with_for_update(read=True, of=ProcessingReport)
     report = db.execute(report_stmt).one_or_none()
     if report is None:
         raise ReviewError(f"report {report_id} does not exist")
@@ -773,34 +784,21 @@ def decide_report(
         raise StaleReportError(
             f"report {report_id} was re-processed after it was opened; reload it"
         )
-    already = db.scalar(
-        select(
-            exists().where(
-                ReviewDecision.report_id == report_id,
-                ReviewDecision.decided_at >= report.created_at,
-            )
-        )
-    )
-    if already:
+    if report.already_decided:
         raise AlreadyDecidedError(
             f"report {report_id} was already decided for its current processing"
         )
     if current < report.created_at:
         raise ReviewInputError("now", "is before the report's processing time")
-    claim = db.execute(
-        select(ReviewClaim.reviewer, ReviewClaim.expires_at).where(
-            ReviewClaim.report_id == report_id
-        )
-    ).one_or_none()
-    if claim is None or (claim.reviewer == reviewer and claim.expires_at <= current):
+    if report.holder is None:
+        raise NotClaimedError(f"claim report {report_id} before deciding")
+    if report.claim_expires_at <= current:
         raise NotClaimedError(
             f"claim report {report_id} before deciding"
-            + ("" if claim is None else " (your claim expired)")
+            + (" (your claim expired)" if report.holder == reviewer else "")
         )
-    if claim.reviewer != reviewer:
-        if claim.expires_at > current:
-            raise ClaimConflictError(report_id, claim.reviewer, claim.expires_at)
-        raise NotClaimedError(f"claim report {report_id} before deciding")
+    if report.holder != reviewer:
+        raise ClaimConflictError(report_id, report.holder, report.claim_expires_at)
 
     fields = _report_fields(report.extracted_fields, report.missing_fields, keys)
     rows = _validate_verdicts(verdicts, fields, keys)
@@ -831,7 +829,11 @@ def decide_report(
         )
         .returning(ReviewDecision.id)
     ).one()
-    db.execute(insert(ReviewFieldVerdict), [{"decision_id": decision_id, **row} for row in rows])
+    # Core executemany: one multi-row INSERT, whatever mix of NULLs the rows hold.
+    db.execute(
+        insert(cast(Table, ReviewFieldVerdict.__table__)),
+        [{"decision_id": decision_id, **row} for row in rows],
+    )
     safe_names = [row["field_name"] for row in rows if is_field_name(row["field_name"])]
     record_audit_event(
         db,
