@@ -40,7 +40,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import FunctionElement
 
@@ -352,10 +352,13 @@ def _verdict_label(name: object, position: int) -> str:
     return f"verdicts.{name}" if is_field_name(name) else f"verdicts[{position}]"
 
 
-def _unexpired_claim(now: dt.datetime) -> ColumnElement[bool]:
-    return exists().where(
-        ReviewClaim.report_id == ProcessingReport.id, ReviewClaim.expires_at > now
-    )
+def _unexpired_claim(now: dt.datetime, holder: str | None = None) -> ColumnElement[bool]:
+    # An alias, so the test stays a correlated subquery when the outer query joins claims.
+    claim = aliased(ReviewClaim)
+    conditions = [claim.report_id == ProcessingReport.id, claim.expires_at > now]
+    if holder is not None:
+        conditions.append(claim.reviewer == holder)
+    return exists().where(*conditions).correlate(ProcessingReport)
 
 
 # --------------------------------------------------------------------------- claims
@@ -1060,14 +1063,7 @@ def _claim_state_filters(
     elif claimed is False:
         conditions.append(~_unexpired_claim(now))
     if held_by is not None:
-        holder = check_reviewer(held_by)
-        conditions.append(
-            exists().where(
-                ReviewClaim.report_id == ProcessingReport.id,
-                ReviewClaim.expires_at > now,
-                ReviewClaim.reviewer == holder,
-            )
-        )
+        conditions.append(_unexpired_claim(now, check_reviewer(held_by)))
     return conditions
 
 
