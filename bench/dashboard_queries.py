@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from bench.database import CacheFlusher
+from bench.database import FLUSH_FACTOR, CacheFlusher
 from reportlib import queries
 from reportlib.config import get_settings
 from reportlib.db import make_engine
@@ -209,9 +209,10 @@ def time_cold(url: Any, flusher: CacheFlusher, name: str, steps: list[tuple[str,
 
 
 def run_all(url: Any, engine: Engine, ctx: PageContext, *, runs: int,
+            flush_factor: float = FLUSH_FACTOR,
             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Cold and warm timings of every page and interaction."""
-    flusher = CacheFlusher(engine)
+    flusher = CacheFlusher(engine, factor=flush_factor)
     out: dict[str, Any] = {"pages": {}, "interactions": {}, "cold_residual_pages": []}
     for group, table in (("pages", PAGES), ("interactions", INTERACTIONS)):
         for name, steps in table.items():

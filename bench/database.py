@@ -65,18 +65,29 @@ def create_database(url: URL) -> bool:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
         admin.dispose()
+    mark_bench_database(url)
+    return True
+
+
+def mark_bench_database(url: URL) -> None:
+    """Declare an (empty, throwaway) database the harness's own, so it may write into it."""
     engine = create_engine(url)
     try:
         with engine.begin() as connection:
             connection.execute(
-                text(f"CREATE TABLE {MARKER_TABLE} (key text PRIMARY KEY, value text NOT NULL)")
+                text(
+                    f"CREATE TABLE IF NOT EXISTS {MARKER_TABLE} "
+                    "(key text PRIMARY KEY, value text NOT NULL)"
+                )
             )
             connection.execute(
-                text(f"INSERT INTO {MARKER_TABLE} VALUES ('created_by', 'bench')")
+                text(
+                    f"INSERT INTO {MARKER_TABLE} VALUES ('created_by', 'bench') "
+                    "ON CONFLICT (key) DO NOTHING"
+                )
             )
     finally:
         engine.dispose()
-    return True
 
 
 def is_bench_database(engine: Engine) -> bool:
@@ -154,8 +165,9 @@ class CacheFlusher:
     ``FLUSH_FACTOR`` x shared_buffers through the buffer cache with ``pg_prewarm``.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, factor: float = FLUSH_FACTOR) -> None:
         self.engine = engine
+        self.factor = factor
         self._ready = False
         self.shared_buffers_bytes = 0
 
@@ -173,7 +185,7 @@ class CacheFlusher:
                     )
                 ).scalar_one()
             )
-            wanted = self.shared_buffers_bytes * FLUSH_FACTOR
+            wanted = int(self.shared_buffers_bytes * self.factor)
             have = connection.execute(
                 text("SELECT coalesce(pg_relation_size(to_regclass(:t)), 0)"), {"t": FLUSH_TABLE}
             ).scalar_one()

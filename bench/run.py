@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--through-trigger", action="store_true",
                    help="bulk-load through the per-row report_fields trigger")
     p.add_argument("--runs", type=int, default=5, help="timed runs per page and mode")
+    p.add_argument("--flush-factor", type=float, default=database.FLUSH_FACTOR,
+                   help="cold runs first read this many times shared_buffers of filler")
     p.add_argument("--compare-reports", type=int, default=20_000,
                    help="second N for the memory comparison, in a second database (0: skip)")
     p.add_argument("--skip-naive", action="store_true")
@@ -375,7 +377,9 @@ def main(argv: list[str] | None = None) -> int:
             ).scalar_one()
         _log(f"dashboard queries ({results['window_reports']:,} reports in the window, "
              f"{args.runs} runs) ...")
-        results["dashboard"] = dashboard_queries.run_all(url, engine, ctx, runs=args.runs, log=_log)
+        results["dashboard"] = dashboard_queries.run_all(
+            url, engine, ctx, runs=args.runs, flush_factor=args.flush_factor, log=_log
+        )
         _log("dashboard process memory ...")
         results["memory"] = _memory(args, url, now)
         if not args.skip_naive:

@@ -1,0 +1,231 @@
+"""A small run of the benchmark harness end to end, on a throwaway PostgreSQL database.
+
+Benchmarks are not timed tests: nothing here asserts a duration. It proves the one
+command runs, prints its figures, writes its results, generates data consistent with the
+trigger and with the demo's distributions, and refuses databases it does not own.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime as dt
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from bench import database, generate
+from bench import run as bench_run
+from reportlib import demo, migrate
+from reportlib.config import normalize_database_url
+
+N = 2000
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def smoke(pg_databases: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    url = pg_databases.create("reportlib_bench")
+    database.mark_bench_database(normalize_database_url(url))
+    results_dir = tmp_path_factory.mktemp("bench_results")
+    benchmarks = results_dir / "BENCHMARKS.md"
+    benchmarks.write_text("# Benchmarks\n\nHand-written text stays.\n")
+    argv = [
+        "--database-url", url, "--reports", str(N), "--runs", "1", "--flush-factor", "1",
+        "--compare-reports", "500", "--workers", "8", "--ingest-reports", "80",
+        "--ingest-rounds", "1", "--batch-reports", "400", "--batch-size", "200",
+        "--results-dir", str(results_dir), "--write-benchmarks", str(benchmarks),
+        "--note", "smoke",
+    ]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert bench_run.main(argv) == 0
+    (result_file,) = results_dir.glob("bench-*.json")
+    engine = create_engine(normalize_database_url(url))
+    yield {
+        "url": url,
+        "engine": engine,
+        "printed": printed.getvalue(),
+        "results": json.loads(result_file.read_text()),
+        "benchmarks": benchmarks.read_text(),
+    }
+    engine.dispose()
+
+
+def test_harness_prints_every_target_with_a_figure(smoke: dict[str, Any]) -> None:
+    printed = smoke["printed"]
+    targets = smoke["results"]["targets"]
+    assert [row["workload"] for row in targets] == [
+        "Overview page, all queries, cold",
+        "confidence page, cold",
+        "missing_fields page, cold",
+        "review page, cold",
+        "overview page, warm",
+        "confidence page, warm",
+        "missing_fields page, warm",
+        "review page, warm",
+        "Review queue first page, warm",
+        "Review queue first page, cold",
+        "Drill-down, warm",
+        "Drill-down, cold",
+        f"Dashboard process peak RSS, N={N}",
+        "Dashboard process peak RSS, N=500",
+        "Ingest: service / hand-written, same harness",
+        "Batch backfill (create_processing_reports)",
+    ]
+    for row in targets:
+        assert row["measured"] > 0, row
+        assert isinstance(row["met"], bool)
+        assert row["workload"] in printed
+    assert "results: " in printed
+
+
+def test_results_cover_pages_queries_naive_and_ingest(smoke: dict[str, Any]) -> None:
+    results = smoke["results"]
+    pages = results["dashboard"]["pages"]
+    assert set(pages) == {"overview", "confidence", "missing_fields", "review"}
+    assert set(results["dashboard"]["interactions"]) == {
+        "review_first_page", "review_first_page_lowest_confidence", "drill_down"
+    }
+    assert list(pages["overview"]["cold"]["queries_median_ms"]) == [
+        "has_reports", "list_intents", "overview_kpis", "daily_trends"
+    ]
+    for page in pages.values():
+        for mode in ("cold", "warm"):
+            assert len(page[mode]["runs_ms"]) == 1
+            assert page[mode]["median_ms"] == pytest.approx(
+                sum(page[mode]["queries_median_ms"].values()), rel=1e-3, abs=0.05
+            )
+    assert results["window_reports"] > 0
+    naive = results["naive"]
+    assert naive["rows"] == results["window_reports"]
+    assert naive["kpis"]["reports"] == results["window_reports"]
+    ingest = results["ingest"]
+    assert set(ingest["median_per_s"]) == {"service", "handwritten", "driver"}
+    assert all(rate > 0 for rate in ingest["median_per_s"].values())
+    assert ingest["batch_reports"] == 400
+    assert results["memory"]["at_n"]["peak_mb"] > 0
+    assert results["memory"]["at_compare_n"]["peak_mb"] > 0
+    assert results["machine"]["note"] == "smoke"
+
+
+def test_benchmarks_file_gets_the_table_and_keeps_its_text(smoke: dict[str, Any]) -> None:
+    text_ = smoke["benchmarks"]
+    assert text_.startswith("# Benchmarks\n\nHand-written text stays.\n")
+    assert text_.count(bench_run.TABLE_START) == 1 and text_.count(bench_run.TABLE_END) == 1
+    assert "| Overview page, all queries, cold | ≤ 300 ms |" in text_
+    assert "| pandas: read_sql of" in text_
+    assert "| create_processing_report (Session per report) |" in text_
+
+
+def test_generated_data_and_cleanup(smoke: dict[str, Any]) -> None:
+    engine: Engine = smoke["engine"]
+    generation = smoke["results"]["generation"]
+    with engine.connect() as connection:
+        reports, emails, fields = connection.execute(
+            text(
+                "SELECT (SELECT count(*) FROM processing_reports), "
+                "(SELECT count(*) FROM incoming_emails), (SELECT count(*) FROM report_fields)"
+            )
+        ).one()
+        orphan_decisions = connection.execute(
+            text(
+                "SELECT count(*) FROM review_decisions d JOIN processing_reports r "
+                "ON r.id = d.report_id WHERE NOT r.needs_review OR d.report_created_at "
+                "<> r.created_at OR d.decided_at < r.created_at"
+            )
+        ).scalar_one()
+    # Ingest deleted what it wrote: the data set is exactly what was generated.
+    assert (reports, emails) == (N, N)
+    assert fields == generation["report_fields_rows"] == 4 * N
+    assert orphan_decisions == 0
+    assert generate.verify_report_fields(engine) == (0, 0)
+
+
+def test_generated_distributions_follow_the_demo(smoke: dict[str, Any]) -> None:
+    """Shares agree with reportlib.demo within sampling error (N=2000: sd about 0.01)."""
+    now = dt.datetime.fromisoformat(smoke["results"]["generation"]["now"])
+    reports = [e.report for e in demo.generate_demo_emails(count=N, seed=3, now=now)]
+
+    def shares(values: list[Any]) -> dict[Any, float]:
+        counts = collections.Counter(values)
+        return {key: counts[key] / len(values) for key in counts}
+
+    with smoke["engine"].connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT confidence_route, needs_review, intent, "
+                "jsonb_array_length(missing_fields) FROM processing_reports"
+            )
+        ).all()
+    expected = {
+        "route": shares([r.confidence_route for r in reports]),
+        "flagged": shares([r.needs_review for r in reports]),
+        "intent": shares([r.agent_checkpoints["agent_1_intent"]["intent"] for r in reports]),
+        "missing": shares([
+            sum(r.extracted_data[f] is None for f in generate.KEY_FIELDS) for r in reports
+        ]),
+    }
+    actual = {
+        "route": shares([row[0] for row in rows]),
+        "flagged": shares([row[1] for row in rows]),
+        "intent": shares([row[2] for row in rows]),
+        "missing": shares([row[3] for row in rows]),
+    }
+    for name, dist in expected.items():
+        for key in set(dist) | set(actual[name]):
+            assert actual[name].get(key, 0.0) == pytest.approx(dist.get(key, 0.0), abs=0.05), (
+                name, key
+            )
+
+
+def test_day_counts_sum_to_n_and_put_the_share_in_the_window() -> None:
+    today = dt.date(2026, 11, 29)
+    plan = generate.day_counts(1_000_000, days=365, window_share=1 / 3, today=today)
+    assert len(plan) == 365 and plan[-1][0] == today and plan[0][0] == today - dt.timedelta(364)
+    assert sum(count for _, count in plan) == 1_000_000
+    assert sum(count for _, count in plan[-30:]) == pytest.approx(333_333, abs=50)
+    flat = generate.day_counts(1000, days=90, window_share=None, today=today)
+    assert sum(count for _, count in flat) == 1000
+
+
+def test_refuses_a_database_it_did_not_create(pg_databases: Any) -> None:
+    url = normalize_database_url(pg_databases.create("reportlib_bench_foreign"))
+    engine = create_engine(url)
+    try:
+        migrate.upgrade(engine)
+        with pytest.raises(database.NotABenchDatabaseError):
+            database.require_bench_database(engine)
+        with pytest.raises(database.NotABenchDatabaseError):
+            database.drop_database(url)
+    finally:
+        engine.dispose()
+    assert database.database_exists(make_url(str(url)))
+
+
+def test_consistency_check_finds_a_missing_field_row(smoke: dict[str, Any]) -> None:
+    # Last in the module: it damages the smoke database on purpose.
+    engine: Engine = smoke["engine"]
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "DELETE FROM report_fields WHERE (report_id, field_name) = "
+                "(SELECT report_id, field_name FROM report_fields ORDER BY 1, 2 LIMIT 1)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO report_fields (report_id, field_name, created_at, intent, "
+                "confidence_route, confidence, is_missing) SELECT id, 'extra_field', "
+                "created_at, intent, confidence_route, 0.5, false FROM processing_reports "
+                "ORDER BY id LIMIT 1"
+            )
+        )
+    assert generate.verify_report_fields(engine) == (1, 1)
+
