@@ -290,6 +290,11 @@ def _int_in(value: Any, name: str, low: int, high: int) -> int:
     return value
 
 
+def _most_frequent_first(column: Any) -> tuple[Any, ...]:
+    # NULL sorts first on SQLite and last on PostgreSQL: put it last explicitly on both.
+    return (func.count().desc(), column.is_(None), column)
+
+
 def _share(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
@@ -325,7 +330,7 @@ def list_intents(session: Session, *, flt: ReportFilter) -> list[str]:
         select(r.intent, func.count().label("n"))
         .where(*_report_window(date_only))
         .group_by(r.intent)
-        .order_by(func.count().desc(), r.intent)
+        .order_by(*_most_frequent_first(r.intent))
         .limit(200)
     ).all()
     return [NONE_LABEL if intent is None else intent for intent, _ in rows]
@@ -713,7 +718,7 @@ def confidence_by_intent(session: Session, *, flt: ReportFilter) -> pd.DataFrame
         )
         .where(*_report_window(flt))
         .group_by(r.intent)
-        .order_by(func.count().desc(), r.intent)
+        .order_by(*_most_frequent_first(r.intent))
         .limit(MAX_GROUPS)
     ).all()
     records = [
@@ -896,14 +901,14 @@ def missing_fields_by_intent(
         select(r.intent, func.count())
         .where(*_report_window(flt))
         .group_by(r.intent)
-        .order_by(func.count().desc(), r.intent)
+        .order_by(*_most_frequent_first(r.intent))
         .limit(MAX_GROUPS)
     ).all()
     rows = session.execute(
         select(rf.intent, rf.field_name, func.count())
         .where(*_field_window(flt), rf.is_missing)
         .group_by(rf.intent, rf.field_name)
-        .order_by(rf.intent, rf.field_name)
+        .order_by(rf.intent.is_(None), rf.intent, rf.field_name)
         .limit(MAX_GROUPS * (MAX_GROUPS + len(keys)))
     ).all()
     counts = {(intent, name): int(n) for intent, name, n in rows}
@@ -1085,7 +1090,7 @@ def review_queue_reasons(session: Session, *, flt: ReportFilter) -> pd.DataFrame
         select(r.review_reason, func.count())
         .where(*_queue_conditions(flt, ()))
         .group_by(r.review_reason)
-        .order_by(func.count().desc(), r.review_reason)
+        .order_by(*_most_frequent_first(r.review_reason))
         .limit(MAX_GROUPS)
     ).all()
     return pd.DataFrame.from_records(
