@@ -26,6 +26,7 @@ import dataclasses
 import logging
 import re
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -206,9 +207,8 @@ _EVENT_TEXT_KEYS: Final = (
     "environment",
     "type",
 )
-_REQUEST_HEADERS: Final = frozenset({"content-type", "content-length", "accept"})
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}(?:\.[A-Za-z_][A-Za-z0-9_$]{0,62})*")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,127}(?:\.[A-Za-z_][A-Za-z0-9_$]{0,127})*")
 _FIELD_PATH = re.compile(r"[A-Za-z0-9_.\[\]-]{1,120}")
 _SQLSTATE = re.compile(r"[0-9A-Z]{5}")
 _SQLALCHEMY_CODE = re.compile(r"[a-z0-9]{4}")
@@ -488,6 +488,8 @@ def capture_exception(exc: BaseException | None = None) -> str | None:
     The exception's message is replaced by a safe summary before sending.
     """
     try:
+        if exc is None and sys.exc_info()[1] is None:
+            return None  # the SDK would send an event with no exception in it
         return sentry_sdk.capture_exception(exc)
     except Exception as failure:
         _internal_failure("capture_exception", failure)
@@ -632,7 +634,9 @@ def _exception_chain(exc_info: Any) -> list[BaseException]:
             continue
         seen.add(id(exc))
         found.append(exc)
-        pending.extend([exc.__context__, exc.__cause__])
+        pending.append(exc.__cause__)
+        if not exc.__suppress_context__:
+            pending.append(exc.__context__)
         if isinstance(exc, BaseExceptionGroup):
             pending.extend(exc.exceptions)
     return found
@@ -855,22 +859,12 @@ def _scrub_tags(tags: Any) -> dict[str, str]:
 
 
 def _scrub_request(request: Any) -> dict[str, Any]:
-    # No URL (its path and query may carry values; the transaction names the route), no
-    # query string, cookies, body or environment.
+    # The method only. No URL (its path and query may carry values; the transaction names
+    # the route), headers, cookies, body or environment.
     if not isinstance(request, Mapping):
         return {}
-    out: dict[str, Any] = {}
     method = _safe_text(request.get("method"), 16)
-    if method is not None:
-        out["method"] = method
-    headers = request.get("headers")
-    if isinstance(headers, Mapping):
-        out["headers"] = {
-            key: value[:_MAX_TEXT]
-            for key, value in headers.items()
-            if isinstance(key, str) and key.lower() in _REQUEST_HEADERS and isinstance(value, str)
-        }
-    return out
+    return {"method": method} if method is not None else {}
 
 
 def _scrub_common(event: Mapping[str, Any]) -> dict[str, Any]:
