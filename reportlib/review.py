@@ -909,6 +909,14 @@ def parse_corrected_value(field_name: str, text: str, *, like: Any = None) -> An
 # --------------------------------------------------------------------------- reads
 
 
+def _json_scalar(value: Any) -> Any:
+    # SQLite gives JSON columns NUMERIC affinity, so a bare number is stored as REAL and
+    # read back as float; its shortest repr restores the Decimal the reviewer entered.
+    if isinstance(value, float):
+        return decimal.Decimal(repr(value))
+    return value
+
+
 def _verdicts_by_decision(db: Session, ids: Sequence[int]) -> dict[int, list[VerdictRecord]]:
     found: dict[int, list[VerdictRecord]] = {i: [] for i in ids}
     if not ids:
@@ -930,7 +938,7 @@ def _verdicts_by_decision(db: Session, ids: Sequence[int]) -> dict[int, list[Ver
             VerdictRecord(
                 field_name=row.field_name,
                 verdict=row.verdict,
-                corrected_value=row.corrected_value,
+                corrected_value=_json_scalar(row.corrected_value),
                 extracted_confidence=row.extracted_confidence,
                 was_missing=bool(row.was_missing),
             )

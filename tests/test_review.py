@@ -303,7 +303,7 @@ def test_decision_is_stored_with_verdicts_and_releases_the_claim(db: Session) ->
         verdicts={
             "client_name": "correct",
             "creditor_name": FieldVerdict("corrected", "Stadtwerke Anders GmbH"),
-            "debt_amount": FieldVerdict("corrected", 99.5),
+            "debt_amount": FieldVerdict("corrected", 99.95),
             "reference_numbers": {"verdict": "absent"},
         },
         note="Betrag aus dem Anhang",
@@ -314,7 +314,7 @@ def test_decision_is_stored_with_verdicts_and_releases_the_claim(db: Session) ->
     verdicts = (
         VerdictRecord("client_name", "correct", None, 0.92, False),
         VerdictRecord("creditor_name", "corrected", "Stadtwerke Anders GmbH", 0.88, False),
-        VerdictRecord("debt_amount", "corrected", Decimal("99.5"), None, True),
+        VerdictRecord("debt_amount", "corrected", Decimal("99.95"), None, True),
         VerdictRecord("reference_numbers", "absent", None, 0.77, False),
     )
     expected = DecisionRecord(
