@@ -756,10 +756,6 @@ def decide_report(
     keys = tuple(key_fields) if key_fields is not None else get_settings().key_fields
     db.flush()
 
-    decided = exists().where(
-        ReviewDecision.report_id == ProcessingReport.id,
-        ReviewDecision.decided_at >= ProcessingReport.created_at,
-    )
     report_stmt = (
         select(
             ProcessingReport.email_id,
@@ -767,7 +763,8 @@ def decide_report(
             ProcessingReport.needs_review,
             ProcessingReport.extracted_fields,
             ProcessingReport.missing_fields,
-            decided.label("already_decided"),
+            # Flagged but not open means decided: one definition of "open" everywhere.
+            open_review_condition().label("is_open"),
             ReviewClaim.reviewer.label("holder"),
             ReviewClaim.expires_at.label("claim_expires_at"),
         )
@@ -787,7 +784,7 @@ def decide_report(
         raise StaleReportError(
             f"report {report_id} was re-processed after it was opened; reload it"
         )
-    if report.already_decided:
+    if not report.is_open:
         raise AlreadyDecidedError(
             f"report {report_id} was already decided for its current processing"
         )
