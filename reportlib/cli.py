@@ -94,12 +94,9 @@ def _seed_demo(args: argparse.Namespace) -> int:
             ids = seed_demo(db, count=args.count, seed=args.seed, days=args.days)
             reviewed = 0
             if not args.no_reviews:
-                try:
-                    from reportlib.demo_review import seed_review_history
-                except ImportError:  # review history ships with the review module
-                    seed_review_history = None
-                if seed_review_history is not None:
-                    reviewed = seed_review_history(db, rng=random.Random(args.seed))
+                from reportlib.demo_review import seed_review_history
+
+                reviewed = seed_review_history(db, rng=random.Random(args.seed))
     finally:
         engine.dispose()
     print(f"seeded {len(ids)} reports and {reviewed} review decisions")
