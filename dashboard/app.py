@@ -1,7 +1,9 @@
 """Entry point: ``streamlit run dashboard/app.py``.
 
 Sets up the page, error reporting, the global filters in the sidebar and navigation,
-then runs the chosen page inside the error boundary. Pages live in ``dashboard/pages``.
+then runs the chosen page inside the error boundary. Pages live in ``dashboard/views``:
+a folder named ``pages/`` beside the entry point would make Streamlit treat the app as a
+legacy multipage app on a fresh process, bypassing this file.
 """
 
 from __future__ import annotations
@@ -29,26 +31,26 @@ boundary.start_error_reporting()
 
 PAGES = [
     st.Page(
-        "pages/overview.py",
+        "views/overview.py",
         title="Overview",
         icon=":material/dashboard:",
         url_path="",
         default=True,
     ),
     st.Page(
-        "pages/confidence.py",
+        "views/confidence.py",
         title="Confidence",
         icon=":material/speed:",
         url_path="confidence",
     ),
     st.Page(
-        "pages/missing_fields.py",
+        "views/missing_fields.py",
         title="Missing fields",
         icon=":material/rule:",
         url_path="missing-fields",
     ),
     st.Page(
-        "pages/review.py",
+        "views/review.py",
         title="Review queue",
         icon=":material/fact_check:",
         url_path="review",

@@ -55,8 +55,10 @@ def session(db: str) -> Iterator[Session]:
 
 
 def now_minute() -> dt.datetime:
-    """Now in UTC, truncated to the minute, so cached results can be reused within it."""
-    return dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    """The next full minute in UTC: cached results are reused within a minute, and a
+    snapshot "as of" it already includes everything written so far."""
+    now = dt.datetime.now(dt.UTC)
+    return now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
 
 
 @_cache

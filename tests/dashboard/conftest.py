@@ -1,0 +1,109 @@
+"""Databases for the dashboard tests: seeded with the demo generator plus hostile values.
+
+Each database is its own SQLite file (or PostgreSQL database), migrated and committed
+once, so AppTest and a ``streamlit run`` subprocess can read it through DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from reportlib import create_processing_report, ensure_incoming_email, migrate
+from reportlib.db import make_engine
+from reportlib.demo import seed_demo
+from reportlib.demo_review import seed_review_history
+from tests.dashboard.helpers import (
+    HOSTILE_EMAIL_ID,
+    HOSTILE_INTENT,
+    HOSTILE_REASON,
+    HOSTILE_SUBJECT,
+    HOSTILE_VALUES,
+)
+
+
+@dataclass(frozen=True)
+class SeededDatabase:
+    url: str
+    engine: Engine
+    hostile_email_id: int
+
+
+def _seed(url: str) -> SeededDatabase:
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    now = dt.datetime.now(dt.UTC)
+    with Session(engine) as session:
+        seed_demo(session, count=400, seed=11, days=60, now=now)
+        seed_review_history(session, rng=random.Random(5), now=now, share=0.6)
+        ensure_incoming_email(
+            session,
+            HOSTILE_EMAIL_ID,
+            subject=HOSTILE_SUBJECT,
+            sender="<a href='javascript:alert(1)'>x</a>@example.test",
+            received_at=now - dt.timedelta(hours=3),
+        )
+        metadata = {
+            name: {"confidence": 0.4 + 0.1 * index, "source": "email_body"}
+            for index, name in enumerate(HOSTILE_VALUES)
+        }
+        create_processing_report(
+            session,
+            HOSTILE_EMAIL_ID,
+            {**HOSTILE_VALUES, "extraction_metadata": metadata},
+            {
+                "agent_1_intent": {"intent": HOSTILE_INTENT, "confidence": 0.9},
+                "agent_2_extraction": {"sources_processed": 2, "total_tokens_used": 1234},
+            },
+            0.31,
+            "low",
+            True,
+            HOSTILE_REASON,
+            2468,
+        )
+        session.commit()
+    return SeededDatabase(url=url, engine=engine, hostile_email_id=HOSTILE_EMAIL_ID)
+
+
+@pytest.fixture(scope="session")
+def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededDatabase]:
+    database = _seed(f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'seeded.db'}")
+    yield database
+    database.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def seeded_postgres(pg_databases: object) -> Iterator[SeededDatabase]:
+    database = _seed(pg_databases.create("reportlib_dashboard"))  # type: ignore[attr-defined]
+    yield database
+    database.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def empty_sqlite(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('dashboard_empty') / 'empty.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def use_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """Point the dashboard (through reportlib's settings) at a database URL."""
+
+    def point(url: str) -> None:
+        monkeypatch.setenv("DATABASE_URL", url)
+        monkeypatch.delenv("DASHBOARD_DATABASE_URL", raising=False)
+        monkeypatch.delenv("SENTRY_DSN", raising=False)
+        from reportlib.config import get_settings
+
+        get_settings.cache_clear()
+
+    yield point

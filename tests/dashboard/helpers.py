@@ -1,0 +1,25 @@
+"""Shared constants and helpers of the dashboard tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+HOSTILE_EMAIL_ID = 1_900_000_001
+HOSTILE_VALUES = {
+    "client_name": "<img src=x onerror=window.__xss=1>",
+    "creditor_name": "javascript:alert(1)",
+    "debt_amount": "![x](http://127.0.0.1:9/p.png)",
+    "reference_numbers": ["<script>window.__xss=2</script>", "[link](javascript:alert(1))"],
+}
+HOSTILE_INTENT = "<img src=x onerror=window.__xss=3>"
+HOSTILE_REASON = "![r](http://127.0.0.1:9/r.png)"
+HOSTILE_SUBJECT = "**Mahnung** <b>dringend</b> <img src=x onerror=window.__xss=4>"
+
+
+def new_app() -> AppTest:
+    """An AppTest of the real entry point (pages are switched with ``switch_page``)."""
+    return AppTest.from_file(str(APP), default_timeout=90)
