@@ -22,6 +22,7 @@ processing. Failures are logged at debug level without values.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
 import re
@@ -312,7 +313,7 @@ def _init_locked(settings: Settings) -> bool:
             # Only integrations reviewed for what they collect; no surprises from whatever
             # else happens to be installed.
             auto_enabling_integrations=False,
-            data_collection=_DATA_COLLECTION,
+            data_collection=copy.deepcopy(_DATA_COLLECTION),
             include_local_variables=False,
             max_request_body_size="never",
             max_breadcrumbs=MAX_BREADCRUMBS,

@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -39,7 +39,9 @@ from reportlib.monitoring import (
     shutdown_sentry,
 )
 from tests.factories import next_email_id
-from tests.sentry_receiver import SentryReceiver
+
+if TYPE_CHECKING:
+    from tests.sentry_receiver import SentryReceiver
 
 # The receiver fixtures (sentry_receiver, sentry_dsn) live with the receiver.
 pytest_plugins = ["tests.sentry_receiver"]
@@ -411,7 +413,8 @@ class Unprintable:
 def exercise_every_helper() -> list[Any]:
     results: list[Any] = []
     set_processing_context(1, "agent_1_intent", "corr")
-    add_breadcrumb("odd", "data", data={1: object(), "set": {1, 2}, "bad": Unprintable()})
+    odd: dict[Any, Any] = {1: object(), "set": {1, 2}, "bad": Unprintable()}
+    add_breadcrumb("odd", "data", data=odd)
     results.append(capture_message("hello"))
     # A fresh exception each time: the SDK drops a repeat of the last one it reported.
     results.append(capture_exception(ValueError("boom")))
@@ -454,7 +457,7 @@ def test_filters_fail_closed() -> None:
         def items(self) -> Any:
             raise RuntimeError("cannot iterate")
 
-    event = {"event_id": "abc123", "platform": "python", "contexts": Exploding(a=1)}
+    event: Any = {"event_id": "abc123", "platform": "python", "contexts": Exploding(a=1)}
     assert monitoring._before_send(event, {}) == {
         "event_id": "abc123",
         "platform": "python",
