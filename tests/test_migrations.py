@@ -134,3 +134,17 @@ def test_history_tables_are_append_only(empty_engine: Engine) -> None:
     for statement in statements:
         with pytest.raises(Exception, match="append-only"), empty_engine.begin() as connection:
             connection.execute(text(statement()))
+
+
+def test_constraint_names_match_the_models(empty_engine: Engine) -> None:
+    """Autogenerate does not compare CHECK constraints, so compare their names here."""
+    from sqlalchemy import CheckConstraint
+
+    migrate.upgrade(empty_engine)
+    inspector = inspect(empty_engine)
+    for table in Base.metadata.sorted_tables:
+        expected = {
+            str(c.name) for c in table.constraints if isinstance(c, CheckConstraint) and c.name
+        }
+        found = {c["name"] for c in inspector.get_check_constraints(table.name)}
+        assert found == expected, table.name

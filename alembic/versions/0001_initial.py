@@ -90,21 +90,23 @@ def upgrade() -> None:
         sa.Column("processing_time_ms", sa.Integer(), nullable=True),
         sa.CheckConstraint(
             "overall_confidence >= 0 AND overall_confidence <= 1",
-            name="ck_processing_reports_overall_confidence_range",
+            name=op.f("ck_processing_reports_overall_confidence_range"),
         ),
         sa.CheckConstraint(
             "confidence_route IN ('high', 'medium', 'low')",
-            name="ck_processing_reports_confidence_route_known",
+            name=op.f("ck_processing_reports_confidence_route_known"),
         ),
         sa.CheckConstraint(
-            "sources_processed >= 0", name="ck_processing_reports_sources_processed_nonnegative"
+            "sources_processed >= 0",
+            name=op.f("ck_processing_reports_sources_processed_nonnegative"),
         ),
         sa.CheckConstraint(
-            "total_tokens_used >= 0", name="ck_processing_reports_total_tokens_used_nonnegative"
+            "total_tokens_used >= 0",
+            name=op.f("ck_processing_reports_total_tokens_used_nonnegative"),
         ),
         sa.CheckConstraint(
             "processing_time_ms IS NULL OR processing_time_ms >= 0",
-            name="ck_processing_reports_processing_time_ms_nonnegative",
+            name=op.f("ck_processing_reports_processing_time_ms_nonnegative"),
         ),
         sa.ForeignKeyConstraint(
             ["email_id"],
@@ -175,7 +177,7 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=True),
         sa.CheckConstraint(
             "outcome IN ('approved', 'corrected', 'rejected')",
-            name="ck_review_decisions_outcome_known",
+            name=op.f("ck_review_decisions_outcome_known"),
         ),
         sa.ForeignKeyConstraint(
             ["report_id"],
@@ -205,7 +207,7 @@ def upgrade() -> None:
         sa.Column("was_missing", sa.Boolean(), nullable=False),
         sa.CheckConstraint(
             "verdict IN ('correct', 'corrected', 'absent')",
-            name="ck_review_field_verdicts_verdict_known",
+            name=op.f("ck_review_field_verdicts_verdict_known"),
         ),
         sa.ForeignKeyConstraint(
             ["decision_id"],
