@@ -24,6 +24,16 @@ from reportlib.models import (
     ReviewDecision,
     ReviewFieldVerdict,
 )
+from reportlib.monitoring import (
+    add_breadcrumb,
+    capture_exception,
+    capture_message,
+    capture_page_error,
+    init_sentry,
+    processing_scope,
+    set_processing_context,
+    shutdown_sentry,
+)
 from reportlib.service import (
     ReportInput,
     create_processing_report,
@@ -54,6 +64,10 @@ __all__ = [
     "ReviewFieldVerdict",
     "Settings",
     "UnknownEmailError",
+    "add_breadcrumb",
+    "capture_exception",
+    "capture_message",
+    "capture_page_error",
     "create_processing_report",
     "create_processing_reports",
     "ensure_incoming_email",
@@ -61,7 +75,11 @@ __all__ = [
     "get_reports_by_date_range",
     "get_reports_needing_review",
     "get_settings",
+    "init_sentry",
     "make_engine",
     "make_sessionmaker",
+    "processing_scope",
     "session_scope",
+    "set_processing_context",
+    "shutdown_sentry",
 ]
