@@ -7,6 +7,8 @@ fresh email ids each time) from ``workers`` threads, one report per transaction:
 * ``handwritten``: the same upsert written as one SQL statement, run through the same
   Session-per-report harness (``session.connection().exec_driver_sql(...)``, then commit);
   the report is shaped and JSON-encoded by hand, without validation;
+* ``service_prebuilt``: :func:`bench.service_patch.create_processing_report`, the proposed
+  change (statement built once), in the same harness;
 * ``driver``: the hand-written statement on bare psycopg2 connections (one per thread),
   no SQLAlchemy at all: the reference for what the database and driver can do.
 
@@ -30,6 +32,7 @@ from typing import Any
 import psycopg2
 from sqlalchemy import Engine, text
 
+from bench import service_patch
 from reportlib import create_processing_report, create_processing_reports, demo, jsoncodec
 from reportlib.db import make_engine, make_sessionmaker
 from reportlib.service import ReportInput
@@ -102,7 +105,7 @@ class IngestResult:
     reports_per_round: int
     rounds: dict[str, list[float]] = field(default_factory=dict)
     batch_reports: int = 0
-    batch_per_s: float = 0.0
+    batch: dict[str, float] = field(default_factory=dict)
     batch_size: int = 0
 
     def median(self, writer: str) -> float:
@@ -116,10 +119,14 @@ class IngestResult:
             "rounds_per_s": {k: [round(v, 1) for v in vs] for k, vs in self.rounds.items()},
             "median_per_s": medians,
             "service_vs_handwritten": round(self.median("service") / self.median("handwritten"), 3),
+            "service_prebuilt_vs_handwritten": round(
+                self.median("service_prebuilt") / self.median("handwritten"), 3
+            ),
             "handwritten_vs_driver": round(self.median("handwritten") / self.median("driver"), 3),
             "batch_reports": self.batch_reports,
             "batch_size": self.batch_size,
-            "batch_per_s": round(self.batch_per_s, 1),
+            "batch_per_s": round(self.batch.get("current", 0.0), 1),
+            "batch_prebuilt_per_s": round(self.batch.get("prebuilt", 0.0), 1),
         }
 
 
@@ -198,6 +205,28 @@ def _service_writer(engine: Engine) -> Callable[[Sequence[ReportInput]], None]:
     return work
 
 
+def _prebuilt_writer(engine: Engine) -> Callable[[Sequence[ReportInput]], None]:
+    sessions = make_sessionmaker(engine)
+
+    def work(part: Sequence[ReportInput]) -> None:
+        for report in part:
+            with sessions() as session:
+                service_patch.create_processing_report(
+                    session,
+                    report.email_id,
+                    report.extracted_data,
+                    report.agent_checkpoints or {},
+                    report.overall_confidence,
+                    report.confidence_route,
+                    report.needs_review,
+                    report.review_reason,
+                    report.processing_time_ms,
+                )
+                session.commit()
+
+    return work
+
+
 def _handwritten_writer(engine: Engine) -> Callable[[Sequence[ReportInput]], None]:
     sessions = make_sessionmaker(engine)
 
@@ -247,6 +276,7 @@ def run_ingest(
     result = IngestResult(workers=workers, reports_per_round=reports_per_round)
     writers: dict[str, Callable[[Sequence[ReportInput]], None]] = {
         "service": _service_writer(engine),
+        "service_prebuilt": _prebuilt_writer(engine),
         "handwritten": _handwritten_writer(engine),
         "driver": _driver_writer(dsn),
     }
@@ -261,16 +291,21 @@ def run_ingest(
                 result.rounds.setdefault(name, []).append(rate)
                 log(f"  round {round_number + 1} {name:<12} {rate:8.0f} reports/s")
         if batch_reports:
-            inputs = _inputs(engine, ids, batch_reports, seed + 99)
             sessions = make_sessionmaker(engine)
-            started = time.perf_counter()
-            for start in range(0, len(inputs), batch_size):
-                with sessions() as session:
-                    create_processing_reports(session, inputs[start : start + batch_size])
-                    session.commit()
-            result.batch_per_s = len(inputs) / (time.perf_counter() - started)
-            result.batch_reports, result.batch_size = len(inputs), batch_size
-            log(f"  batch create_processing_reports: {result.batch_per_s:8.0f} reports/s")
+            for name, function in (
+                ("current", create_processing_reports),
+                ("prebuilt", service_patch.create_processing_reports),
+            ):
+                inputs = _inputs(engine, ids, batch_reports, seed + 99)
+                started = time.perf_counter()
+                for start in range(0, len(inputs), batch_size):
+                    with sessions() as session:
+                        function(session, inputs[start : start + batch_size])
+                        session.commit()
+                result.batch[name] = len(inputs) / (time.perf_counter() - started)
+                log(f"  batch create_processing_reports ({name}): "
+                    f"{result.batch[name]:8.0f} reports/s")
+            result.batch_reports, result.batch_size = batch_reports, batch_size
     finally:
         _cleanup(engine, first_email_id)
         engine.dispose()

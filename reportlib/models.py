@@ -134,6 +134,37 @@ class ProcessingReport(Base):
             postgresql_where=text("needs_review"),
             sqlite_where=text("needs_review = 1"),
         ),
+        # Every column the window aggregates read: index-only scans instead of wide rows.
+        Index(
+            "ix_processing_reports_window",
+            "created_at",
+            "confidence_route",
+            "intent",
+            "needs_review",
+            "overall_confidence",
+            "total_tokens_used",
+            "processing_time_ms",
+        ),
+        # What the review queue reads of flagged reports, and its lowest-confidence order.
+        Index(
+            "ix_processing_reports_flagged",
+            "created_at",
+            "id",
+            "intent",
+            "confidence_route",
+            "review_reason",
+            "overall_confidence",
+            postgresql_where=text("needs_review"),
+            sqlite_where=text("needs_review = 1"),
+        ),
+        Index(
+            "ix_processing_reports_flagged_confidence",
+            "overall_confidence",
+            "created_at",
+            "id",
+            postgresql_where=text("needs_review"),
+            sqlite_where=text("needs_review = 1"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -174,7 +205,19 @@ class ReportField(Base):
     """One field of one report: its confidence, or that it was missing. Trigger-maintained."""
 
     __tablename__ = "report_fields"
-    __table_args__ = (Index("ix_report_fields_created_at", "created_at", "field_name"),)
+    __table_args__ = (
+        Index("ix_report_fields_created_at", "created_at", "field_name"),
+        # Missing fields only (about one row in ten), covering the Missing-fields page.
+        Index(
+            "ix_report_fields_missing",
+            "created_at",
+            "field_name",
+            "intent",
+            "report_id",
+            postgresql_where=text("is_missing"),
+            sqlite_where=text("is_missing = 1"),
+        ),
+    )
 
     report_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("processing_reports.id", ondelete="CASCADE"), primary_key=True
