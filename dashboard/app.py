@@ -23,36 +23,33 @@ from dashboard import boundary, data, filters  # noqa: E402
 
 st.set_page_config(
     page_title="Processing reports",
-    page_icon=":material/insights:",
     layout="wide",
     initial_sidebar_state="expanded",
 )
 boundary.start_error_reporting()
 
+# No page icons: Streamlit turns the current page's icon into the favicon, fetched from a
+# font CDN; the dashboard must not call out to third parties.
 PAGES = [
     st.Page(
         "views/overview.py",
         title="Overview",
-        icon=":material/dashboard:",
         url_path="",
         default=True,
     ),
     st.Page(
         "views/confidence.py",
         title="Confidence",
-        icon=":material/speed:",
         url_path="confidence",
     ),
     st.Page(
         "views/missing_fields.py",
         title="Missing fields",
-        icon=":material/rule:",
         url_path="missing-fields",
     ),
     st.Page(
         "views/review.py",
         title="Review queue",
-        icon=":material/fact_check:",
         url_path="review",
     ),
 ]

@@ -33,12 +33,29 @@ def _plain_all(values: Iterable[object]) -> list[str]:
 
 def _layout(figure: go.Figure, *, title: str, x: str, y: str, height: int = 360) -> go.Figure:
     figure.update_layout(
-        title={"text": plain(title), "x": 0, "xanchor": "left", "font": {"size": 16}},
+        title={
+            "text": plain(title),
+            "x": 0,
+            "xanchor": "left",
+            "y": 0.98,
+            "yanchor": "top",
+            "yref": "container",
+            "font": {"size": 16},
+        },
         template="plotly_white",
         font=FONT,
         height=height,
-        margin={"l": 10, "r": 10, "t": 56, "b": 10},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+        # Room for a legend row under the title only when there is a legend.
+        margin={"l": 10, "r": 10, "t": 84 if len(figure.data) > 1 else 52, "b": 10},
+        # Legend between the title and the plot, in the order the traces were added.
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.02,
+            "xanchor": "left",
+            "x": 0,
+            "traceorder": "normal",
+        },
         hoverlabel={"font_size": 13},
     )
     figure.update_xaxes(title_text=plain(x), automargin=True)
@@ -156,7 +173,7 @@ def field_confidence_heatmap(frame: pd.DataFrame) -> go.Figure:
             customdata=counts.to_numpy(),
             colorscale=SEQUENTIAL,
             zmin=0,
-            colorbar={"title": {"text": "% of values"}, "ticksuffix": "%"},
+            colorbar={"title": {"text": "% of values", "side": "right"}, "ticksuffix": "%"},
             hovertemplate=(
                 "%{y}<br>confidence %{x}<br>%{z:.1f}% of values (%{customdata:,})<extra></extra>"
             ),
@@ -349,7 +366,7 @@ def missing_by_intent(frame: pd.DataFrame) -> go.Figure:
             texttemplate="%{text}",
             colorscale="Reds",
             zmin=0,
-            colorbar={"title": {"text": "% missing"}, "ticksuffix": "%"},
+            colorbar={"title": {"text": "% missing", "side": "right"}, "ticksuffix": "%"},
             hovertemplate="%{y} · %{x}<br>%{z:.1f}% missing (%{customdata:,} reports)"
             "<extra></extra>",
             xgap=1,
@@ -389,7 +406,7 @@ def missing_cooccurrence(frame: pd.DataFrame) -> go.Figure:
             colorscale="Purples",
             zmin=0,
             zmax=100,
-            colorbar={"title": {"text": "% also missing"}, "ticksuffix": "%"},
+            colorbar={"title": {"text": "% also missing", "side": "right"}, "ticksuffix": "%"},
             hovertemplate="missing %{y}: %{z:.1f}% also miss %{x} (%{customdata:,} reports)"
             "<extra></extra>",
             xgap=1,

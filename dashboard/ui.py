@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -39,6 +40,16 @@ def period_caption(flt: ReportFilter) -> None:
         f"{flt.start.isoformat()} to {flt.end.isoformat()} (UTC, {flt.days} days). "
         f"Changes compare with {previous.start.isoformat()} to {previous.end.isoformat()}."
     )
+
+
+def as_percent(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """A copy with share columns (0–1) turned into percentages, for display tables."""
+    return frame.assign(**{column: frame[column] * 100 for column in columns})
+
+
+def percent_column() -> Any:
+    """Column format for a percentage made by :func:`as_percent`: one decimal."""
+    return st.column_config.NumberColumn(format="%.1f%%")
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:

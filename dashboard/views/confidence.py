@@ -82,7 +82,7 @@ def render() -> None:
     left.plotly_chart(charts.confidence_by_intent(by_intent), key="chart_intent")
     right.plotly_chart(charts.route_mix_by_intent(by_intent), key="chart_route_mix")
     st.dataframe(
-        by_intent.rename(
+        ui.as_percent(by_intent, "needs_review_rate").rename(
             columns={
                 "intent": "Intent",
                 "reports": "Reports",
@@ -99,7 +99,7 @@ def render() -> None:
             "Mean confidence": st.column_config.ProgressColumn(
                 min_value=0.0, max_value=1.0, format="%.3f"
             ),
-            "Needs-review rate": st.column_config.NumberColumn(format="percent"),
+            "Needs-review rate": ui.percent_column(),
         },
         key="table_intent",
     )

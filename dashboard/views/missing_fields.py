@@ -28,7 +28,7 @@ def render() -> None:
     left.plotly_chart(charts.missing_frequency(frequency), key="chart_frequency")
     right.plotly_chart(charts.missing_count_distribution(counts), key="chart_counts")
     st.dataframe(
-        frequency.rename(
+        ui.as_percent(frequency, "share").rename(
             columns={
                 "field": "Field",
                 "missing": "Reports missing it",
@@ -37,7 +37,7 @@ def render() -> None:
             }
         ),
         hide_index=True,
-        column_config={"Share of reports": st.column_config.NumberColumn(format="percent")},
+        column_config={"Share of reports": ui.percent_column()},
         key="table_frequency",
     )
     ui.csv_download(
@@ -48,9 +48,14 @@ def render() -> None:
     )
 
     st.plotly_chart(charts.missing_daily(daily), key="chart_daily")
-    left, right = st.columns(2)
-    left.plotly_chart(charts.missing_by_intent(by_intent), key="chart_intent")
-    right.plotly_chart(charts.missing_cooccurrence(together), key="chart_together")
+    st.plotly_chart(charts.missing_by_intent(by_intent), key="chart_intent")
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.missing_cooccurrence(together), key="chart_together")
+    right.caption(
+        "Read a row: of the reports missing the row's field, the share that also miss the "
+        "column's field. The diagonal is 100% for every field that went missing at all; "
+        "hover a cell for the number of reports."
+    )
     cols = st.columns(2)
     with cols[0]:
         ui.csv_download(

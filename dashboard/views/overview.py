@@ -94,7 +94,7 @@ def render() -> None:
     right.plotly_chart(charts.daily_confidence(trends), key="chart_confidence")
 
     st.subheader("Daily figures")
-    table = trends.rename(
+    table = ui.as_percent(trends, "needs_review_rate").rename(
         columns={
             "day": "Day (UTC)",
             "reports": "Reports",
@@ -110,7 +110,7 @@ def render() -> None:
         table,
         hide_index=True,
         column_config={
-            "Needs-review rate": st.column_config.NumberColumn(format="percent"),
+            "Needs-review rate": ui.percent_column(),
             "Average confidence": st.column_config.NumberColumn(format="%.3f"),
         },
         key="table_daily",

@@ -86,12 +86,16 @@ def _render_queue(flt: ReportFilter) -> int | None:
         selection_mode="single-row",
         key=f"queue_table_{nonce}",
         column_config={
-            "Email": st.column_config.NumberColumn(format="%d", width="small"),
-            "Created (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+            "Email": st.column_config.NumberColumn(format="%d", width=90),
+            "Age": st.column_config.TextColumn(width=80),
+            "Created (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=130),
+            "Review reason": st.column_config.TextColumn(width="large"),
+            "Intent": st.column_config.TextColumn(width="medium"),
+            "Route": st.column_config.TextColumn(width=70),
             "Overall confidence": st.column_config.ProgressColumn(
-                min_value=0.0, max_value=1.0, format="%.2f"
+                min_value=0.0, max_value=1.0, format="%.2f", width=140
             ),
-            "Missing fields": st.column_config.NumberColumn(format="%d"),
+            "Missing fields": st.column_config.NumberColumn(format="%d", width=100),
         },
     )
     cap = f" (at most {MAX_QUEUE_ROWS:,} rows)" if total > MAX_QUEUE_ROWS else ""
