@@ -320,8 +320,8 @@ def json_leaves(bad: bool) -> st.SearchStrategy[Any]:
         st.none(),
         st.booleans(),
         st.integers(-(10**20), 10**20),
-        # BUG-3: ints over 4300 digits are kept out (see the xfail test).
-        st.sampled_from([10**4000, -(10**4000), 2**63, -(2**63) - 1]),
+        # Up to 1000 digits. BUG-2/BUG-3: longer numbers are kept out (see the xfail tests).
+        st.sampled_from([10**999, -(10**999) + 1, 2**63, -(2**63) - 1]),
         st.floats(allow_nan=False, allow_infinity=False),
         st.decimals(allow_nan=False, allow_infinity=False).filter(bounded_decimal),
         st.sampled_from([Decimal("1000000000000000.07"), Decimal("1E+300"), Decimal("-0.00")]),
