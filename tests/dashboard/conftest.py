@@ -9,10 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from reportlib import create_processing_report, ensure_incoming_email, migrate
@@ -25,14 +23,8 @@ from tests.dashboard.helpers import (
     HOSTILE_REASON,
     HOSTILE_SUBJECT,
     HOSTILE_VALUES,
+    SeededDatabase,
 )
-
-
-@dataclass(frozen=True)
-class SeededDatabase:
-    url: str
-    engine: Engine
-    hostile_email_id: int
 
 
 def _seed(url: str) -> SeededDatabase:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -18,6 +20,15 @@ HOSTILE_VALUES = {
 HOSTILE_INTENT = "<img src=x onerror=window.__xss=3>"
 HOSTILE_REASON = "![r](http://127.0.0.1:9/r.png)"
 HOSTILE_SUBJECT = "**Mahnung** <b>dringend</b> <img src=x onerror=window.__xss=4>"
+
+
+@dataclass(frozen=True)
+class SeededDatabase:
+    """A committed, migrated database the dashboard can be pointed at."""
+
+    url: str
+    engine: Engine
+    hostile_email_id: int
 
 
 def new_app() -> AppTest:

@@ -13,12 +13,18 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.dashboard.conftest import SeededDatabase
-from tests.dashboard.helpers import HOSTILE_INTENT, HOSTILE_REASON, HOSTILE_SUBJECT, HOSTILE_VALUES
+from tests.dashboard.helpers import (
+    HOSTILE_INTENT,
+    HOSTILE_REASON,
+    HOSTILE_SUBJECT,
+    HOSTILE_VALUES,
+    SeededDatabase,
+)
 
 pytestmark = pytest.mark.browser
 # Streamlit loads chart and table code on demand; on a busy 2-core machine that can take
@@ -258,8 +264,10 @@ def test_deep_link_shows_drilldown_with_inert_values(
     assert page.locator("img[src*='127.0.0.1:9']").count() == 0
     assert "email_id=" in page.url
     _screenshot(page, artifacts_dir, "review-drilldown")
-    # Sidebar options and charts carry the hostile intent too: still nothing ran or loaded.
-    _open(page, f"{server}/confidence?start=2000-01-01", "Confidence", 5)
+    # The hostile intent as a selected filter (sidebar tag), in chart labels and tables:
+    # still nothing ran or loaded.
+    _open(page, f"{server}/confidence?intent={quote(HOSTILE_INTENT)}", "Confidence", 5)
+    expect(page.locator('[data-testid="stSidebar"]').get_by_text(HOSTILE_INTENT)).to_be_visible()
     assert page.evaluate("() => window.__xss") is None
     assert page.locator("img[src='x']").count() == 0
     assert outside_requests == []

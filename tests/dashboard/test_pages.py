@@ -15,12 +15,12 @@ from dashboard import data, filters, ui
 from dashboard.values import display_value
 from reportlib import queries
 from reportlib.queries import ReportFilter
-from tests.dashboard.conftest import SeededDatabase
 from tests.dashboard.helpers import (
     HOSTILE_INTENT,
     HOSTILE_REASON,
     HOSTILE_SUBJECT,
     HOSTILE_VALUES,
+    SeededDatabase,
     new_app,
 )
 
