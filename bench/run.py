@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
-from bench import dashboard_queries, database, generate, ingest, probe
+from bench import dashboard_queries, database, generate, ingest, probe, rollup_prototype
 from reportlib.config import get_settings
 from reportlib.db import make_engine
 
@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--compare-reports", type=int, default=20_000,
                    help="second N for the memory comparison, in a second database (0: skip)")
     p.add_argument("--skip-naive", action="store_true")
+    p.add_argument("--skip-rollups", action="store_true",
+                   help="skip the rollup prototype (bench/rollup_prototype.py)")
     p.add_argument("--skip-ingest", action="store_true")
     p.add_argument("--workers", type=int, default=8)
     p.add_argument("--ingest-reports", type=int, default=3000, help="reports per writer per round")
@@ -109,6 +111,7 @@ def machine_info(engine: Engine, note: str) -> dict[str, Any]:
         "postgresql": version,
         "postgresql_settings": settings,
         "note": note,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -267,7 +270,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB RAM · PostgreSQL "
         f"{m['postgresql']} (shared_buffers {m['postgresql_settings'].get('shared_buffers')}, "
         f"work_mem {m['postgresql_settings'].get('work_mem')}, "
-        f"jit {m['postgresql_settings'].get('jit')}) · {results['runs']} runs, median"
+        f"jit {m['postgresql_settings'].get('jit')}) · {results['runs']} runs, median · "
+        f"load average (1/5/15 min) {m['load_average_at_start']} at start, "
+        f"{m.get('load_average_at_end')} at end"
         + (f" · {m['note']}" if m.get("note") else ""),
         "",
         "| Workload | Target | Measured | Met |",
@@ -280,6 +285,33 @@ def markdown(results: dict[str, Any]) -> str:
               "| Page | Query | Cold | Warm |", "|---|---|---|---|"]
     for group in ("pages", "interactions"):
         for page, modes in results["dashboard"][group].items():
+            cold = modes["cold"]["queries_median_ms"]
+            warm = modes["warm"]["queries_median_ms"]
+            for query in cold:
+                lines.append(f"| {page} | {query} | {cold[query]:,.1f} | {warm[query]:,.1f} |")
+    rollups = results.get("rollups")
+    if rollups:
+        d = results["dashboard"]["pages"]
+        lines += [
+            "",
+            "Rollup prototype (bench/rollup_prototype.py), same data and harness; its numbers "
+            f"equal reportlib.queries': {'yes' if all(rollups['checks'].values()) else 'NO'} "
+            f"({sum(rollups['checks'].values())}/{len(rollups['checks'])} checks); built in "
+            f"{rollups['build']['build_s']} s, rows: "
+            + ", ".join(f"{k} {v:,}" for k, v in rollups["build"]["rows"].items()) + ".",
+            "",
+            "| Page | Cold (rollups) | Warm (rollups) | Cold (queries.py) | Warm (queries.py) |",
+            "|---|---|---|---|---|",
+        ]
+        for page, modes in rollups["pages"].items():
+            lines.append(
+                f"| {page} | {modes['cold']['median_ms']:,.1f} ms | "
+                f"{modes['warm']['median_ms']:,.1f} ms | {d[page]['cold']['median_ms']:,.1f} ms"
+                f" | {d[page]['warm']['median_ms']:,.1f} ms |"
+            )
+        lines += ["", "Rollup prototype per query (median ms; cold / warm):", "",
+                  "| Page | Query | Cold | Warm |", "|---|---|---|---|"]
+        for page, modes in rollups["pages"].items():
             cold = modes["cold"]["queries_median_ms"]
             warm = modes["warm"]["queries_median_ms"]
             for query in cold:
@@ -319,12 +351,17 @@ def markdown(results: dict[str, Any]) -> str:
             "|---|---|---|",
             f"| create_processing_report (Session per report) | {med['service']:,.0f} | "
             f"{100 * med['service'] / med['handwritten']:.0f}% |",
+            f"| bench/service_patch.py create_processing_report (statement built once) | "
+            f"{med['service_prebuilt']:,.0f} | "
+            f"{100 * med['service_prebuilt'] / med['handwritten']:.0f}% |",
             f"| hand-written upsert via session.connection().exec_driver_sql | "
             f"{med['handwritten']:,.0f} | 100% |",
             f"| bare psycopg2 loop, no Session | {med['driver']:,.0f} | "
             f"{100 * med['driver'] / med['handwritten']:.0f}% |",
             f"| create_processing_reports, batches of {ing['batch_size']:,} "
             f"({ing['batch_reports']:,} reports, one thread) | {ing['batch_per_s']:,.0f} | — |",
+            f"| bench/service_patch.py create_processing_reports (prebuilt executemany), "
+            f"same batches | {ing['batch_prebuilt_per_s']:,.0f} | — |",
         ]
     gen = results["generation"]
     if "total_s" in gen:
@@ -380,6 +417,11 @@ def main(argv: list[str] | None = None) -> int:
         results["dashboard"] = dashboard_queries.run_all(
             url, engine, ctx, runs=args.runs, flush_factor=args.flush_factor, log=_log
         )
+        if not args.skip_rollups:
+            _log("rollup prototype ...")
+            results["rollups"] = rollup_prototype.run(
+                url, engine, ctx, runs=args.runs, flush_factor=args.flush_factor, log=_log
+            )
         _log("dashboard process memory ...")
         results["memory"] = _memory(args, url, now)
         if not args.skip_naive:
@@ -406,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
         if args.drop_db:
             database.drop_database(url)
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["targets"] = evaluate(results)
     _print_targets(results["targets"])
     table = markdown(results)
