@@ -107,12 +107,17 @@ def test_results_cover_pages_queries_naive_and_ingest(smoke: dict[str, Any]) -> 
     assert naive["rows"] == results["window_reports"]
     assert naive["kpis"]["reports"] == results["window_reports"]
     ingest = results["ingest"]
-    assert set(ingest["median_per_s"]) == {"service", "handwritten", "driver"}
+    assert set(ingest["median_per_s"]) == {"service", "service_prebuilt", "handwritten", "driver"}
     assert all(rate > 0 for rate in ingest["median_per_s"].values())
     assert ingest["batch_reports"] == 400
     assert results["memory"]["at_n"]["peak_mb"] > 0
     assert results["memory"]["at_compare_n"]["peak_mb"] > 0
     assert results["machine"]["note"] == "smoke"
+    rollups = results["rollups"]
+    assert set(rollups["pages"]) == {"overview", "confidence", "missing_fields"}
+    # The prototype's numbers equal reportlib.queries' on the same data, check by check.
+    assert rollups["checks"] and all(rollups["checks"].values()), rollups["checks"]
+    assert rollups["build"]["rows"]["bench_rollup_reports"] > 0
 
 
 def test_benchmarks_file_gets_the_table_and_keeps_its_text(smoke: dict[str, Any]) -> None:
@@ -122,6 +127,7 @@ def test_benchmarks_file_gets_the_table_and_keeps_its_text(smoke: dict[str, Any]
     assert "| Overview page, all queries, cold | ≤ 300 ms |" in text_
     assert "| pandas: read_sql of" in text_
     assert "| create_processing_report (Session per report) |" in text_
+    assert "Rollup prototype (bench/rollup_prototype.py)" in text_
 
 
 def test_generated_data_and_cleanup(smoke: dict[str, Any]) -> None:
