@@ -85,17 +85,20 @@ def _render_queue(flt: ReportFilter) -> int | None:
         on_select="rerun",
         selection_mode="single-row",
         key=f"queue_table_{nonce}",
+        # Widths add up to the main column of a 1440-px window, so nothing scrolls.
         column_config={
-            "Email": st.column_config.NumberColumn(format="%d", width=90),
+            "Email": st.column_config.NumberColumn(format="%d", width=70),
             "Age": st.column_config.TextColumn(width=80),
             "Created (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=130),
-            "Review reason": st.column_config.TextColumn(width="large"),
-            "Intent": st.column_config.TextColumn(width="medium"),
+            "Review reason": st.column_config.TextColumn(width=230),
+            "Intent": st.column_config.TextColumn(width=150),
             "Route": st.column_config.TextColumn(width=70),
             "Overall confidence": st.column_config.ProgressColumn(
-                min_value=0.0, max_value=1.0, format="%.2f", width=140
+                min_value=0.0, max_value=1.0, format="%.2f", width=120
             ),
-            "Missing fields": st.column_config.NumberColumn(format="%d", width=100),
+            "Missing fields": st.column_config.NumberColumn(
+                "Missing", format="%d", width=70, help="Number of missing fields"
+            ),
         },
     )
     cap = f" (at most {MAX_QUEUE_ROWS:,} rows)" if total > MAX_QUEUE_ROWS else ""
