@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
 from reportlib import jsoncodec
-from reportlib.config import Settings, get_settings
+from reportlib.config import Settings, get_settings, normalize_database_url
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
@@ -43,10 +43,8 @@ def make_engine(
     settings = settings or get_settings()
     if url is None:
         url = settings.sqlalchemy_url
-    elif isinstance(url, str):
-        from reportlib.config import normalize_database_url
-
-        url = normalize_database_url(url)
+    else:
+        url = normalize_database_url(url if isinstance(url, str) else url.render_as_string(False))
     kwargs: dict[str, Any] = {
         "json_serializer": jsoncodec.dumps,
         "json_deserializer": jsoncodec.loads,
@@ -62,6 +60,12 @@ def make_engine(
                 "connect_timeout": settings.db_connect_timeout_s,
                 "options": f"-c statement_timeout={int(timeout)} -c timezone=UTC",
                 "application_name": "reportlib",
+                # Notice a server that vanished mid-query without closing the connection.
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 10,
+                "keepalives_count": 3,
+                "tcp_user_timeout": 15_000,
             },
         )
     kwargs.update(engine_kwargs)

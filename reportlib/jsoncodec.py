@@ -12,8 +12,6 @@ from typing import Any
 
 import simplejson
 
-_FLOAT_KEYS = frozenset({"confidence"})
-
 
 def dumps(value: Any) -> str:
     """Serialize for a JSON column; raises ``TypeError``/``ValueError`` on what JSON cannot hold."""
@@ -22,16 +20,18 @@ def dumps(value: Any) -> str:
     )
 
 
-def _confidences_as_float(obj: dict[str, Any]) -> dict[str, Any]:
-    for key in _FLOAT_KEYS.intersection(obj):
-        if isinstance(obj[key], decimal.Decimal):
-            obj[key] = float(obj[key])
-    return obj
+def _confidences_as_float(document: Any) -> Any:
+    # Only a field entry's own confidence: the same key inside an extracted value is data.
+    if isinstance(document, dict):
+        for entry in document.values():
+            if isinstance(entry, dict) and isinstance(entry.get("confidence"), decimal.Decimal):
+                entry["confidence"] = float(entry["confidence"])
+    return document
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse a JSON column; non-integers become ``Decimal`` except confidences."""
-    return simplejson.loads(text, use_decimal=True, object_hook=_confidences_as_float)
+    """Parse a JSON column; non-integers become ``Decimal`` except field confidences."""
+    return _confidences_as_float(simplejson.loads(text, use_decimal=True))
 
 
 def dumps_pretty(value: Any) -> str:

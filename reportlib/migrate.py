@@ -24,13 +24,8 @@ REPORTLIB_TABLES = frozenset(
 
 
 def script_location() -> str:
-    """Where the migration scripts are: the repository's ``alembic/`` or the installed copy."""
-    checkout = Path(__file__).resolve().parent.parent / "alembic"
-    if (checkout / "env.py").is_file():
-        return str(checkout)
-    import reportlib.migrations as migrations  # type: ignore[import-not-found]  # see pyproject
-
-    return str(Path(next(iter(migrations.__path__))))
+    """Where the migration scripts are: ``reportlib/migrations``, a link to ``alembic/``."""
+    return str(Path(__file__).resolve().parent / "migrations")
 
 
 def include_object(

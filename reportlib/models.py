@@ -89,6 +89,16 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return stamp.astimezone(dt.UTC)
 
 
+class FloatValue(TypeDecorator[float]):
+    """A float that reads back as ``float`` (SQLite's RETURNING hands integral REALs back as int)."""
+
+    impl = Float
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> float | None:
+        return None if value is None else float(value)
+
+
 JSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
@@ -176,7 +186,7 @@ class ProcessingReport(Base):
     )
     extracted_fields: Mapped[dict[str, Any]] = mapped_column(JSONDocument, nullable=False)
     missing_fields: Mapped[list[str] | None] = mapped_column(JSONDocument)
-    overall_confidence: Mapped[float] = mapped_column(Float, nullable=False)
+    overall_confidence: Mapped[float] = mapped_column(FloatValue(), nullable=False)
     confidence_route: Mapped[str] = mapped_column(String(20), nullable=False)
     needs_review: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=text("false")

@@ -255,14 +255,16 @@ def _field_window(flt: ReportFilter, table: Any = ReportField) -> list[ColumnEle
 def open_review_condition(*, as_of: dt.datetime | None = None) -> ColumnElement[bool]:
     """SQL condition on ``processing_reports``: the report is in the open review queue.
 
-    Open means flagged (``needs_review``) with no review decision made on or after the
-    report's ``created_at`` (re-processing moves ``created_at`` forward, so a report that is
-    flagged again re-opens). With ``as_of``, the queue as it stood at that instant: the
+    Open means flagged (``needs_review``) with no review decision on the report's current
+    processing: a decision records the ``created_at`` of the processing it reviewed, and
+    re-processing moves ``created_at`` forward, so a report that is flagged again re-opens.
+    Comparing the recorded processing, not the decision's clock, leaves no race between a
+    decision and a re-processing committed at nearly the same instant. With ``as_of``, the queue as it stood at that instant: the
     report existed and no decision had been made yet.
     """
     r = ProcessingReport
     d = ReviewDecision
-    decided = select(d.id).where(d.report_id == r.id, d.decided_at >= r.created_at)
+    decided = select(d.id).where(d.report_id == r.id, d.report_created_at >= r.created_at)
     conditions: list[ColumnElement[bool]] = [r.needs_review.expression]
     if as_of is not None:
         _check_aware(as_of, "as_of")

@@ -979,7 +979,7 @@ def get_review_history(db: Session, *, report_id: int, limit: int = 20) -> list[
             outcome=row.outcome,
             note=row.note,
             verdicts=tuple(verdicts[row.id]),
-            for_current_processing=row.decided_at >= row.current_created_at,
+            for_current_processing=row.report_created_at >= row.current_created_at,
         )
         for row in rows
     ]

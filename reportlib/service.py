@@ -25,6 +25,10 @@ INT32_MAX = 2_147_483_647
 REVIEW_REASON_MAX = 100
 INTENT_MAX = 50
 FIELD_NAME_MAX = 100
+# Longer numbers are refused: PostgreSQL's numeric and Python's int-to-text conversion both
+# have limits, and no amount or reference needs more.
+MAX_NUMBER_DIGITS = 1000
+_INT_LIMIT = 10**MAX_NUMBER_DIGITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,10 @@ def _is_empty(value: Any) -> bool:
 def _check_confidence(value: Any, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
         raise ReportValidationError(field, "must be a number between 0 and 1")
-    as_float = float(value)
+    try:
+        as_float = float(value)
+    except (OverflowError, ValueError):  # an int beyond float range, Decimal("sNaN")
+        raise ReportValidationError(field, "must be a finite number between 0 and 1") from None
     if not math.isfinite(as_float):
         raise ReportValidationError(field, "must be a finite number between 0 and 1")
     if not 0.0 <= as_float <= 1.0:
@@ -99,7 +106,13 @@ def _check_json_value(value: Any, field: str, depth: int = 0) -> Any:
     """Return ``value`` as it will be stored, or raise naming ``field``."""
     if depth > 32:
         raise ReportValidationError(field, "is nested too deeply")
-    if value is None or isinstance(value, (bool, int)):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not -_INT_LIMIT < value < _INT_LIMIT:
+            raise ReportValidationError(
+                field, f"has a number of more than {MAX_NUMBER_DIGITS} digits"
+            )
         return value
     if isinstance(value, str):
         _check_json_text(value, field)
@@ -111,6 +124,11 @@ def _check_json_value(value: Any, field: str, depth: int = 0) -> Any:
     if isinstance(value, decimal.Decimal):
         if not value.is_finite():
             raise ReportValidationError(field, "must be a finite number")
+        exponent = int(value.as_tuple().exponent)
+        if max(value.adjusted() + 1, 0) + max(-exponent, 0) > MAX_NUMBER_DIGITS:
+            raise ReportValidationError(
+                field, f"has a number of more than {MAX_NUMBER_DIGITS} digits"
+            )
         return value
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}

@@ -148,3 +148,20 @@ def test_constraint_names_match_the_models(empty_engine: Engine) -> None:
         }
         found = {c["name"] for c in inspector.get_check_constraints(table.name)}
         assert found == expected, table.name
+
+
+def test_package_imports_and_finds_its_migrations_from_anywhere(tmp_path: Path) -> None:
+    """A host project imports reportlib from its own directory, not from this checkout."""
+    import subprocess
+    import sys
+
+    code = (
+        "from pathlib import Path; from reportlib import make_engine; "
+        "from reportlib.migrate import script_location; "
+        "assert (Path(script_location()) / 'env.py').is_file(); "
+        "assert (Path(script_location()) / 'versions' / '0001_initial.py').is_file(); print('ok')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.stdout.strip() == "ok", result.stderr

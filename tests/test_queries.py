@@ -122,7 +122,10 @@ def seed(db: Session, *, n: int = 90, seed_value: int = 20261129, days: int = 70
                     email_id=report.email_id,
                     reviewer="reviewer-a",
                     decided_at=decided,
-                    report_created_at=created,
+                    # A decision before this processing reviewed an earlier one.
+                    report_created_at=created
+                    if decided >= created
+                    else decided - dt.timedelta(hours=1),
                     outcome="approved",
                 )
             )
@@ -147,8 +150,14 @@ def load_raw(db: Session) -> Raw:
         value if value.tzinfo else value.replace(tzinfo=UTC) for value in reports["created_at"]
     ]
     reports["day"] = [value.astimezone(UTC).date() for value in reports["created_at"]]
-    decision_rows = db.execute(select(ReviewDecision.report_id, ReviewDecision.decided_at)).all()
-    decisions = pd.DataFrame(decision_rows, columns=["report_id", "decided_at"])
+    decision_rows = db.execute(
+        select(
+            ReviewDecision.report_id, ReviewDecision.decided_at, ReviewDecision.report_created_at
+        )
+    ).all()
+    decisions = pd.DataFrame(
+        decision_rows, columns=["report_id", "decided_at", "report_created_at"]
+    )
     return Raw(reports, decisions)
 
 
@@ -189,7 +198,11 @@ def expected_queue(raw: Raw, as_of: dt.datetime, flt: ReportFilter) -> tuple[int
         if flt.routes and row.confidence_route not in flt.routes:
             continue
         mine = raw.decisions[raw.decisions["report_id"] == row.id]
-        decided = [d for d in mine["decided_at"] if row.created_at <= d < as_of]
+        decided = [
+            d
+            for d, reviewed in zip(mine["decided_at"], mine["report_created_at"], strict=True)
+            if reviewed >= row.created_at and d < as_of
+        ]
         if not decided:
             open_ids.append(row.id)
     oldest = frame[frame["id"].isin(open_ids)]["created_at"].min() if open_ids else None
@@ -596,7 +609,7 @@ def _expected_open(raw: Raw, flt: ReportFilter) -> pd.DataFrame:
         if not row.needs_review:
             continue
         mine = raw.decisions[raw.decisions["report_id"] == row.id]
-        if any(d >= row.created_at for d in mine["decided_at"]):
+        if any(reviewed >= row.created_at for reviewed in mine["report_created_at"]):
             continue
         rows.append(
             (
@@ -806,7 +819,7 @@ def test_open_review_condition_follows_reprocessing(db: Session) -> None:
                 email_id=report.email_id,
                 reviewer="r",
                 decided_at=at,
-                report_created_at=created,
+                report_created_at=created if at >= created else at - dt.timedelta(hours=1),
                 outcome="approved",
             )
         )
