@@ -52,6 +52,7 @@ PAGES = [
         title="Review queue",
         url_path="review",
     ),
+    st.Page("views/quality.py", title="Quality", url_path="quality"),
 ]
 
 page = st.navigation(PAGES)

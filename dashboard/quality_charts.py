@@ -1,0 +1,211 @@
+"""Plotly builders for the quality page and the queue statistics: a frame in, a figure out.
+
+No Streamlit and no database here. Field names and reviewer identities are escaped with
+:func:`dashboard.charts.plain` before plotly sees them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.charts import FONT, LINE_COLOR, plain
+
+ACCENT = "#C8553D"
+MUTED = "#8C8C8C"
+MISSED_COLOR = "#C8553D"
+ABSENT_COLOR = "#7FA7BF"
+OUTCOME_COLORS = {"approved": "#3E8E7E", "corrected": "#E0A458", "rejected": "#C8553D"}
+
+
+def _layout(figure: go.Figure, *, title: str, x: str, y: str, height: int = 400) -> go.Figure:
+    figure.update_layout(
+        title={
+            "text": plain(title),
+            "x": 0,
+            "xanchor": "left",
+            "y": 0.98,
+            "yanchor": "top",
+            "yref": "container",
+            "font": {"size": 16},
+        },
+        template="plotly_white",
+        font=FONT,
+        height=height,
+        margin={"l": 10, "r": 10, "t": 84 if len(figure.data) > 1 else 52, "b": 10},
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.02,
+            "xanchor": "left",
+            "x": 0,
+            "traceorder": "normal",
+        },
+        hoverlabel={"font_size": 13},
+    )
+    figure.update_xaxes(title_text=plain(x), automargin=True)
+    figure.update_yaxes(title_text=plain(y), automargin=True)
+    return figure
+
+
+def reliability_diagram(bins: pd.DataFrame, *, title: str, ece: float | None) -> go.Figure:
+    """Share verified correct against mean confidence per bin, with the diagonal.
+
+    ``bins`` has columns ``bin`` (label), ``n``, ``mean_confidence`` and ``accuracy``;
+    empty bins (``n == 0``) are left out. Bubble area follows the number of verdicts,
+    which is also written next to each point.
+    """
+    shown = bins[bins["n"] > 0]
+    largest = max(int(shown["n"].max()), 1) if len(shown) else 1
+    sizes = [10 + 26 * math.sqrt(int(n) / largest) for n in shown["n"]]
+    figure = go.Figure()
+    figure.add_scatter(
+        x=[0, 1],
+        y=[0, 100],
+        mode="lines",
+        name="Perfectly calibrated",
+        line={"color": MUTED, "dash": "dash", "width": 1.5},
+        hoverinfo="skip",
+    )
+    figure.add_scatter(
+        x=shown["mean_confidence"],
+        y=shown["accuracy"] * 100,
+        mode="lines+markers+text",
+        name="Reviewed values",
+        line={"color": LINE_COLOR, "width": 2},
+        marker={"size": sizes, "color": LINE_COLOR, "opacity": 0.75, "line": {"width": 0}},
+        text=[f"{int(n):,}" for n in shown["n"]],
+        textposition="top left",
+        textfont={"size": 12, "color": "#1F2A33"},
+        customdata=list(zip(shown["bin"], shown["n"], strict=True)),
+        hovertemplate="confidence %{customdata[0]}<br>mean confidence %{x:.3f}"
+        "<br>%{y:.1f}% verified correct<br>%{customdata[1]:,} verdicts<extra></extra>",
+    )
+    heading = title if ece is None else f"{title} · ECE {ece:.3f}"
+    figure = _layout(
+        figure,
+        title=heading,
+        x="Confidence the extractor gave (bin mean)",
+        y="Verified correct (%)",
+        height=440,
+    )
+    figure.update_xaxes(range=[-0.02, 1.04], dtick=0.1)
+    figure.update_yaxes(range=[-3, 108], ticksuffix="%")
+    return figure
+
+
+def threshold_tradeoff(frame: pd.DataFrame, *, selected: float, title: str) -> go.Figure:
+    """Review volume against wrong values passing unreviewed, one point per threshold.
+
+    ``frame`` has columns ``threshold``, ``review_share``, ``wrong_escape_share``,
+    ``sent_to_review`` and ``wrong_passed``; the row whose threshold equals ``selected``
+    is highlighted.
+    """
+    usable = frame.dropna(subset=["review_share", "wrong_escape_share"])
+    figure = go.Figure()
+    figure.add_scatter(
+        x=usable["review_share"] * 100,
+        y=usable["wrong_escape_share"] * 100,
+        mode="lines+markers+text",
+        name="Candidate thresholds",
+        line={"color": LINE_COLOR, "width": 2},
+        marker={"size": 8, "color": LINE_COLOR},
+        text=[f"{t:.2f}" for t in usable["threshold"]],
+        textposition="top right",
+        textfont={"size": 11, "color": "#4A5560"},
+        customdata=list(
+            zip(usable["threshold"], usable["sent_to_review"], usable["wrong_passed"], strict=True)
+        ),
+        hovertemplate="threshold %{customdata[0]:.2f}<br>%{x:.1f}% of values reviewed "
+        "(%{customdata[1]:,})<br>%{y:.1f}% of wrong values pass (%{customdata[2]:,})"
+        "<extra></extra>",
+    )
+    chosen = usable[(usable["threshold"] - selected).abs() < 1e-9]
+    if len(chosen):
+        figure.add_scatter(
+            x=chosen["review_share"] * 100,
+            y=chosen["wrong_escape_share"] * 100,
+            mode="markers",
+            name=f"Selected threshold {selected:.2f}",
+            marker={"size": 18, "color": ACCENT, "symbol": "circle-open", "line": {"width": 3}},
+            hoverinfo="skip",
+        )
+    figure = _layout(
+        figure,
+        title=title,
+        x="Values sent to review (%)",
+        y="Wrong values passing unreviewed (%)",
+        height=420,
+    )
+    figure.update_xaxes(range=[-3, 105], ticksuffix="%")
+    figure.update_yaxes(range=[-3, 108], ticksuffix="%")
+    return figure
+
+
+def missing_outcomes(frame: pd.DataFrame) -> go.Figure:
+    """Per field marked missing: how often the value was there (missed) or truly absent.
+
+    ``frame`` has columns ``field``, ``n``, ``missed``, ``truly_absent`` and the shares;
+    one stacked horizontal bar per field, first row on top.
+    """
+    ordered = frame.iloc[::-1]
+    labels = [plain(name) for name in ordered["field"]]
+    figure = go.Figure()
+    for column, share, name, color in (
+        ("missed", "missed_share", "Missed (the value was in the email)", MISSED_COLOR),
+        ("truly_absent", "absent_share", "Truly absent", ABSENT_COLOR),
+    ):
+        figure.add_bar(
+            x=ordered[column],
+            y=labels,
+            orientation="h",
+            name=name,
+            marker_color=color,
+            text=[
+                f"{int(count):,} · {value * 100:.0f}%" if value == value and count else ""
+                for count, value in zip(ordered[column], ordered[share], strict=True)
+            ],
+            textposition="inside",
+            insidetextanchor="middle",
+            customdata=ordered[share] * 100,
+            hovertemplate="%{y}<br>%{x:,} verdicts (%{customdata:.1f}%)<extra>"
+            + plain(name)
+            + "</extra>",
+        )
+    figure.update_layout(barmode="stack")
+    figure = _layout(
+        figure,
+        title="Fields marked missing: missed or truly absent?",
+        x="Reviewed fields marked missing",
+        y="Field",
+        height=max(260, 130 + 44 * len(ordered)),
+    )
+    return figure
+
+
+def reviewer_throughput(frame: pd.DataFrame) -> go.Figure:
+    """Decisions per reviewer split by outcome (columns ``reviewer``, ``approved``,
+    ``corrected``, ``rejected``), busiest on top."""
+    ordered = frame.iloc[::-1]
+    labels = [plain(name) for name in ordered["reviewer"]]
+    figure = go.Figure()
+    for outcome, color in OUTCOME_COLORS.items():
+        figure.add_bar(
+            x=ordered[outcome],
+            y=labels,
+            orientation="h",
+            name=outcome.capitalize(),
+            marker_color=color,
+            hovertemplate="%{y}<br>%{x:,} " + outcome + "<extra></extra>",
+        )
+    figure.update_layout(barmode="stack")
+    figure = _layout(
+        figure,
+        title="Decisions per reviewer",
+        x="Decisions in the period",
+        y="Reviewer",
+        height=max(240, 130 + 40 * len(ordered)),
+    )
+    return figure
