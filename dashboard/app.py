@@ -1,7 +1,9 @@
 """Entry point: ``streamlit run dashboard/app.py``.
 
-Sets up the page, error reporting, the global filters in the sidebar and navigation,
-then runs the chosen page inside the error boundary. Pages live in ``dashboard/views``:
+Sets up the page and error reporting, lets in only known users (OIDC login when
+``[auth]`` is configured, otherwise the labelled local mode), builds the navigation for
+the user's role, draws the global filters in the sidebar, checks that the database
+answers, then runs the chosen page inside the error boundary. Pages live in ``dashboard/views``:
 a folder named ``pages/`` beside the entry point would make Streamlit treat the app as a
 legacy multipage app on a fresh process, bypassing this file.
 """
@@ -19,7 +21,8 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard import boundary, data, filters  # noqa: E402
+from dashboard import auth, boundary, data, filters  # noqa: E402
+from reportlib.access import can_see_audit  # noqa: E402
 
 st.set_page_config(
     page_title="Processing reports",
@@ -27,6 +30,11 @@ st.set_page_config(
     initial_sidebar_state="expanded",
 )
 boundary.start_error_reporting()
+
+# Nothing below runs for a visitor who is not let in: require_user stops the script with
+# the login prompt or the refusal, and a broken login configuration ends in its message.
+user = boundary.run_page(auth.require_user, page="login", filters=dict)
+auth.sidebar_identity(user)
 
 # No page icons: Streamlit turns the current page's icon into the favicon, fetched from a
 # font CDN; the dashboard must not call out to third parties.
@@ -54,6 +62,10 @@ PAGES = [
     ),
     st.Page("views/quality.py", title="Quality", url_path="quality"),
 ]
+# Only admins get the audit page; for everyone else /audit is an unknown page (and the
+# page refuses them itself as well).
+if can_see_audit(user.role):
+    PAGES.append(st.Page("views/audit.py", title="Audit log", url_path="audit"))
 
 page = st.navigation(PAGES)
 page_name = page.url_path or "overview"
@@ -62,7 +74,13 @@ if page_name != "review" and "email_id" in st.query_params:
 
 
 def _filters_and_page() -> None:
-    filters.sidebar(today=filters.utc_today(), load_intents=data.intents)
+    data.start_run()
+    # The sidebar comes first, even in an outage (its intent list then falls back quietly):
+    # widgets left out of a run lose their state, and the filters must survive.
+    filters.sidebar(
+        today=filters.utc_today(), load_intents=data.intents, reports=page_name != "audit"
+    )
+    data.check_available()
     page.run()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TypeVar
 
 import sqlalchemy.exc
 import streamlit as st
@@ -37,6 +37,9 @@ DATABASE_NOT_SET_UP = (
     "(and `python -m reportlib seed-demo` for demo data), then reload this page."
 )
 UNEXPECTED = "Something went wrong while building this page. The problem has been logged."
+NOT_ALLOWED = "Your role does not give access to this page."
+
+T = TypeVar("T")
 
 
 @st.cache_resource(show_spinner=False)
@@ -71,15 +74,16 @@ def database_problem(exc: BaseException) -> str | None:
 
 
 def run_page(
-    render: Callable[[], Any], *, page: str, filters: Callable[[], Mapping[str, str]]
-) -> None:
-    """Run one page's entry function inside the error boundary.
+    render: Callable[[], T], *, page: str, filters: Callable[[], Mapping[str, str]]
+) -> T:
+    """Run ``render`` inside the error boundary and return its result.
 
+    On an error the page ends here (``st.stop``) with a message and nothing returns.
     ``filters`` returns the current filter values (dates, intents, routes: never
     extracted values) for the error report; it is only called when something failed.
     """
     try:
-        render()
+        return render()
     except ConfigurationError as exc:
         st.error(f"The dashboard is not configured correctly: {exc}")
         st.stop()
@@ -88,6 +92,9 @@ def run_page(
         st.stop()
     except ReportNotFoundError:
         st.info("There is no processing report for that email.")
+        st.stop()
+    except PermissionError:  # a data function refused a role (the pages check first)
+        st.error(NOT_ALLOWED, icon=":material/block:")
         st.stop()
     except Exception as exc:  # noqa: BLE001 - the boundary: no traceback reaches a viewer
         problem = database_problem(exc)

@@ -3,6 +3,12 @@
 The engine is a ``st.cache_resource`` per database URL; query results are
 ``st.cache_data`` entries that live ``DASHBOARD_CACHE_TTL_S`` seconds. Every cached
 function takes the database key first, so two databases never share results.
+
+Reads use the dashboard's database (a read replica when ``DASHBOARD_DATABASE_URL`` is
+set); audit rows go to the primary (``DATABASE_URL``). Three things here are never
+cached, because each call must reach the database: :func:`check_available` (an outage
+must not hide behind cached numbers), :func:`report_detail` (each opening of unmasked
+values is audited) and the audit log itself.
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from reportlib import queries
+from dashboard import auth
+from dashboard.values import mask_detail
+from reportlib import jsoncodec, queries
+from reportlib.access import DashboardUser, can_see_audit, can_see_values
+from reportlib.audit import AuditEntry, count_audit_events, list_audit_events, record_audit_event
 from reportlib.config import get_settings
 from reportlib.db import make_engine, make_sessionmaker
-from reportlib.health import translate_db_errors
+from reportlib.health import check_database, translate_db_errors
 from reportlib.queries import (
     OverviewKpis,
     QueueSnapshot,
@@ -38,9 +48,25 @@ def database_key() -> str:
     return get_settings().dashboard_sqlalchemy_url.render_as_string(hide_password=False)
 
 
+def primary_key() -> str:
+    """Identifies the primary database (``DATABASE_URL``), where audit rows are written."""
+    return get_settings().sqlalchemy_url.render_as_string(hide_password=False)
+
+
 @st.cache_resource(show_spinner=False)
 def _engine(db: str) -> Engine:
+    # pool_pre_ping (set by make_engine for PostgreSQL) replaces connections that died in
+    # an outage, so this cached engine keeps working once the server is back.
     return make_engine(db)
+
+
+def check_available() -> None:
+    """Raise DatabaseUnavailableError unless the dashboard's database answers now.
+
+    Runs before every page, uncached: without it a page whose numbers are all cached
+    would keep showing them through an outage as if nothing were wrong.
+    """
+    check_database(_engine(database_key()))
 
 
 @contextmanager
@@ -52,6 +78,16 @@ def session(db: str) -> Iterator[Session]:
             yield s
         finally:
             s.rollback()
+
+
+@contextmanager
+def _write_session(db: str) -> Iterator[Session]:
+    """A unit of work that the caller commits; rolled back if it does not."""
+    with translate_db_errors(), make_sessionmaker(_engine(db))() as s:
+        try:
+            yield s
+        finally:
+            s.rollback()  # a no-op after a commit
 
 
 def now_minute() -> dt.datetime:
@@ -208,11 +244,221 @@ def open_queue_now(flt: ReportFilter) -> QueueSnapshot:
     return _open_queue_now(database_key(), flt.intents, flt.routes, now_minute())
 
 
-def report_detail(email_id: int) -> ReportDetail | None:
-    """The drill-down of one email. Not cached: reviewers must see the current report,
-    and a colleague's later audit of each opening must see every one."""
-    with session(database_key()) as s:
-        return queries.get_report_detail(s, email_id=email_id)
+# ---- Audited reads ---------------------------------------------------------------------
+# "Each drill-down opened" is one audit row, not one per rerun: every widget click reruns
+# the page, and a reviewer working through one report must not write dozens of rows.
+# app.py calls start_run() before each page; something shown in the previous run and
+# again in this one is the same opening. Closing it (or visiting another page) for one
+# run ends the opening, so showing it again writes a new row.
+_SHOWN_THIS_RUN = "_audit_shown_this_run"
+_SHOWN_LAST_RUN = "_audit_shown_last_run"
+
+
+def start_run() -> None:
+    """Mark the start of a script run for the audit of openings (called by app.py)."""
+    st.session_state[_SHOWN_LAST_RUN] = st.session_state.get(_SHOWN_THIS_RUN, frozenset())
+    st.session_state[_SHOWN_THIS_RUN] = frozenset()
+
+
+def _newly_opened(what: tuple[str, int]) -> bool:
+    """Record ``what`` as shown in this run; True unless it was already open before."""
+    this_run: frozenset[tuple[str, int]] = st.session_state.get(_SHOWN_THIS_RUN, frozenset())
+    last_run: frozenset[tuple[str, int]] = st.session_state.get(_SHOWN_LAST_RUN, frozenset())
+    st.session_state[_SHOWN_THIS_RUN] = this_run | {what}
+    return what not in this_run and what not in last_run
+
+
+def _page_path(page: str) -> str:
+    return "/" + page.strip("/")
+
+
+def report_detail(email_id: int, *, page: str = "review") -> ReportDetail | None:
+    """The drill-down of one email, as the current user may see it.
+
+    Not cached: reviewers must see the current report, and every opening is audited.
+    Users with value rights get the values, and the first time this opening is shown a
+    ``drilldown_viewed`` row is committed before the values are returned, so values are
+    never shown without their audit row (if the row cannot be written, the page fails
+    instead). Everyone else gets :func:`dashboard.values.mask_detail` and no row.
+    """
+    user = auth.current_user()
+    if user is None or not can_see_values(user.role):
+        with session(database_key()) as s:
+            detail = queries.get_report_detail(s, email_id=email_id)
+        return None if detail is None else mask_detail(detail)
+    if database_key() == primary_key():
+        # One transaction: the report is read and its viewing recorded together.
+        with _write_session(primary_key()) as s:
+            detail = queries.get_report_detail(s, email_id=email_id)
+            if detail is not None and _newly_opened(("drilldown", email_id)):
+                _record_view(s, user, email_id=email_id, page=page)
+            s.commit()
+        return detail
+    with session(database_key()) as s:  # a read replica: read there, audit on the primary
+        detail = queries.get_report_detail(s, email_id=email_id)
+    if detail is not None and _newly_opened(("drilldown", email_id)):
+        with _write_session(primary_key()) as s:
+            _record_view(s, user, email_id=email_id, page=page)
+            s.commit()
+    return detail
+
+
+def _record_view(s: Session, user: DashboardUser, *, email_id: int, page: str) -> None:
+    record_audit_event(
+        s,
+        actor=user.actor,
+        action="drilldown_viewed",
+        email_id=email_id,
+        details={"role": user.role, "page": _page_path(page), "masked": False},
+    )
+
+
+def record_export(user: DashboardUser, *, page: str, rows: int) -> None:
+    """Commit a ``csv_exported`` audit row (who, which page, how many rows; no values).
+
+    Safe to call outside a script run: Streamlit builds deferred downloads in a worker
+    thread, and the file is only handed out once this row is committed.
+    """
+    with _write_session(primary_key()) as s:
+        record_audit_event(
+            s,
+            actor=user.actor,
+            action="csv_exported",
+            details={"role": user.role, "page": _page_path(page), "rows": rows},
+        )
+        s.commit()
+
+
+# ---- The audit log (admins) ---------------------------------------------------------------
+AUDIT_EXPORT_MAX_ROWS = 10_000
+_AUDIT_PAGE_ROWS = 1000  # reportlib.audit.MAX_LIST_LIMIT
+
+
+def _audit_window(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    return (
+        dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC),
+        dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC),
+    )
+
+
+def _require_audit_rights(user: DashboardUser | None) -> None:
+    # The page checks too; this keeps any other caller from reading the log by accident.
+    if user is None or not can_see_audit(user.role):
+        raise PermissionError("the audit log is for admins only")
+
+
+def audit_log_opened(user: DashboardUser, *, filtered: bool) -> None:
+    """Commit an ``audit_log_viewed`` row the first run the audit page is shown."""
+    _require_audit_rights(user)
+    if not _newly_opened(("audit_log", 0)):
+        return
+    with _write_session(primary_key()) as s:
+        record_audit_event(
+            s,
+            actor=user.actor,
+            action="audit_log_viewed",
+            details={"role": user.role, "page": "/audit", "is_filtered": filtered},
+        )
+        s.commit()
+
+
+def audit_events(
+    user: DashboardUser,
+    start: dt.date,
+    end: dt.date,
+    *,
+    actor: str | None,
+    action: str | None,
+    email_id: int | None,
+    limit: int,
+    offset: int,
+    before: dt.datetime | None = None,
+) -> list[AuditEntry]:
+    """Audit rows of the UTC days ``start`` to ``end`` (and before ``before``, if given),
+    newest first. ``user`` must be an admin."""
+    _require_audit_rights(user)
+    first, after = _audit_window(start, end)
+    if before is not None:
+        after = min(after, before)
+    with session(primary_key()) as s:
+        return list_audit_events(
+            s,
+            start=first,
+            end=after,
+            actor=actor,
+            action=action,
+            email_id=email_id,
+            limit=limit,
+            offset=offset,
+        )
+
+
+def count_audit(
+    user: DashboardUser,
+    start: dt.date,
+    end: dt.date,
+    *,
+    actor: str | None,
+    action: str | None,
+    email_id: int | None,
+) -> int:
+    """How many audit rows match. ``user`` must be an admin."""
+    _require_audit_rights(user)
+    first, after = _audit_window(start, end)
+    with session(primary_key()) as s:
+        return count_audit_events(
+            s, start=first, end=after, actor=actor, action=action, email_id=email_id
+        )
+
+
+def audit_frame(entries: list[AuditEntry]) -> pd.DataFrame:
+    """Audit rows as a table: time (UTC), actor, action, email and details as JSON text."""
+    return pd.DataFrame(
+        {
+            "occurred_at": [entry.occurred_at.astimezone(dt.UTC) for entry in entries],
+            "actor": [entry.actor for entry in entries],
+            "action": [entry.action for entry in entries],
+            "email_id": pd.array([entry.email_id for entry in entries], dtype="Int64"),
+            "details": [
+                "" if entry.details is None else jsoncodec.dumps(entry.details) for entry in entries
+            ],
+        },
+        columns=["occurred_at", "actor", "action", "email_id", "details"],
+    )
+
+
+def export_audit_events(
+    user: DashboardUser,
+    start: dt.date,
+    end: dt.date,
+    *,
+    actor: str | None,
+    action: str | None,
+    email_id: int | None,
+) -> pd.DataFrame:
+    """Every matching audit row, newest first, up to :data:`AUDIT_EXPORT_MAX_ROWS`.
+
+    Pages are read up to the moment the export started, so rows written meanwhile
+    cannot shift one page onto the next.
+    """
+    before = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    entries: list[AuditEntry] = []
+    while len(entries) < AUDIT_EXPORT_MAX_ROWS:
+        chunk = audit_events(
+            user,
+            start,
+            end,
+            actor=actor,
+            action=action,
+            email_id=email_id,
+            limit=min(_AUDIT_PAGE_ROWS, AUDIT_EXPORT_MAX_ROWS - len(entries)),
+            offset=len(entries),
+            before=before,
+        )
+        entries.extend(chunk)
+        if len(chunk) < _AUDIT_PAGE_ROWS:
+            break
+    return audit_frame(entries)
 
 
 def export_review_queue(flt: ReportFilter, *, sort: str, reasons: tuple[str, ...]) -> pd.DataFrame:

@@ -10,6 +10,7 @@ defaults with a warning, never an error.
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -90,11 +91,19 @@ def parse_query_params(params: Mapping[str, Sequence[str]], *, today: dt.date) -
         routes = []
 
     intents = [value.strip() for value in params.get("intent", []) if value.strip()]
-    if any(len(intent) > INTENT_MAX for intent in intents) or len(intents) > 50:
+    if len(intents) > 50 or any(not _plausible_intent(intent) for intent in intents):
         problems.append("The link's intent filter is not valid; showing all intents.")
         intents = []
 
     return ParsedFilters(ReportFilter(start, end, tuple(intents), tuple(routes)), tuple(problems))
+
+
+def _plausible_intent(intent: str) -> bool:
+    # Control characters (NUL above all, which PostgreSQL refuses in text) never occur
+    # in an intent the pipeline stores, so such a link is broken, not a filter.
+    return len(intent) <= INTENT_MAX and not any(
+        unicodedata.category(char) in {"Cc", "Cf", "Cs", "Co"} for char in intent
+    )
 
 
 def to_query_params(flt: ReportFilter) -> dict[str, str | list[str]]:
@@ -151,12 +160,17 @@ def initialise(*, today: dt.date) -> None:
 
 
 def sidebar(
-    *, today: dt.date, load_intents: Callable[[dt.date, dt.date], Sequence[str]]
+    *,
+    today: dt.date,
+    load_intents: Callable[[dt.date, dt.date], Sequence[str]],
+    reports: bool = True,
 ) -> ReportFilter:
     """Draw the filter widgets, store and return the chosen filter, and sync the URL.
 
     ``load_intents(start, end)`` lists the intent options; if it fails (database down)
     the options are just the selected intents and the page reports the problem.
+    ``reports=False`` (the audit log, which has dates but no intents or routes) keeps
+    the intent and route widgets, disabled, so their choices survive the visit.
     """
     initialise(today=today)
     start, end = _dates(st.session_state.get(_DATES_KEY), today=today)
@@ -184,6 +198,7 @@ def sidebar(
             key=_INTENTS_KEY,
             placeholder="All intents",
             help=f"{NONE_LABEL} is reports without an intent.",
+            disabled=not reports,
         )
         st.multiselect(
             "Route",
@@ -191,7 +206,10 @@ def sidebar(
             key=_ROUTES_KEY,
             format_func=ROUTE_LABELS.__getitem__,
             placeholder="All routes",
+            disabled=not reports,
         )
+        if not reports:
+            st.caption("Intent and route do not apply to this page.")
     flt = _from_widgets(chosen, today=today)
     st.session_state[_CURRENT_KEY] = flt
     _write_url(flt)

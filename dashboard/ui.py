@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from dashboard import auth, data
+from reportlib.access import DashboardUser, can_see_values
 from reportlib.queries import ReportFilter
 
 EMPTY_DATABASE = (
@@ -57,15 +61,63 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode("utf-8")
 
 
+CsvSource = pd.DataFrame | Callable[[], pd.DataFrame | bytes]
+
+
+def _payload(built: pd.DataFrame | bytes) -> tuple[bytes, int]:
+    if isinstance(built, pd.DataFrame):
+        return csv_bytes(built), len(built)
+    rows = sum(1 for _ in csv.reader(io.StringIO(built.decode("utf-8")))) - 1
+    return built, max(rows, 0)
+
+
+def audited_export(source: CsvSource, *, user: DashboardUser, page: str) -> Callable[[], bytes]:
+    """A file builder that commits a ``csv_exported`` audit row before handing the file out.
+
+    The row names the user, the page and the number of rows, never their content. If it
+    cannot be written, the builder raises and no file is produced.
+    """
+
+    def build() -> bytes:
+        payload, rows = _payload(source() if callable(source) else source)
+        data.record_export(user, page=page, rows=rows)
+        return payload
+
+    return build
+
+
 def csv_download(
-    data: pd.DataFrame | Callable[[], bytes],
+    source: CsvSource,
     *,
     label: str,
     file_name: str,
     key: str,
+    audit_page: str | None = None,
+    contains_values: bool = False,
 ) -> None:
-    """A download button for a table; pass a callable to build large files on click."""
-    payload = csv_bytes(data) if isinstance(data, pd.DataFrame) else data
+    """A download button for a table; pass a callable to build large files on click.
+
+    ``contains_values=True`` marks an export with extracted values: it is offered only to
+    roles that may see values, and always audited. ``audit_page`` (the page's URL path)
+    audits an export without values too. An audited file is built only when the button
+    is clicked, and every build writes one ``csv_exported`` row first.
+    """
+    if contains_values and audit_page is None:
+        raise ValueError("an export with values must name its page for the audit row")
+    payload: bytes | Callable[[], bytes]
+    if audit_page is not None:
+        user = auth.current_user()
+        if user is None or (contains_values and not can_see_values(user.role)):
+            return
+        payload = audited_export(source, user=user, page=audit_page)
+    elif isinstance(source, pd.DataFrame):
+        payload = csv_bytes(source)
+    else:
+        build = source
+
+        def payload() -> bytes:
+            return _payload(build())[0]
+
     st.download_button(
         label,
         data=payload,

@@ -1,32 +1,85 @@
-"""How extracted values become text on screen.
+"""How extracted values become text on screen, and who sees them unmasked.
 
 Every extracted (or corrected) value the dashboard shows goes through
 :func:`display_value`. Values come from untrusted emails: the result is plain text and
 must only be handed to text-only elements (``st.text``, ``st.code``, dataframe cells),
-never to ``st.markdown`` or HTML. Masking for roles that may not see personal data
-belongs here, so no caller can forget it.
+never to ``st.markdown`` or HTML. Masking lives here too, so no caller can forget it:
+a role without value rights (``ops``, or nobody) gets :data:`reportlib.access.MASK`.
+
+:func:`mask_detail` does the same for a whole drill-down before a page sees it: values,
+the email's subject and sender, and the detail of each source.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from reportlib import jsoncodec
+from reportlib.access import can_see_values, mask_value, source_kind
+from reportlib.config import Role
+from reportlib.queries import FieldDetail, ReportDetail
 
 EMPTY = "—"
 
 
-def display_value(field: str, value: Any) -> str:
-    """The plain-text form of ``value`` extracted for ``field``.
+class _CurrentRole:
+    def __repr__(self) -> str:
+        return "CURRENT_ROLE"
+
+
+CURRENT_ROLE: Final = _CurrentRole()
+"""Default of ``role``: ask :func:`dashboard.auth.current_user` who is looking."""
+
+
+def _current_role() -> Role | None:
+    from dashboard import auth  # local import: auth needs Streamlit's script context
+
+    user = auth.current_user()
+    return None if user is None else user.role
+
+
+def display_value(
+    field: str, value: Any, *, role: Role | None | _CurrentRole = CURRENT_ROLE
+) -> str:
+    """The plain-text form of ``value`` extracted for ``field``, as ``role`` may see it.
 
     Lists are joined with ", "; numbers keep their exact decimal form; nested objects
-    are shown as JSON. ``None`` and empty values show as a dash.
+    are shown as JSON. ``None`` and empty values show as a dash. Roles without value
+    rights get the fixed mask instead, whatever the value (even an empty one, so the
+    mask says nothing about it). ``role`` defaults to the current user's.
     """
-    del field  # the seam for per-field masking; unused while every viewer may see values
+    del field  # masking is per role, not per field: every extracted value is personal
+    shown_role = _current_role() if isinstance(role, _CurrentRole) else role
+    if not can_see_values(shown_role):
+        return mask_value(value)
     return _as_text(value)
+
+
+def mask_detail(detail: ReportDetail) -> ReportDetail:
+    """``detail`` as a role without value rights may see it.
+
+    Values become the mask, sources their kind (``attachment``, not the file name), and
+    the email's subject and sender are masked; names, confidences, routes, intent,
+    review reason and missing fields stay, because they are what ops leads work with.
+    """
+    return dataclasses.replace(
+        detail,
+        subject=None if detail.subject is None else mask_value(detail.subject),
+        sender=None if detail.sender is None else mask_value(detail.sender),
+        fields=tuple(
+            FieldDetail(
+                name=item.name,
+                value=mask_value(item.value),
+                confidence=item.confidence,
+                source=None if item.source is None else source_kind(item.source),
+            )
+            for item in detail.fields
+        ),
+    )
 
 
 def _as_text(value: Any) -> str:
