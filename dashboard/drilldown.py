@@ -85,8 +85,11 @@ def render(detail: ReportDetail) -> None:
 
 
 def render_review_actions(detail: ReportDetail) -> None:
-    """Placeholder for the review actions (claim, per-field verdicts, outcome)."""
-    del detail
+    """The review actions (claim, per-field verdicts, outcome): see ``review_panel``."""
+    # Imported here so the whole review hook sits in this one function.
+    from dashboard import review_panel
+
+    review_panel.render(detail)
 
 
 def parse_email_id(raw: str) -> tuple[int | None, str]:

@@ -130,34 +130,41 @@ def review_item(email_id: int) -> ReviewItem | None:
 
 def _written() -> None:
     # Every cached page result may include the changed report (queue, counts, stats,
-    # quality); clearing all is simplest and cheap next to a human decision.
+    # quality); clearing all is simplest and cheap next to a human decision. A refused
+    # write clears them too: it usually means another reviewer changed the queue.
     st.cache_data.clear()
 
 
 def claim(*, report_id: int, reviewer: str) -> Claim:
     """Claim one report for ``reviewer`` and commit."""
-    with data.session(primary_key()) as s:
-        result = review.claim_report(s, report_id=report_id, reviewer=reviewer)
-        s.commit()
-    _written()
+    try:
+        with data.session(primary_key()) as s:
+            result = review.claim_report(s, report_id=report_id, reviewer=reviewer)
+            s.commit()
+    finally:
+        _written()
     return result
 
 
 def claim_next(*, reviewer: str) -> Claim | None:
     """Claim the oldest open report nobody holds (or the one ``reviewer`` already holds)."""
-    with data.session(primary_key()) as s:
-        result = review.claim_next_report(s, reviewer=reviewer)
-        s.commit()
-    _written()
+    try:
+        with data.session(primary_key()) as s:
+            result = review.claim_next_report(s, reviewer=reviewer)
+            s.commit()
+    finally:
+        _written()
     return result
 
 
 def release(*, report_id: int, reviewer: str) -> bool:
     """Give up ``reviewer``'s claim on one report and commit; False when there was none."""
-    with data.session(primary_key()) as s:
-        result = review.release_claim(s, report_id=report_id, reviewer=reviewer)
-        s.commit()
-    _written()
+    try:
+        with data.session(primary_key()) as s:
+            result = review.release_claim(s, report_id=report_id, reviewer=reviewer)
+            s.commit()
+    finally:
+        _written()
     return result
 
 
@@ -171,18 +178,20 @@ def decide(
     report_created_at: dt.datetime,
 ) -> DecisionRecord:
     """Record one decision in a single transaction (all or nothing) and commit."""
-    with data.session(primary_key()) as s:
-        result = review.decide_report(
-            s,
-            report_id=report_id,
-            reviewer=reviewer,
-            outcome=outcome,
-            verdicts=verdicts,
-            note=note,
-            report_created_at=report_created_at,
-        )
-        s.commit()
-    _written()
+    try:
+        with data.session(primary_key()) as s:
+            result = review.decide_report(
+                s,
+                report_id=report_id,
+                reviewer=reviewer,
+                outcome=outcome,
+                verdicts=verdicts,
+                note=note,
+                report_created_at=report_created_at,
+            )
+            s.commit()
+    finally:
+        _written()
     return result
 
 

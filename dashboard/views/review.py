@@ -1,7 +1,9 @@
-"""Review queue: open flagged reports, and the drill-down of one of them.
+"""Review queue: open flagged reports, who holds them, the drill-down with the review
+panel, and the queue's statistics.
 
 ``/review?email_id=N`` opens the drill-down of email N directly; selecting a row does
-the same and puts the id in the URL, so the view can be shared.
+the same and puts the id in the URL, so the view can be shared. "Next item" claims the
+oldest free item and opens it. The Statistics tab is only computed when it is open.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, drilldown, filters, ui
+from dashboard import data, drilldown, filters, quality_charts, review_data, review_panel, ui
 from reportlib.queries import MAX_QUEUE_ROWS, QUEUE_SORTS, ReportFilter
 
 PAGE_SIZE = 50
 ROUTE_NAMES = {"high": "High", "medium": "Medium", "low": "Low"}
 
 
-def _queue_table(frame: pd.DataFrame, now: dt.datetime) -> pd.DataFrame:
+def _queue_table(
+    frame: pd.DataFrame, now: dt.datetime, held: dict[int, tuple[str, dt.datetime]]
+) -> pd.DataFrame:
     ages = [(now - created).total_seconds() for created in frame["created_at"]]
+    holders = [held.get(int(email_id)) for email_id in frame["email_id"]]
     return pd.DataFrame(
         {
             "Email": frame["email_id"],
@@ -31,6 +36,11 @@ def _queue_table(frame: pd.DataFrame, now: dt.datetime) -> pd.DataFrame:
             "Route": frame["confidence_route"].map(ROUTE_NAMES),
             "Overall confidence": frame["overall_confidence"],
             "Missing fields": frame["missing_fields"],
+            "Held by": [holder[0] if holder else "—" for holder in holders],
+            "Until (UTC)": [
+                holder[1].astimezone(dt.UTC).strftime("%H:%M") if holder else "—"
+                for holder in holders
+            ],
         }
     )
 
@@ -80,7 +90,7 @@ def _render_queue(flt: ReportFilter) -> int | None:
     )
     nonce = st.session_state.get("queue_nonce", 0)
     event = st.dataframe(
-        _queue_table(frame, dt.datetime.now(dt.UTC)),
+        _queue_table(frame, dt.datetime.now(dt.UTC), review_data.held_items()),
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
@@ -90,14 +100,20 @@ def _render_queue(flt: ReportFilter) -> int | None:
             "Email": st.column_config.NumberColumn(format="%d", width=70),
             "Age": st.column_config.TextColumn(width=80),
             "Created (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=130),
-            "Review reason": st.column_config.TextColumn(width=230),
-            "Intent": st.column_config.TextColumn(width=150),
-            "Route": st.column_config.TextColumn(width=70),
+            "Review reason": st.column_config.TextColumn(width=170),
+            "Intent": st.column_config.TextColumn(width=120),
+            "Route": st.column_config.TextColumn(width=65),
             "Overall confidence": st.column_config.ProgressColumn(
-                min_value=0.0, max_value=1.0, format="%.2f", width=120
+                "Confidence", min_value=0.0, max_value=1.0, format="%.2f", width=95
             ),
             "Missing fields": st.column_config.NumberColumn(
-                "Missing", format="%d", width=70, help="Number of missing fields"
+                "Missing", format="%d", width=65, help="Number of missing fields"
+            ),
+            "Held by": st.column_config.TextColumn(
+                width=170, help="The reviewer holding the item (claims expire)"
+            ),
+            "Until (UTC)": st.column_config.TextColumn(
+                "Until", width=60, help="When the claim expires (UTC)"
             ),
         },
     )
@@ -115,9 +131,7 @@ def _render_queue(flt: ReportFilter) -> int | None:
 
 
 def _close_drilldown() -> None:
-    if "email_id" in st.query_params:
-        del st.query_params["email_id"]
-    st.session_state["queue_nonce"] = st.session_state.get("queue_nonce", 0) + 1
+    review_panel.open_email(None)
 
 
 def _render_drilldown(raw: str) -> None:
@@ -138,12 +152,8 @@ def _render_drilldown(raw: str) -> None:
     st.button("Close", key="close_drilldown", on_click=_close_drilldown, icon=":material/close:")
 
 
-def render() -> None:
-    """The page's single entry point (the error boundary wraps it)."""
-    flt = filters.current()
-    st.title("Review queue")
+def _render_queue_tab(flt: ReportFilter) -> None:
     with st.spinner("Loading the review queue…"):
-        ui.stop_if_empty_database(data.has_reports())
         selected = _render_queue(flt)
     if selected is not None and st.query_params.get("email_id") != str(selected):
         st.query_params["email_id"] = str(selected)
@@ -152,6 +162,91 @@ def render() -> None:
         _render_drilldown(raw)
     else:
         st.caption("Select a row to see what was extracted from that email.")
+
+
+def _render_stats(flt: ReportFilter) -> None:
+    stats = review_data.queue_stats(flt)
+    cols = st.columns(5)
+    everything = "All open items, whatever the filters."
+    cols[0].metric("Open now", ui.fmt_int(stats.open_count), border=True, help=everything)
+    cols[1].metric(
+        "Claimed now",
+        ui.fmt_int(stats.claimed_count),
+        border=True,
+        help="Open items a reviewer holds right now (claims expire).",
+    )
+    oldest = (
+        None
+        if stats.oldest_open_created_at is None
+        else (stats.now - stats.oldest_open_created_at).total_seconds()
+    )
+    cols[2].metric("Oldest open item", ui.fmt_age(oldest), border=True, help=everything)
+    cols[3].metric(
+        "Resolved today",
+        ui.fmt_int(stats.resolved_today),
+        border=True,
+        help="Decisions made since midnight UTC.",
+    )
+    cols[4].metric(
+        "Median time to decision",
+        ui.fmt_age(stats.median_seconds_to_decision),
+        border=True,
+        help="From the flag (the processing that was reviewed) to the decision, over the "
+        "decisions made in the period.",
+    )
+    st.caption(
+        f"{stats.decisions_in_window:,} decisions made {ui.utc_text(stats.window_start)} to "
+        f"{ui.utc_text(stats.window_end)}."
+    )
+    throughput = review_data.throughput_table(stats)
+    if throughput.empty:
+        st.info("No review decisions in this period yet.", icon=":material/inbox:")
+        return
+    st.plotly_chart(quality_charts.reviewer_throughput(throughput), key="chart_throughput")
+    st.dataframe(
+        throughput.rename(
+            columns={
+                "reviewer": "Reviewer",
+                "decisions": "Decisions",
+                "approved": "Approved",
+                "corrected": "Corrected",
+                "rejected": "Rejected",
+                "decisions_per_day": "Per day",
+                "median_hours_to_decision": "Median hours to decision",
+            }
+        ),
+        hide_index=True,
+        column_config={
+            "Per day": st.column_config.NumberColumn(format="%.1f"),
+            "Median hours to decision": st.column_config.NumberColumn(format="%.1f"),
+        },
+        key="table_throughput",
+    )
+    ui.csv_download(
+        throughput,
+        label="Reviewer throughput (CSV)",
+        file_name=ui.file_stem("review_throughput", flt) + ".csv",
+        key="csv_throughput",
+    )
+
+
+def render() -> None:
+    """The page's single entry point (the error boundary wraps it)."""
+    flt = filters.current()
+    st.title("Review queue")
+    ui.stop_if_empty_database(data.has_reports())
+    review_panel.render_identity()
+    review_panel.render_flash(None)
+    queue_tab, stats_tab = st.tabs(
+        [review_panel.QUEUE_TAB, "Statistics"], key=review_panel.TAB_KEY, on_change="rerun"
+    )
+    # Only the open tab runs: the statistics cost queries the queue does not need.
+    if queue_tab.open is not False:
+        with queue_tab:
+            _render_queue_tab(flt)
+    if stats_tab.open:
+        with stats_tab:
+            _render_stats(flt)
 
 
 render()

@@ -1,0 +1,606 @@
+"""The review actions: who is reviewing, claim / release, per-field verdicts, the decision.
+
+Shown inside the drill-down to roles that may review (``reportlib.access.can_review``).
+Every action runs in a widget callback, before the page is drawn again, so the page
+then shows the state the action left behind. A reportlib error ends up as ``st.error``
+with reportlib's message, which names fields and reports, never values; the form keeps
+its values (``persist_state="session"``), so nothing typed is lost.
+
+Untrusted text (field names, reviewer names, corrected values, notes) is only handed to
+``st.text`` and dataframe cells, never to Markdown, labels or HTML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import auth, boundary, review_data, ui
+from dashboard.values import EMPTY, display_value
+from reportlib.access import can_review
+from reportlib.errors import ReportlibError
+from reportlib.queries import ReportDetail
+from reportlib.review import (
+    NOTE_MAX,
+    DecisionRecord,
+    FieldVerdict,
+    ReviewField,
+    ReviewItem,
+    check_reviewer,
+    parse_corrected_value,
+)
+
+logger = logging.getLogger(__name__)
+
+REVIEWER_KEY = "review_reviewer"
+NAME_INPUT_KEY = "review_name_input"
+FLASH_KEY = "review_flash"
+DONE_KEY = "review_done"
+QUEUE_NONCE_KEY = "queue_nonce"
+TAB_KEY = "review_tab"
+QUEUE_TAB = "Queue"
+
+EXTRACTED_VERDICTS = {
+    "correct": "Correct",
+    "corrected": "Wrong: correct it",
+    "absent": "Not in the email",
+}
+MISSING_VERDICTS = {"absent": "Truly absent", "corrected": "Missed: give the value"}
+OUTCOMES = {"approved": "Approved", "corrected": "Corrected", "rejected": "Rejected"}
+VERDICT_NAMES = {"correct": "correct", "corrected": "corrected", "absent": "absent"}
+_MARKDOWN_SPECIALS = str.maketrans({ch: "\\" + ch for ch in "\\`*_[]<>#~|$"})
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def reviewer() -> str | None:
+    """Who reviews in this session, or None (no review rights, or no name entered yet).
+
+    Logged in: the user's actor (their email). Local mode: the name entered once per
+    session with :func:`render_identity`.
+    """
+    user = auth.current_user()
+    if user is None or not can_review(user.role):
+        return None
+    if not user.local_mode:
+        return user.actor
+    name = st.session_state.get(REVIEWER_KEY)
+    return name if isinstance(name, str) and name else None
+
+
+def may_review() -> bool:
+    """Whether the current user's role may claim and decide."""
+    user = auth.current_user()
+    return user is not None and can_review(user.role)
+
+
+def _set_name() -> None:
+    raw = st.session_state.get(NAME_INPUT_KEY, "")
+    try:
+        st.session_state[REVIEWER_KEY] = check_reviewer(raw)
+    except ReportlibError as exc:
+        _flash(None, "error", _sentence(f"Your name cannot be used: {exc}"))
+
+
+def _change_name() -> None:
+    st.session_state.pop(REVIEWER_KEY, None)
+
+
+def render_identity() -> str | None:
+    """Who is reviewing, and the "Next item" button; returns the reviewer (or None).
+
+    In local mode this asks for a name once per session: decisions are recorded under it.
+    Draws nothing for roles that may not review.
+    """
+    user = auth.current_user()
+    if user is None or not can_review(user.role):
+        return None
+    who = reviewer()
+    with st.container(border=True, key="review_identity"):
+        left, middle, right = st.columns([5, 2, 2], vertical_alignment="bottom")
+        if who is None:
+            left.text_input(
+                "Your name, recorded with your review decisions",
+                key=NAME_INPUT_KEY,
+                max_chars=200,
+                placeholder="e.g. Anna Keller",
+                on_change=_set_name,
+                help="Local mode has no login: the name is not verified.",
+            )
+            middle.button("Start reviewing", key="review_set_name", on_click=_set_name)
+        else:
+            with left:
+                st.caption(
+                    "Reviewing as" + (" (local mode, not verified)" if user.local_mode else "")
+                )
+                st.text(who)
+            if user.local_mode:
+                middle.button("Change name", key="review_change_name", on_click=_change_name)
+        right.button(
+            "Next item",
+            key="review_next",
+            type="primary",
+            icon=":material/skip_next:",
+            on_click=_next_item,
+            disabled=who is None,
+            help="Claim the oldest open item nobody holds (whatever the filters) and open it. "
+            "If you already hold one, you get that one back.",
+            width="stretch",
+        )
+    return who
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _flash(email_id: int | None, kind: str, text: str) -> None:
+    """Keep a message for the next run: ``email_id`` None shows it at the page top."""
+    st.session_state[FLASH_KEY] = {"email_id": email_id, "kind": kind, "text": text}
+
+
+def _md(text: str) -> str:
+    # Messages come from reportlib and name fields; field names may hold underscores.
+    return text.translate(_MARKDOWN_SPECIALS)
+
+
+def render_flash(email_id: int | None) -> None:
+    """Show (once) the message an action left for this place."""
+    flash = st.session_state.get(FLASH_KEY)
+    if not isinstance(flash, dict) or flash.get("email_id") != email_id:
+        return
+    del st.session_state[FLASH_KEY]
+    text = _md(str(flash.get("text", "")))
+    if flash.get("kind") == "error":
+        st.error(text, icon=":material/error:")
+    else:
+        st.info(text, icon=":material/info:")
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _failed(exc: Exception, email_id: int | None, suffix: str = "") -> None:
+    if isinstance(exc, ReportlibError):
+        _flash(email_id, "error", _sentence(str(exc)) + suffix)
+        return
+    # A callback runs outside the page's error boundary: report it the same way.
+    logger.error("review action failed: %s", type(exc).__name__)
+    event_id = boundary.report_error(exc, page="review", filters={})
+    reference = f" Reference: {event_id}." if event_id else ""
+    _flash(email_id, "error", boundary.UNEXPECTED + reference + suffix)
+
+
+# --------------------------------------------------------------------------- navigation
+
+
+def open_email(email_id: int | None) -> None:
+    """Show ``email_id``'s drill-down (None closes it) and clear the queue's row selection,
+    whose row numbers may point elsewhere once the queue changed."""
+    if email_id is None:
+        if "email_id" in st.query_params:
+            del st.query_params["email_id"]
+    else:
+        st.query_params["email_id"] = str(email_id)
+    st.session_state[QUEUE_NONCE_KEY] = st.session_state.get(QUEUE_NONCE_KEY, 0) + 1
+    if st.session_state.get(TAB_KEY) not in (None, QUEUE_TAB):
+        st.session_state[TAB_KEY] = QUEUE_TAB
+
+
+def _next_item() -> None:
+    who = reviewer()
+    if who is None:
+        _flash(None, "error", "Enter your name before claiming items.")
+        return
+    try:
+        claim = review_data.claim_next(reviewer=who)
+    except Exception as exc:  # noqa: BLE001 - shown to the reviewer, see _failed
+        _failed(exc, None)
+        return
+    if claim is None:
+        _flash(None, "info", "Nothing left to claim: every open item is decided or held.")
+        return
+    st.session_state.pop(DONE_KEY, None)
+    open_email(claim.email_id)
+
+
+# --------------------------------------------------------------------------- claim
+
+
+def _claim(report_id: int, email_id: int) -> None:
+    who = reviewer()
+    if who is None:
+        _flash(email_id, "error", "Enter your name before claiming items.")
+        return
+    try:
+        review_data.claim(report_id=report_id, reviewer=who)
+    except Exception as exc:  # noqa: BLE001 - shown to the reviewer, see _failed
+        _failed(exc, email_id)
+
+
+def _release(report_id: int, email_id: int) -> None:
+    who = reviewer()
+    if who is None:
+        return
+    try:
+        released = review_data.release(report_id=report_id, reviewer=who)
+    except Exception as exc:  # noqa: BLE001 - shown to the reviewer, see _failed
+        _failed(exc, email_id)
+        return
+    if not released:
+        _flash(email_id, "info", "You held no claim on this report.")
+
+
+def _render_claim(item: ReviewItem, who: str | None) -> bool:
+    """The claim line and its buttons; True when ``who`` holds the report now."""
+    if not item.needs_review:
+        st.caption("This report is not flagged for review.")
+        return False
+    if not item.is_open:
+        st.caption("This report is decided for its current processing. See the history below.")
+        return False
+    claim = item.claim
+    mine = claim is not None and who is not None and claim.reviewer == who
+    left, right = st.columns([5, 3], vertical_alignment="center")
+    with left:
+        if claim is None:
+            st.text("Open. Nobody holds this report.")
+        elif mine:
+            st.text(f"You hold this report until {ui.utc_text(claim.expires_at)}.")
+        else:
+            st.text(f"Held by {claim.reviewer} until {ui.utc_text(claim.expires_at)}.")
+    with right, st.container(horizontal=True, horizontal_alignment="right"):
+        if mine:
+            st.button(
+                "Renew claim",
+                key="review_renew",
+                on_click=_claim,
+                args=(item.report_id, item.email_id),
+                icon=":material/update:",
+            )
+            st.button(
+                "Release",
+                key="review_release",
+                on_click=_release,
+                args=(item.report_id, item.email_id),
+                icon=":material/lock_open:",
+            )
+        else:
+            st.button(
+                "Claim this report",
+                key="review_claim",
+                type="primary",
+                on_click=_claim,
+                args=(item.report_id, item.email_id),
+                icon=":material/lock:",
+                disabled=who is None or claim is not None,
+                help=None if who is not None else "Enter your name at the top of the page first.",
+            )
+    if who is None:
+        st.caption("Enter your name at the top of the page to claim and review this report.")
+    elif claim is not None and not mine:
+        st.caption("You can claim it once the claim is released or expires.")
+    return mine
+
+
+# --------------------------------------------------------------------------- decide
+
+
+@dataclass(frozen=True)
+class _FormKeys:
+    """Widget keys of one report's form; the processing time makes each processing's
+    form its own, so a re-processed report never inherits stale verdicts."""
+
+    prefix: str
+    count: int
+
+    @classmethod
+    def of(cls, item: ReviewItem) -> _FormKeys:
+        stamp = int(item.created_at.timestamp() * 1_000_000)
+        return cls(prefix=f"rv_{item.report_id}_{stamp}", count=len(item.fields))
+
+    def verdict(self, index: int) -> str:
+        return f"{self.prefix}_verdict_{index}"
+
+    def value(self, index: int) -> str:
+        return f"{self.prefix}_value_{index}"
+
+    @property
+    def outcome(self) -> str:
+        return f"{self.prefix}_outcome"
+
+    @property
+    def note(self) -> str:
+        return f"{self.prefix}_note"
+
+    def all(self) -> list[str]:
+        keys = [self.outcome, self.note]
+        for index in range(self.count):
+            keys += [self.verdict(index), self.value(index)]
+        return keys
+
+
+@dataclass(frozen=True)
+class _Submission:
+    """What a submit needs from the form as it was drawn (the values stay in state)."""
+
+    report_id: int
+    email_id: int
+    created_at: dt.datetime
+    keys: _FormKeys
+    fields: tuple[ReviewField, ...]
+
+
+class _FormIncomplete(ReportlibError):
+    """The form lacks a verdict or the outcome (checked before asking reportlib)."""
+
+
+def _verdicts(sub: _Submission) -> dict[str, FieldVerdict | str]:
+    """The verdicts from the form; raises ReviewInputError naming the first bad field."""
+    state = st.session_state
+    unset = [f.name for i, f in enumerate(sub.fields) if state.get(sub.keys.verdict(i)) is None]
+    if unset:
+        raise _FormIncomplete(
+            f"Give a verdict for every field ({len(unset)} still open: {', '.join(unset)})."
+        )
+    verdicts: dict[str, FieldVerdict | str] = {}
+    for index, field in enumerate(sub.fields):
+        verdict = state[sub.keys.verdict(index)]
+        if verdict == "corrected":
+            value = parse_corrected_value(
+                field.name,
+                state.get(sub.keys.value(index)) or "",
+                like=None if field.was_missing else field.value,
+            )
+            verdicts[field.name] = FieldVerdict("corrected", value)
+        else:
+            verdicts[field.name] = str(verdict)
+    return verdicts
+
+
+def _submit(sub: _Submission) -> None:
+    who = reviewer()
+    if who is None:
+        _flash(sub.email_id, "error", "Enter your name before deciding.")
+        return
+    kept = " Nothing was saved; your entries are kept."
+    try:
+        verdicts = _verdicts(sub)
+        outcome = st.session_state.get(sub.keys.outcome)
+        if outcome is None:
+            raise _FormIncomplete("Choose an outcome: approved, corrected or rejected.")
+        record = review_data.decide(
+            report_id=sub.report_id,
+            reviewer=who,
+            outcome=str(outcome),
+            verdicts=verdicts,
+            note=st.session_state.get(sub.keys.note) or None,
+            report_created_at=sub.created_at,
+        )
+    except Exception as exc:  # noqa: BLE001 - shown to the reviewer, see _failed
+        _failed(exc, sub.email_id, "" if isinstance(exc, _FormIncomplete) else kept)
+        return
+    for key in sub.keys.all():
+        st.session_state.pop(key, None)
+    st.session_state[DONE_KEY] = _done_summary(record)
+    # The decided report leaves the queue: row numbers of the selection move.
+    st.session_state[QUEUE_NONCE_KEY] = st.session_state.get(QUEUE_NONCE_KEY, 0) + 1
+
+
+def _done_summary(record: DecisionRecord) -> dict[str, Any]:
+    counts = {kind: 0 for kind in VERDICT_NAMES}
+    for verdict in record.verdicts:
+        counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
+    return {
+        "email_id": record.email_id,
+        "outcome": record.outcome,
+        "counts": counts,
+        "corrections": [
+            (v.field_name, display_value(v.field_name, v.corrected_value))
+            for v in record.verdicts
+            if v.verdict == "corrected"
+        ],
+    }
+
+
+def _suggested_outcome(item: ReviewItem, keys: _FormKeys) -> str | None:
+    chosen = [st.session_state.get(keys.verdict(i)) for i in range(len(item.fields))]
+    if any(v is None for v in chosen):
+        return None
+    changed = any(
+        v == "corrected" or (v == "absent" and not f.was_missing)
+        for v, f in zip(chosen, item.fields, strict=True)
+    )
+    return "corrected" if changed else "approved"
+
+
+def _all_correct(keys: _FormKeys, fields: Sequence[ReviewField]) -> None:
+    for index, field in enumerate(fields):
+        if not field.was_missing and st.session_state.get(keys.verdict(index)) is None:
+            st.session_state[keys.verdict(index)] = "correct"
+
+
+def _render_form(item: ReviewItem) -> None:
+    keys = _FormKeys.of(item)
+    st.markdown("**Your decision**")
+    st.caption(
+        "For each field: is the extracted value right? For a field marked missing: is it "
+        "truly absent from the email, or did the extractor miss it?"
+    )
+    if any(not f.was_missing for f in item.fields):
+        st.button(
+            "Mark unset extracted values correct",
+            key=f"{keys.prefix}_all_correct",
+            on_click=_all_correct,
+            args=(keys, item.fields),
+            type="tertiary",
+            icon=":material/done_all:",
+        )
+    header = st.columns([2, 1, 4, 4])
+    for column, title in zip(
+        header, ("Field", "Confidence", "Verdict", "Corrected value"), strict=True
+    ):
+        column.caption(title)
+    for index, field in enumerate(item.fields):
+        name, confidence, verdict_col, value_col = st.columns(
+            [2, 1, 4, 4], vertical_alignment="center"
+        )
+        name.text(field.name)
+        if field.was_missing:
+            confidence.text("missing")
+        else:
+            confidence.text(EMPTY if field.confidence is None else f"{field.confidence:.2f}")
+        labels = MISSING_VERDICTS if field.was_missing else EXTRACTED_VERDICTS
+        verdict = verdict_col.segmented_control(
+            f"Verdict for field {index + 1}",
+            options=list(labels),
+            format_func=labels.__getitem__,
+            key=keys.verdict(index),
+            label_visibility="collapsed",
+            persist_state="session",
+        )
+        if verdict == "corrected":
+            value_col.text_input(
+                f"Corrected value for field {index + 1}",
+                key=keys.value(index),
+                label_visibility="collapsed",
+                placeholder="The value in the email"
+                + (" (several: separate with commas)" if isinstance(field.value, list) else ""),
+                persist_state="session",
+            )
+    left, right = st.columns([1, 1], vertical_alignment="top")
+    with left:
+        st.segmented_control(
+            "Outcome",
+            options=list(OUTCOMES),
+            format_func=OUTCOMES.__getitem__,
+            key=keys.outcome,
+            persist_state="session",
+            help="Approved: every value right. Corrected: you corrected something. "
+            "Rejected: the report is unusable (e.g. not a debt letter).",
+        )
+        suggested = _suggested_outcome(item, keys)
+        if suggested is not None:
+            st.caption(f"From your verdicts: {OUTCOMES[suggested]}.")
+    right.text_area(
+        "Note (optional)",
+        key=keys.note,
+        max_chars=NOTE_MAX,
+        height=90,
+        persist_state="session",
+    )
+    st.button(
+        "Submit decision",
+        key=f"{keys.prefix}_submit",
+        type="primary",
+        icon=":material/check:",
+        on_click=_submit,
+        args=(
+            _Submission(
+                report_id=item.report_id,
+                email_id=item.email_id,
+                created_at=item.created_at,
+                keys=keys,
+                fields=item.fields,
+            ),
+        ),
+    )
+
+
+def _render_done(email_id: int) -> None:
+    done = st.session_state.get(DONE_KEY)
+    if not isinstance(done, dict) or done.get("email_id") != email_id:
+        return
+    counts = done["counts"]
+    st.success(
+        f"Decision recorded: {OUTCOMES[done['outcome']]}. {counts['correct']} correct, "
+        f"{counts['corrected']} corrected, {counts['absent']} absent. "
+        "The report has left the queue.",
+        icon=":material/task_alt:",
+    )
+    for field_name, value in done["corrections"]:
+        st.text(f"{field_name} → {value}")
+    st.button(
+        "Next item",
+        key="review_next_after",
+        type="primary",
+        icon=":material/skip_next:",
+        on_click=_next_item,
+    )
+
+
+# --------------------------------------------------------------------------- history
+
+
+def _history_frame(decision: DecisionRecord) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "Field": [v.field_name for v in decision.verdicts],
+            "Verdict": [v.verdict for v in decision.verdicts],
+            "Corrected value": [
+                display_value(v.field_name, v.corrected_value) if v.verdict == "corrected" else ""
+                for v in decision.verdicts
+            ],
+            "Pipeline said": [
+                "missing"
+                if v.was_missing
+                else (EMPTY if v.extracted_confidence is None else f"{v.extracted_confidence:.2f}")
+                for v in decision.verdicts
+            ],
+        }
+    )
+
+
+def _render_history(item: ReviewItem) -> None:
+    if not item.history:
+        st.caption("No earlier decisions on this report.")
+        return
+    st.markdown("**Decisions on this report**")
+    for position, decision in enumerate(item.history):
+        which = "this processing" if decision.for_current_processing else "an earlier processing"
+        with st.expander(
+            f"{OUTCOMES.get(decision.outcome, decision.outcome)} on "
+            f"{ui.utc_text(decision.decided_at)}, for {which}",
+            expanded=position == 0,
+            key=f"review_history_{decision.id}",
+        ):
+            st.text(
+                f"Reviewer: {decision.reviewer}\n"
+                f"Processing of {ui.utc_text(decision.report_created_at)}"
+            )
+            if decision.note:
+                st.text(f"Note: {decision.note}")
+            if decision.verdicts:
+                st.dataframe(
+                    _history_frame(decision),
+                    hide_index=True,
+                    key=f"review_history_table_{decision.id}",
+                )
+
+
+# --------------------------------------------------------------------------- panel
+
+
+def render(detail: ReportDetail) -> None:
+    """The review panel of one report (nothing for roles that may not review)."""
+    if not may_review():
+        return
+    item = review_data.review_item(detail.email_id)
+    if item is None:
+        return
+    who = reviewer()
+    with st.container(key="review_panel"):
+        st.divider()
+        st.markdown("**Review**")
+        render_flash(item.email_id)
+        _render_done(item.email_id)
+        if _render_claim(item, who) and who is not None:
+            _render_form(item)
+        _render_history(item)
