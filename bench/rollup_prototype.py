@@ -97,6 +97,7 @@ BUILD = [
     """
     CREATE TABLE bench_review_state AS
     SELECT r.id AS report_id, r.created_at, r.intent, r.confidence_route AS route,
+           r.review_reason,
            (SELECT min(d.decided_at) FROM review_decisions d
             WHERE d.report_id = r.id AND d.decided_at >= r.created_at) AS first_decided_at
     FROM processing_reports r WHERE r.needs_review
@@ -238,6 +239,23 @@ _SIDEBAR: list[tuple[str, Query]] = [
         ORDER BY 2 DESC, intent IS NULL, intent LIMIT 200""", _days(c))),
 ]
 
+def _window(ctx: PageContext) -> dict[str, Any]:
+    t0, t1 = ctx.flt.bounds()
+    return {"t0": t0, "t1": t1}
+
+
+# Open items created in the window: the partial index on bench_review_state holds only the
+# items open now, so these read a few thousand index entries instead of anti-joining
+# every flagged report in the window against the decisions.
+QUEUE_PAGE_SQL = """
+SELECT r.email_id, r.created_at, r.review_reason, r.intent, r.confidence_route,
+       r.overall_confidence,
+       (SELECT count(*) FROM report_fields f WHERE f.report_id = r.id AND f.is_missing)
+FROM bench_review_state s JOIN processing_reports r ON r.id = s.report_id
+WHERE s.first_decided_at IS NULL AND s.created_at >= :t0 AND s.created_at < :t1
+ORDER BY s.created_at, s.report_id LIMIT 50
+"""
+
 ROLLUP_PAGES: dict[str, list[tuple[str, Query]]] = {
     "overview": [
         *_SIDEBAR,
@@ -302,6 +320,24 @@ ROLLUP_PAGES: dict[str, list[tuple[str, Query]]] = {
 }
 
 
+ROLLUP_PAGES["review"] = [
+    *_SIDEBAR,
+    ("review_queue_page", lambda s, c: _all(s, QUEUE_PAGE_SQL, _window(c))),
+    ("count_review_queue", lambda s, c: _all(s, """
+        SELECT count(*) FROM bench_review_state
+        WHERE first_decided_at IS NULL AND created_at >= :t0 AND created_at < :t1""",
+        _window(c))),
+    ("review_queue_reasons", lambda s, c: _all(s, """
+        SELECT review_reason, count(*) FROM bench_review_state
+        WHERE first_decided_at IS NULL AND created_at >= :t0 AND created_at < :t1
+        GROUP BY review_reason ORDER BY 2 DESC, review_reason IS NULL, review_reason
+        LIMIT 50""", _window(c))),
+]
+ROLLUP_PAGES["review_first_page"] = [
+    ("review_queue_page", lambda s, c: _all(s, QUEUE_PAGE_SQL, _window(c))),
+]
+
+
 def check_against_queries(session: Session, ctx: PageContext) -> dict[str, bool]:
     """Do the rollup numbers equal reportlib.queries' on the same data? One flag each."""
     flt = ctx.flt
@@ -356,6 +392,22 @@ def check_against_queries(session: Session, ctx: PageContext) -> dict[str, bool]
         and row.min_confidence == rolled_summary[row.field][4]
         for row in summary.itertuples()
     )
+    page = queries.review_queue_page(session, flt=flt, sort="oldest", limit=50)
+    rolled_page = ROLLUP_PAGES["review"][2][1](session, ctx)
+    checks["review_queue_page"] = [int(x) for x in page["email_id"]] == [
+        int(row[0]) for row in rolled_page
+    ]
+    checks["count_review_queue"] = queries.count_review_queue(session, flt=flt) == int(
+        ROLLUP_PAGES["review"][3][1](session, ctx)[0][0]
+    )
+    reasons = queries.review_queue_reasons(session, flt=flt)
+    rolled_reasons = {
+        (queries.NONE_LABEL if reason is None else reason): int(n)
+        for reason, n in ROLLUP_PAGES["review"][4][1](session, ctx)
+    }
+    checks["review_queue_reasons"] = {
+        row.review_reason: int(row.items) for row in reasons.itertuples()
+    } == rolled_reasons
     return checks
 
 

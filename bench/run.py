@@ -291,7 +291,6 @@ def markdown(results: dict[str, Any]) -> str:
                 lines.append(f"| {page} | {query} | {cold[query]:,.1f} | {warm[query]:,.1f} |")
     rollups = results.get("rollups")
     if rollups:
-        d = results["dashboard"]["pages"]
         lines += [
             "",
             "Rollup prototype (bench/rollup_prototype.py), same data and harness; its numbers "
@@ -303,11 +302,12 @@ def markdown(results: dict[str, Any]) -> str:
             "| Page | Cold (rollups) | Warm (rollups) | Cold (queries.py) | Warm (queries.py) |",
             "|---|---|---|---|---|",
         ]
+        every = {**results["dashboard"]["pages"], **results["dashboard"]["interactions"]}
         for page, modes in rollups["pages"].items():
             lines.append(
                 f"| {page} | {modes['cold']['median_ms']:,.1f} ms | "
-                f"{modes['warm']['median_ms']:,.1f} ms | {d[page]['cold']['median_ms']:,.1f} ms"
-                f" | {d[page]['warm']['median_ms']:,.1f} ms |"
+                f"{modes['warm']['median_ms']:,.1f} ms | {every[page]['cold']['median_ms']:,.1f}"
+                f" ms | {every[page]['warm']['median_ms']:,.1f} ms |"
             )
         lines += ["", "Rollup prototype per query (median ms; cold / warm):", "",
                   "| Page | Query | Cold | Warm |", "|---|---|---|---|"]

@@ -114,7 +114,9 @@ def test_results_cover_pages_queries_naive_and_ingest(smoke: dict[str, Any]) -> 
     assert results["memory"]["at_compare_n"]["peak_mb"] > 0
     assert results["machine"]["note"] == "smoke"
     rollups = results["rollups"]
-    assert set(rollups["pages"]) == {"overview", "confidence", "missing_fields"}
+    assert set(rollups["pages"]) == {
+        "overview", "confidence", "missing_fields", "review", "review_first_page"
+    }
     # The prototype's numbers equal reportlib.queries' on the same data, check by check.
     assert rollups["checks"] and all(rollups["checks"].values()), rollups["checks"]
     assert rollups["build"]["rows"]["bench_rollup_reports"] > 0
