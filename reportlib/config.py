@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         0.1, ge=0.0, le=1.0, description="Share of transactions traced."
     )
     sentry_profiles_sample_rate: float = Field(
-        0.1, ge=0.0, le=1.0, description="Share of traced transactions profiled."
+        0.1, ge=0.0, le=1.0, description="Share of processes profiled while traces run."
     )
     dashboard_cache_ttl_s: int = Field(
         60, ge=0, le=3600, description="Seconds dashboard query results stay cached."

@@ -308,7 +308,10 @@ def _init_locked(settings: Settings) -> bool:
             dsn=dsn,
             environment=environment,
             traces_sample_rate=settings.sentry_traces_sample_rate,
-            profiles_sample_rate=settings.sentry_profiles_sample_rate,
+            # Continuous profiling while a trace runs: transaction-based profiling is
+            # deprecated in sentry-sdk 2.x. The rate is the share of processes profiled.
+            profile_session_sample_rate=settings.sentry_profiles_sample_rate,
+            profile_lifecycle="trace",
             integrations=_integrations(),
             # Only integrations reviewed for what they collect; no surprises from whatever
             # else happens to be installed.
