@@ -76,7 +76,7 @@ def reliability_diagram(bins: pd.DataFrame, *, title: str, ece: float | None) ->
         name="Reviewed values",
         line={"color": LINE_COLOR, "width": 2},
         marker={"size": sizes, "color": LINE_COLOR, "opacity": 0.75, "line": {"width": 0}},
-        text=[f"{int(n):,}" for n in shown["n"]],
+        text=[f"n={int(n):,}" for n in shown["n"]],
         textposition="top left",
         textfont={"size": 12, "color": "#1F2A33"},
         customdata=list(zip(shown["bin"], shown["n"], strict=True)),
@@ -92,8 +92,25 @@ def reliability_diagram(bins: pd.DataFrame, *, title: str, ece: float | None) ->
         height=440,
     )
     figure.update_xaxes(range=[-0.02, 1.04], dtick=0.1)
-    figure.update_yaxes(range=[-3, 108], ticksuffix="%")
+    ticks = [0, 20, 40, 60, 80, 100]
+    figure.update_yaxes(range=[-4, 114], tickvals=ticks, ticktext=[f"{t}%" for t in ticks])
     return figure
+
+
+def _spread_labels(
+    xs: list[float], ys: list[float], keep: int | None, min_distance: float
+) -> list[bool]:
+    """Which points get a text label: none closer than ``min_distance`` to a labelled one.
+
+    The point at index ``keep`` (the selected one) is always labelled.
+    """
+    shown: list[int] = [] if keep is None else [keep]
+    for index, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        if index == keep:
+            continue
+        if all(math.hypot(x - xs[j], y - ys[j]) >= min_distance for j in shown):
+            shown.append(index)
+    return [index in shown for index in range(len(xs))]
 
 
 def threshold_tradeoff(frame: pd.DataFrame, *, selected: float, title: str) -> go.Figure:
@@ -104,15 +121,21 @@ def threshold_tradeoff(frame: pd.DataFrame, *, selected: float, title: str) -> g
     is highlighted.
     """
     usable = frame.dropna(subset=["review_share", "wrong_escape_share"])
+    xs = [float(x) * 100 for x in usable["review_share"]]
+    ys = [float(y) * 100 for y in usable["wrong_escape_share"]]
+    thresholds = [float(t) for t in usable["threshold"]]
+    selected_at = next((i for i, t in enumerate(thresholds) if abs(t - selected) < 1e-9), None)
+    # Thresholds that change nothing pile up on one point; label only one of them.
+    labelled = _spread_labels(xs, ys, selected_at, min_distance=4.0)
     figure = go.Figure()
     figure.add_scatter(
-        x=usable["review_share"] * 100,
-        y=usable["wrong_escape_share"] * 100,
+        x=xs,
+        y=ys,
         mode="lines+markers+text",
         name="Candidate thresholds",
         line={"color": LINE_COLOR, "width": 2},
         marker={"size": 8, "color": LINE_COLOR},
-        text=[f"{t:.2f}" for t in usable["threshold"]],
+        text=[f"{t:.2f}" if show else "" for t, show in zip(thresholds, labelled, strict=True)],
         textposition="top right",
         textfont={"size": 11, "color": "#4A5560"},
         customdata=list(
@@ -122,11 +145,10 @@ def threshold_tradeoff(frame: pd.DataFrame, *, selected: float, title: str) -> g
         "(%{customdata[1]:,})<br>%{y:.1f}% of wrong values pass (%{customdata[2]:,})"
         "<extra></extra>",
     )
-    chosen = usable[(usable["threshold"] - selected).abs() < 1e-9]
-    if len(chosen):
+    if selected_at is not None:
         figure.add_scatter(
-            x=chosen["review_share"] * 100,
-            y=chosen["wrong_escape_share"] * 100,
+            x=[xs[selected_at]],
+            y=[ys[selected_at]],
             mode="markers",
             name=f"Selected threshold {selected:.2f}",
             marker={"size": 18, "color": ACCENT, "symbol": "circle-open", "line": {"width": 3}},
@@ -174,7 +196,8 @@ def missing_outcomes(frame: pd.DataFrame) -> go.Figure:
             + plain(name)
             + "</extra>",
         )
-    figure.update_layout(barmode="stack")
+    # Labels that do not fit their bar are hidden rather than shrunk to illegibility.
+    figure.update_layout(barmode="stack", uniformtext={"minsize": 11, "mode": "hide"})
     figure = _layout(
         figure,
         title="Fields marked missing: missed or truly absent?",

@@ -36,9 +36,8 @@ def _queue_table(
             "Route": frame["confidence_route"].map(ROUTE_NAMES),
             "Overall confidence": frame["overall_confidence"],
             "Missing fields": frame["missing_fields"],
-            "Held by": [holder[0] if holder else "—" for holder in holders],
-            "Until (UTC)": [
-                holder[1].astimezone(dt.UTC).strftime("%H:%M") if holder else "—"
+            "Held by": [
+                f"{holder[0]} (until {holder[1].astimezone(dt.UTC):%H:%M})" if holder else "—"
                 for holder in holders
             ],
         }
@@ -97,23 +96,20 @@ def _render_queue(flt: ReportFilter) -> int | None:
         key=f"queue_table_{nonce}",
         # Widths add up to the main column of a 1440-px window, so nothing scrolls.
         column_config={
-            "Email": st.column_config.NumberColumn(format="%d", width=70),
-            "Age": st.column_config.TextColumn(width=80),
-            "Created (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=130),
-            "Review reason": st.column_config.TextColumn(width=170),
+            "Email": st.column_config.NumberColumn(format="%d", width=60),
+            "Age": st.column_config.TextColumn(width=75),
+            "Created (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=125),
+            "Review reason": st.column_config.TextColumn(width=160),
             "Intent": st.column_config.TextColumn(width=120),
-            "Route": st.column_config.TextColumn(width=65),
+            "Route": st.column_config.TextColumn(width=62),
             "Overall confidence": st.column_config.ProgressColumn(
-                "Confidence", min_value=0.0, max_value=1.0, format="%.2f", width=95
+                "Confidence", min_value=0.0, max_value=1.0, format="%.2f", width=90
             ),
             "Missing fields": st.column_config.NumberColumn(
-                "Missing", format="%d", width=65, help="Number of missing fields"
+                "Missing", format="%d", width=60, help="Number of missing fields"
             ),
             "Held by": st.column_config.TextColumn(
-                width=170, help="The reviewer holding the item (claims expire)"
-            ),
-            "Until (UTC)": st.column_config.TextColumn(
-                "Until", width=60, help="When the claim expires (UTC)"
+                width=185, help="The reviewer holding the item, and until when (UTC)"
             ),
         },
     )
@@ -164,6 +160,17 @@ def _render_queue_tab(flt: ReportFilter) -> None:
         st.caption("Select a row to see what was extracted from that email.")
 
 
+def _fmt_duration(seconds: float | None) -> str:
+    """Short enough for a metric tile: ``45 min``, ``12.8 h``, ``3.2 d``."""
+    if seconds is None:
+        return "—"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
 def _render_stats(flt: ReportFilter) -> None:
     stats = review_data.queue_stats(flt)
     cols = st.columns(5)
@@ -188,8 +195,8 @@ def _render_stats(flt: ReportFilter) -> None:
         help="Decisions made since midnight UTC.",
     )
     cols[4].metric(
-        "Median time to decision",
-        ui.fmt_age(stats.median_seconds_to_decision),
+        "Median to decision",
+        _fmt_duration(stats.median_seconds_to_decision),
         border=True,
         help="From the flag (the processing that was reviewed) to the decision, over the "
         "decisions made in the period.",
@@ -217,7 +224,7 @@ def _render_stats(flt: ReportFilter) -> None:
         ),
         hide_index=True,
         column_config={
-            "Per day": st.column_config.NumberColumn(format="%.1f"),
+            "Per day": st.column_config.NumberColumn(format="%.2f"),
             "Median hours to decision": st.column_config.NumberColumn(format="%.1f"),
         },
         key="table_throughput",

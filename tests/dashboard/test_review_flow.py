@@ -8,6 +8,7 @@ Every test gets its own copy of a seeded SQLite file, because these tests write.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import random
 import shutil
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from dashboard import filters, review_data, ui
+from dashboard import filters, quality_charts, review_data, ui
 from reportlib import migrate, quality, queries, review
 from reportlib.db import make_engine
 from reportlib.demo import seed_demo
@@ -29,7 +30,7 @@ from reportlib.demo_review import seed_review_history
 from reportlib.models import AuditEvent, ReviewClaim, ReviewDecision, ReviewFieldVerdict
 from reportlib.queries import ReportFilter
 from reportlib.review import ReviewItem
-from tests.dashboard.helpers import new_app
+from tests.dashboard.helpers import SeededDatabase, new_app
 
 REVIEWER = "Rita Reviewer"
 OTHER = "other.reviewer@inkasso.example"
@@ -153,6 +154,10 @@ def queue_table(at: AppTest) -> pd.DataFrame:
     return at.dataframe[0].value
 
 
+def held_text(reviewer: str, expires_at: dt.datetime) -> str:
+    return f"{reviewer} (until {expires_at.astimezone(dt.UTC):%H:%M})"
+
+
 def metric(at: AppTest, label: str) -> str:
     values = [m.value for m in at.metric if m.label == label]
     assert len(values) == 1, f"no single metric {label!r}"
@@ -230,11 +235,9 @@ def test_claim_decide_and_next_item(db: Engine) -> None:
     assert f"You hold this report until {ui.utc_text(item.claim.expires_at)}." in [
         t.value for t in at.text
     ]
-    shown = queue_table(at).set_index("Email").loc[email_id]
-    assert (shown["Held by"], shown["Until (UTC)"]) == (
-        REVIEWER,
-        item.claim.expires_at.strftime("%H:%M"),
-    )
+    shown = queue_table(at).set_index("Email")
+    assert shown.loc[email_id, "Held by"] == held_text(REVIEWER, item.claim.expires_at)
+    assert set(shown.drop(index=email_id)["Held by"]) == {"—"}
 
     # Per-field verdicts, outcome, note; the suggestion follows the verdicts.
     plan, outcome = plan_verdicts(item)
@@ -397,8 +400,7 @@ def test_deciding_on_someone_elses_claim_is_refused(db: Engine) -> None:
     assert at.button(key="review_claim").disabled
     # The refusal refreshed the queue: it shows the new holder.
     shown = queue_table(at).set_index("Email")
-    assert shown.loc[item.email_id, "Held by"] == OTHER
-    assert shown.loc[item.email_id, "Until (UTC)"] == stolen.expires_at.strftime("%H:%M")
+    assert shown.loc[item.email_id, "Held by"] == held_text(OTHER, stolen.expires_at)
 
 
 def test_incomplete_or_invalid_form_names_the_problem(db: Engine) -> None:
@@ -455,9 +457,9 @@ def test_queue_shows_who_holds_each_item(db: Engine) -> None:
     # Claims made elsewhere show up once the short-lived holder cache expires.
     st.cache_data.clear()
     at.run()
+    holder = held_text(OTHER, claim.expires_at)
     shown = queue_table(at).set_index("Email")
-    assert shown.loc[target, "Held by"] == OTHER
-    assert shown.loc[target, "Until (UTC)"] == claim.expires_at.strftime("%H:%M")
+    assert shown.loc[target, "Held by"] == holder
     assert set(shown.drop(index=target)["Held by"]) == {"—"}
     # Sorting and filtering still follow reportlib.queries, holder column and all.
     flt = filters.default_filter(filters.utc_today())
@@ -468,7 +470,7 @@ def test_queue_shows_who_holds_each_item(db: Engine) -> None:
     )
     shown = queue_table(at)
     assert shown["Email"].tolist() == lowest["email_id"].tolist()
-    assert shown.set_index("Email").loc[target, "Held by"] == OTHER
+    assert shown.set_index("Email").loc[target, "Held by"] == holder
     route = item_of(db, target).confidence_route
     at.multiselect(key="filter_routes").set_value([route]).run()
     assert_clean(at)
@@ -478,7 +480,7 @@ def test_queue_shows_who_holds_each_item(db: Engine) -> None:
     )
     shown = queue_table(at)
     assert shown["Email"].tolist() == expected["email_id"].tolist()
-    assert shown.set_index("Email").loc[target, "Held by"] == OTHER
+    assert shown.set_index("Email").loc[target, "Held by"] == holder
     assert [b.key for b in at.get("download_button")] == ["csv_queue"]
 
 
@@ -497,7 +499,9 @@ def test_queue_statistics_move_with_a_decision(db: Engine) -> None:
         "Claimed now": ui.fmt_int(stats.claimed_count),
         "Resolved today": ui.fmt_int(stats.resolved_today),
     }
-    assert metric(at, "Median time to decision") == ui.fmt_age(stats.median_seconds_to_decision)
+    median_hours = (stats.median_seconds_to_decision or 0) / 3600
+    assert stats.median_seconds_to_decision is not None and 1 <= median_hours < 48
+    assert metric(at, "Median to decision") == f"{median_hours:.1f} h"
     throughput = at.dataframe[0].value
     assert throughput["Reviewer"].tolist() == [r.reviewer for r in stats.throughput]
     assert throughput["Decisions"].tolist() == [r.decisions for r in stats.throughput]
@@ -676,3 +680,70 @@ def test_frames_for_tables_follow_reportlib(db: Engine) -> None:
         dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
         dt.datetime(2020, 1, 3, tzinfo=dt.UTC),
     )
+
+
+# --------------------------------------------------------------------------- chart builders
+
+
+def test_chart_builders_draw_what_the_frames_hold(db: Engine) -> None:
+    start, end = _window()
+    calibration = in_db(db, lambda s: quality.get_calibration(s, start=start, end=end))
+    whatif = in_db(db, lambda s: quality.get_threshold_whatif(s, start=start, end=end))
+    missing = in_db(db, lambda s: quality.get_missing_outcomes(s, start=start, end=end))
+
+    bins = review_data.calibration_bins(calibration, None)
+    figure = quality_charts.reliability_diagram(bins, title="All", ece=calibration.overall.ece)
+    diagonal, points = figure.data
+    filled = [b for b in calibration.overall.bins if b.n]
+    assert list(diagonal.x) == [0, 1] and list(diagonal.y) == [0, 100]
+    assert list(points.x) == pytest.approx([b.mean_confidence for b in filled])
+    assert list(points.y) == pytest.approx([b.accuracy * 100 for b in filled])  # type: ignore[operator]
+    assert list(points.text) == [f"n={b.n:,}" for b in filled]
+    assert figure.layout.title.text == f"All · ECE {calibration.overall.ece:.3f}"
+
+    table = review_data.whatif_table(whatif, None)
+    figure = quality_charts.threshold_tradeoff(table, selected=0.8, title="Trade-off")
+    line, chosen = figure.data
+    rows = [r for r in whatif.rows if r.field_name is None]
+    assert list(line.x) == pytest.approx([r.review_share * 100 for r in rows])  # type: ignore[operator]
+    at_08 = next(r for r in rows if r.threshold == 0.8)
+    assert list(chosen.x) == pytest.approx([at_08.review_share * 100])  # type: ignore[operator]
+    labels = [text for text in line.text if text]
+    assert "0.80" in labels and len(labels) == len(set(labels))
+    # No two labelled points sit on top of each other.
+    placed = [(x, y) for x, y, text in zip(line.x, line.y, line.text, strict=True) if text]
+    gaps = [math.dist(a, b) for i, a in enumerate(placed) for b in placed[i + 1 :]]
+    assert len(placed) >= 3 and min(gaps) >= 4.0
+
+    frame = review_data.missing_table(missing)
+    figure = quality_charts.missing_outcomes(frame)
+    missed, absent = figure.data
+    assert list(missed.x)[::-1] == [row.missed for row in missing.rows()]
+    assert list(absent.x)[::-1] == [row.truly_absent for row in missing.rows()]
+    assert list(missed.y)[::-1] == ["All fields"] + [row.field_name for row in missing.fields]
+
+
+@pytest.mark.postgres
+def test_statistics_and_quality_on_postgresql(
+    seeded_postgres: SeededDatabase, use_database: Callable[[str], None]
+) -> None:
+    use_database(seeded_postgres.url)
+    at = review_page(name=None)
+    at.session_state["review_tab"] = "Statistics"
+    at.run()
+    assert_clean(at)
+    stats = in_db(
+        seeded_postgres.engine,
+        lambda s: review.get_queue_stats(s, start=_window()[0]),
+    )
+    assert metric(at, "Open now") == ui.fmt_int(stats.open_count)
+    assert at.dataframe[0].value["Decisions"].tolist() == [r.decisions for r in stats.throughput]
+    at = quality_page()
+    start, end = _window()
+    calibration = in_db(
+        seeded_postgres.engine, lambda s: quality.get_calibration(s, start=start, end=end)
+    )
+    assert calibration.overall.n > 0
+    assert metric(at, "Verdicts") == ui.fmt_int(calibration.overall.n)
+    assert metric(at, "Expected calibration error") == ui.fmt_confidence(calibration.overall.ece)
+    assert len(at.get("plotly_chart")) == 3
