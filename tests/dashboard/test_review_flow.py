@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from dashboard import filters, quality_charts, review_data, ui
-from reportlib import migrate, quality, queries, review
+from reportlib import create_processing_report, migrate, quality, queries, review
 from reportlib.db import make_engine
 from reportlib.demo import seed_demo
 from reportlib.demo_review import seed_review_history
@@ -324,6 +324,60 @@ def test_mark_all_correct_and_approve(db: Engine) -> None:
     assert {v.field_name: v.verdict for v in decision.verdicts} == {
         f.name: "absent" if f.was_missing else "correct" for f in item.fields
     }
+
+
+def test_reflagged_report_reopens_with_its_earlier_decision(db: Engine) -> None:
+    decided = in_db(db, lambda s: review.list_decisions(s, limit=1))[0]
+    commit(
+        db,
+        lambda s: create_processing_report(
+            s,
+            decided.email_id,
+            {
+                "client_name": "Erika Muster",
+                "extraction_metadata": {
+                    "client_name": {"confidence": 0.52, "source": "email_body"}
+                },
+            },
+            {
+                "agent_1_intent": {"intent": "debt_claim", "confidence": 0.9},
+                "agent_2_extraction": {"sources_processed": 1, "total_tokens_used": 321},
+            },
+            0.5,
+            "low",
+            True,
+            "low confidence on client_name",
+            900,
+        ),
+    )
+    at = new_app()
+    at.run()
+    at.switch_page("views/review.py")
+    at.query_params["email_id"] = str(decided.email_id)
+    at.run()
+    at.text_input(key="review_name_input").set_value(REVIEWER).run()
+    assert_clean(at)
+    assert [s.value for s in at.main.subheader] == [f"Email {decided.email_id}"]
+    assert "Open. Nobody holds this report." in [t.value for t in at.text]
+    assert [e.label for e in at.expander] == [
+        f"{decided.outcome.capitalize()} on {ui.utc_text(decided.decided_at)}, "
+        "for an earlier processing"
+    ]
+    assert f"Reviewer: {decided.reviewer}" in at.expander[0].text[0].value
+    # It can be claimed and decided again, for the new processing.
+    at.button(key="review_claim").click().run()
+    item = item_of(db, decided.email_id)
+    plan, outcome = plan_verdicts(item)
+    fill_form(at, item, plan)
+    choose_outcome(at, item, outcome)
+    submit(at, item)
+    assert_clean(at)
+    history = in_db(db, lambda s: review.get_review_history(s, report_id=item.report_id))
+    assert [(d.reviewer, d.for_current_processing) for d in history] == [
+        (REVIEWER, True),
+        (decided.reviewer, False),
+    ]
+    assert [e.label.endswith("for this processing") for e in at.expander] == [True, False]
 
 
 # --------------------------------------------------------------------------- errors
