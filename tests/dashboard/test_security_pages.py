@@ -221,6 +221,8 @@ def test_ops_sees_the_drilldown_masked_and_writes_no_audit_row(
     assert audit_db.events(actor=email) == []
     assert "audit" not in registered_pages(at)
     assert sorted(registered_pages(at)) == NON_ADMIN_PAGES
+    # No review panel, no claim or next-item buttons: ops may not review.
+    assert [b.key for b in at.button if (b.key or "").startswith("review_")] == []
 
 
 def test_ops_drilldown_reduces_sources_to_their_kind(
@@ -327,6 +329,8 @@ def test_reviewer_sees_values_and_each_opening_is_audited_once(
         display_value(name, value, role="reviewer") for name, value in HOSTILE_VALUES.items()
     ]
     assert MASK not in [c.value for c in at.code]
+    review_buttons = {b.key for b in at.button if (b.key or "").startswith("review_")}
+    assert {"review_next", "review_claim"} <= review_buttons  # the panel is there
     events = audit_db.events(actor=email)
     assert [(e.actor, e.action, e.email_id, e.details) for e in events] == [
         (

@@ -1,0 +1,471 @@
+"""Hostile email content in the real browser: nothing runs, nothing is fetched, and the
+text shows as text on every page, in tables, the drill-down, chart labels and hovers.
+
+The hostile strings point at a small HTTP receiver started by the test; it must receive
+no request at all. Values, field names, subjects, senders, intents and review reasons
+all carry payloads, because intents and field names become chart labels and every one
+of them comes from an email. The same server (local mode: full rights) also checks that
+the audit log's CSV export is audited and holds no values.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import http.server
+import io
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy.orm import Session
+
+from reportlib import create_processing_report, ensure_incoming_email, migrate
+from reportlib.audit import list_audit_events
+from reportlib.db import make_engine
+from reportlib.demo import seed_demo
+from reportlib.demo_review import seed_review_history
+
+pytestmark = pytest.mark.browser
+expect.set_options(timeout=60_000)
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+FIRST_ID = 1_950_000_001
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 that records every request it gets."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                receiver.requests.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """The payloads of one seeded database (they name the receiver's port)."""
+
+    port: int
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}.png"
+
+    @property
+    def field_name(self) -> str:
+        return f"![f]({self.url('field')})"
+
+    def values(self) -> list[dict[str, object]]:
+        return [
+            {
+                "client_name": "<img src=x onerror=window.__xss=1>",
+                "creditor_name": "javascript:alert(1)",
+                "debt_amount": f"![x]({self.url('value')})",
+                "reference_numbers": [
+                    "<script>window.__xss=2</script>",
+                    "[ref](javascript:alert(1))",
+                ],
+                self.field_name: f"<img src={self.url('value2')}>",
+            },
+            {
+                "client_name": "[click me](javascript:window.__xss=5)",
+                "creditor_name": "<a href='javascript:window.__xss=6'>creditor</a>",
+                "debt_amount": "<iframe src=javascript:window.__xss=11></iframe>",
+            },
+            {
+                "client_name": "<svg onload=window.__xss=12>",
+                "creditor_name": f"<img src=x onerror=\"fetch('{self.url('fetch')}')\">",
+                "debt_amount": "**bold** _it_ `code` # heading",
+                "reference_numbers": [f"![y]({self.url('list')})"],
+            },
+        ]
+
+    @property
+    def intents(self) -> list[str]:
+        return [
+            "<img src=x onerror=window.__xss=3>",
+            f"![i]({self.url('intent')})",
+            "javascript:window.__xss=7",
+        ]
+
+    @property
+    def reasons(self) -> list[str]:
+        return [
+            f"![r]({self.url('reason')})",
+            f"<img src={self.url('reason2')}>",
+            "<script>window.__xss=10</script>",
+        ]
+
+    @property
+    def subjects(self) -> list[str]:
+        return [
+            f"**Mahnung** <img src=x onerror=window.__xss=4> ![s]({self.url('subject')})",
+            "[Rechnung](javascript:window.__xss=8)",
+            "<b>plain</b>",
+        ]
+
+    @property
+    def senders(self) -> list[str]:
+        return [
+            "<a href='javascript:alert(1)'>x</a>@example.test",
+            f"![m]({self.url('sender')})",
+            "javascript:window.__xss=9",
+        ]
+
+
+@dataclass(frozen=True)
+class Setup:
+    base: str
+    receiver: Receiver
+    hostile: Hostile
+    db_url: str
+    email_ids: tuple[int, ...]
+
+
+def _seed(url: str, hostile: Hostile) -> tuple[int, ...]:
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    now = dt.datetime.now(dt.UTC)
+    ids = []
+    with Session(engine) as session:
+        seed_demo(session, count=150, seed=3, days=30, now=now)
+        seed_review_history(session, rng=random.Random(2), now=now, share=0.5)
+        for index, values in enumerate(hostile.values()):
+            email_id = FIRST_ID + index
+            ensure_incoming_email(
+                session,
+                email_id,
+                subject=hostile.subjects[index],
+                sender=hostile.senders[index],
+                received_at=now - dt.timedelta(hours=2 + index),
+            )
+            metadata = {
+                name: {"confidence": 0.35 + 0.1 * n, "source": f"attachment:{name}.pdf"}
+                for n, name in enumerate(values)
+            }
+            create_processing_report(
+                session,
+                email_id,
+                {**values, "extraction_metadata": metadata},
+                {
+                    "agent_1_intent": {"intent": hostile.intents[index], "confidence": 0.9},
+                    "agent_2_extraction": {"sources_processed": 2, "total_tokens_used": 999},
+                },
+                0.3 + 0.05 * index,
+                "low",
+                True,
+                hostile.reasons[index],
+                1500 + index,
+            )
+            ids.append(email_id)
+        session.commit()
+    engine.dispose()
+    return tuple(ids)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    receiver = Receiver()
+    hostile = Hostile(receiver.port)
+    folder = tmp_path_factory.mktemp("security_browser")
+    url = f"sqlite:///{folder / 'hostile.db'}"
+    email_ids = _seed(url, hostile)
+    port = _free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DASHBOARD_DATABASE_URL", "SENTRY_DSN", "DASHBOARD_ROLES", "ENVIRONMENT"}
+    }
+    env["DATABASE_URL"] = url
+    log_path = folder / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ROOT / "dashboard" / "app.py"),
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--secrets.files",
+                str(folder / "no-secrets.toml"),  # local mode: every page, every right
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield Setup(base, receiver, hostile, url, email_ids)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+        receiver.close()
+    log_text = log_path.read_text()
+    assert "Traceback" not in log_text, log_text[-3000:]
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path: str) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, setup: Setup) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    outside: list[str] = []
+    tab.on(
+        "request",
+        lambda request: (
+            outside.append(request.url) if not request.url.startswith(setup.base) else None
+        ),
+    )
+    tab.on("dialog", lambda dialog: (outside.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+    yield tab
+    context.close()
+    assert outside == []
+    assert setup.receiver.requests == []
+
+
+def _wait_idle(page: Page) -> None:
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText"
+        ".includes('Running')"
+    )
+    page.wait_for_timeout(800)
+
+
+def _assert_inert(page: Page, setup: Setup) -> None:
+    """Nothing ran, no element came from a payload, nothing was fetched."""
+    assert page.evaluate("() => window.__xss") is None
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator("a[href^='javascript' i], iframe, svg[onload]").count() == 0
+    assert page.locator(f"img[src='x'], img[src*='{setup.receiver.port}']").count() == 0
+    assert page.locator("script:has-text('__xss')").count() == 0
+    images = page.evaluate("() => Array.from(document.images).map(i => i.src)")
+    assert [
+        src for src in images if not src.startswith(setup.base) and not src.startswith("data:")
+    ] == []
+    assert setup.receiver.requests == []
+
+
+PAGES = [
+    ("", "Overview", 3),
+    ("confidence", "Confidence", 5),
+    ("missing-fields", "Missing fields", 5),
+    ("review", "Review queue", 0),
+    ("quality", "Quality", None),
+    ("audit", "Audit log", 0),
+]
+
+
+@pytest.mark.parametrize(("path", "title", "charts"), PAGES)
+def test_every_page_keeps_hostile_text_inert(
+    page: Page, setup: Setup, path: str, title: str, charts: int | None
+) -> None:
+    page.goto(f"{setup.base}/{path}")
+    expect(page.locator("h1", has_text=title)).to_be_visible()
+    if charts:
+        expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
+        expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(charts)
+    _wait_idle(page)
+    _assert_inert(page, setup)
+    # Intents and field names are chart labels: the hostile ones show literally.
+    if path == "confidence":
+        labels = _chart_texts(page)
+        for label in [*setup.hostile.intents, setup.hostile.field_name]:
+            assert label in labels
+    if path == "missing-fields":
+        labels = _chart_texts(page)
+        for label in setup.hostile.intents:
+            assert label in labels
+
+
+def _chart_texts(page: Page) -> list[str]:
+    return page.locator('[data-testid="stPlotlyChart"] text').evaluate_all(
+        "elements => elements.map(e => e.textContent)"
+    )
+
+
+def test_chart_hover_shows_a_hostile_intent_as_text(page: Page, setup: Setup) -> None:
+    page.goto(f"{setup.base}/confidence")
+    expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
+    _wait_idle(page)
+    intent = setup.hostile.intents[0]
+    label = page.locator('[data-testid="stPlotlyChart"] .ytick text', has_text=intent).first
+    label.scroll_into_view_if_needed()
+    _wait_idle(page)
+    box = label.bounding_box()
+    assert box is not None
+    chart = page.locator('[data-testid="stPlotlyChart"]').filter(
+        has=page.locator(".ytick text", has_text=intent)
+    )
+    plot = chart.locator(".nsewdrag").first.bounding_box()
+    assert plot is not None
+    hover = chart.locator(".hoverlayer .hovertext")
+    # Sweep along the bar's row until plotly shows its hover label.
+    for fraction in (0.05, 0.15, 0.3, 0.5):
+        page.mouse.move(plot["x"] + plot["width"] * fraction, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(300)
+        if hover.count():
+            break
+    assert hover.count() >= 1
+    texts = " ".join(hover.evaluate_all("elements => elements.map(e => e.textContent)"))
+    assert intent in texts
+    assert hover.locator("img, a").count() == 0
+    _assert_inert(page, setup)
+
+
+def test_drilldowns_show_every_payload_as_text(
+    page: Page, setup: Setup, artifacts_dir: Path
+) -> None:
+    hostile = setup.hostile
+    for index, email_id in enumerate(setup.email_ids):
+        page.goto(f"{setup.base}/review?email_id={email_id}")
+        drilldown = page.locator(".st-key-drilldown")
+        expect(drilldown).to_be_visible()
+        expect(drilldown.get_by_text(f"Email {email_id}")).to_be_visible()
+        _wait_idle(page)
+        expected = [
+            hostile.subjects[index],
+            hostile.senders[index],
+            hostile.intents[index],
+            hostile.reasons[index],
+        ]
+        for name, value in hostile.values()[index].items():
+            expected.append(name)
+            expected.append(", ".join(value) if isinstance(value, list) else str(value))
+        for text in expected:
+            expect(drilldown.get_by_text(text, exact=True).first).to_be_visible()
+        _assert_inert(page, setup)
+        if index == 0:
+            _screenshot(page, artifacts_dir, "security_xss")
+
+
+def test_hostile_intents_as_url_filters_stay_inert(page: Page, setup: Setup) -> None:
+    for intent in setup.hostile.intents:
+        page.goto(f"{setup.base}/missing-fields?intent={quote(intent)}")
+        expect(page.locator("h1", has_text="Missing fields")).to_be_visible()
+        _wait_idle(page)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        expect(sidebar.get_by_text(intent, exact=True)).to_be_visible()
+        _assert_inert(page, setup)
+
+
+def test_audit_export_is_audited_and_holds_no_values(page: Page, setup: Setup) -> None:
+    page.goto(f"{setup.base}/review?email_id={setup.email_ids[0]}")
+    expect(page.locator(".st-key-drilldown")).to_be_visible()
+    _wait_idle(page)
+    page.goto(f"{setup.base}/audit")
+    expect(page.locator("h1", has_text="Audit log")).to_be_visible()
+    expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
+    _wait_idle(page)
+    engine = make_engine(setup.db_url)
+    try:
+        with Session(engine) as session:
+            exports_before = list_audit_events(session, action="csv_exported", limit=1000)
+        with page.expect_download() as caught:
+            page.get_by_role("button", name="Download the filtered audit log (CSV)").click()
+        content = Path(caught.value.path()).read_text(encoding="utf-8")
+        assert caught.value.suggested_filename.startswith("audit_log_")
+        rows = list(csv.reader(io.StringIO(content)))
+        assert rows[0] == ["occurred_at", "actor", "action", "email_id", "details"]
+        actions = {row[2] for row in rows[1:]}
+        assert {"drilldown_viewed", "audit_log_viewed"} <= actions
+        viewed = [row for row in rows[1:] if row[2] == "drilldown_viewed"]
+        assert str(setup.email_ids[0]) in [row[3] for row in viewed]
+        for values in setup.hostile.values():
+            for value in values.values():
+                for part in value if isinstance(value, list) else [value]:
+                    assert str(part) not in content
+        with Session(engine) as session:
+            exports = list_audit_events(session, action="csv_exported", limit=1000)
+    finally:
+        engine.dispose()
+    assert len(exports) == len(exports_before) + 1
+    newest = exports[0]
+    assert (newest.actor, newest.email_id) == ("local-mode", None)
+    assert newest.details == {"role": "admin", "page": "/audit", "rows": len(rows) - 1}
+    _assert_inert(page, setup)
+
+
+def _screenshot(page: Page, artifacts_dir: Path, name: str) -> None:
+    height = page.evaluate(
+        "() => Math.max(document.body.scrollHeight,"
+        " (document.querySelector('[data-testid=\"stMain\"]') || document.body).scrollHeight)"
+    )
+    page.set_viewport_size({"width": 1440, "height": min(max(int(height) + 40, 1000), 9000)})
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(artifacts_dir / f"{name}.png"), full_page=True)
+    page.set_viewport_size({"width": 1440, "height": 1000})
