@@ -146,89 +146,111 @@ def _days(ctx: PageContext) -> dict[str, Any]:
     return {"start": ctx.flt.start, "end": ctx.flt.end}
 
 
-def _prev(ctx: PageContext) -> dict[str, Any]:
-    previous = ctx.flt.previous()
-    return {"start": previous.start, "end": previous.end}
-
-
 def _all(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:
     return list(session.execute(text(sql), params).all())
 
 
-KPI_SQL = """
-SELECT sum(reports), sum(sum_confidence) / nullif(sum(reports), 0),
-       sum(reports) FILTER (WHERE needs_review), sum(tokens), sum(timed)
-FROM bench_rollup_reports WHERE day BETWEEN :start AND :end
+# The Overview needs the same figures for two periods; each statement below serves both,
+# so the page costs three statements plus one raw read per percentile rank.
+_PERIODS = """
+    unnest(CAST(:labels AS text[]), CAST(:starts AS date[]), CAST(:ends AS date[]))
+        AS p(label, first_day, last_day)
+"""
+
+KPI_SQL = f"""
+SELECT p.label, sum(r.reports), sum(r.sum_confidence) / nullif(sum(r.reports), 0),
+       sum(r.reports) FILTER (WHERE r.needs_review), sum(r.tokens), sum(r.timed)
+FROM {_PERIODS}
+JOIN bench_rollup_reports AS r ON r.day BETWEEN p.first_day AND p.last_day
+GROUP BY p.label
 """
 
 # Exact percentile_cont: locate the buckets holding ranks floor(h) and ceil(h) from the
 # rollup, then read those ranks from the raw rows of just that bucket (index range).
-PERCENTILE_SQL = """
+PERCENTILE_SQL = f"""
 WITH b AS (
-    SELECT bucket, sum(n) AS n FROM bench_rollup_ms
-    WHERE day BETWEEN :start AND :end GROUP BY bucket
+    SELECT p.label, m.bucket, sum(m.n) AS n
+    FROM {_PERIODS}
+    JOIN bench_rollup_ms AS m ON m.day BETWEEN p.first_day AND p.last_day
+    GROUP BY p.label, m.bucket
 ), c AS (
-    SELECT bucket, n, sum(n) OVER (ORDER BY bucket) - n AS before FROM b
+    SELECT label, bucket, n, sum(n) OVER (PARTITION BY label ORDER BY bucket) - n AS before
+    FROM b
 )
-SELECT r.rank, c.bucket, c.before
-FROM unnest(CAST(:ranks AS bigint[])) AS r(rank)
-JOIN c ON r.rank >= c.before AND r.rank < c.before + c.n
+SELECT w.label, w.rank, c.bucket, c.before
+FROM unnest(CAST(:rank_labels AS text[]), CAST(:ranks AS bigint[])) AS w(label, rank)
+JOIN c ON c.label = w.label AND w.rank >= c.before AND w.rank < c.before + c.n
 """
 
 VALUE_AT_SQL = """
-SELECT processing_time_ms FROM processing_reports
-WHERE processing_time_ms / 25 = :bucket AND created_at >= :t0 AND created_at < :t1
-ORDER BY processing_time_ms OFFSET :offset LIMIT 1
+SELECT x.label, x.rank, v.ms
+FROM unnest(CAST(:labels AS text[]), CAST(:ranks AS bigint[]), CAST(:buckets AS int[]),
+            CAST(:offsets AS bigint[]), CAST(:t0s AS timestamptz[]),
+            CAST(:t1s AS timestamptz[])) AS x(label, rank, bucket, skip, t0, t1)
+CROSS JOIN LATERAL (
+    SELECT processing_time_ms AS ms FROM processing_reports
+    WHERE processing_time_ms / 25 = x.bucket AND created_at >= x.t0 AND created_at < x.t1
+    ORDER BY processing_time_ms OFFSET x.skip LIMIT 1
+) AS v
 """
 
-
-def _percentiles(session: Session, ctx: PageContext, params: dict[str, Any],
-                 timed: int) -> list[float | None]:
-    if not timed:
-        return [None, None]
-    t0, t1 = queries.ReportFilter(params["start"], params["end"]).bounds()
-    heights = [(timed - 1) * p for p in queries.PERCENTILES]
-    ranks = sorted({r for h in heights for r in (math.floor(h), math.ceil(h))})
-    located = session.execute(text(PERCENTILE_SQL), {**params, "ranks": ranks}).all()
-    value = {
-        rank: session.execute(text(VALUE_AT_SQL), {
-            "bucket": bucket, "t0": t0, "t1": t1,
-            "offset": rank - before,
-        }).scalar_one()
-        for rank, bucket, before in located
-    }
-    return [
-        value[math.floor(h)] + (h - math.floor(h)) * (value[math.ceil(h)] - value[math.floor(h)])
-        for h in heights
-    ]
+QUEUE_SQL = """
+SELECT q.n, q.oldest
+FROM unnest(CAST(:instants AS timestamptz[])) WITH ORDINALITY AS a(t, i)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n, min(created_at) AS oldest FROM (
+        SELECT created_at FROM bench_review_state
+        WHERE first_decided_at IS NULL AND created_at < a.t
+        UNION ALL
+        SELECT created_at FROM bench_review_state
+        WHERE first_decided_at >= a.t AND created_at < a.t
+    ) AS open_items
+) AS q
+ORDER BY a.i
+"""
 
 
 def overview_kpis(session: Session, ctx: PageContext) -> dict[str, Any]:
-    result = {}
-    for label, params in (("current", _days(ctx)), ("previous", _prev(ctx))):
-        reports, avg, flagged, tokens, timed = session.execute(text(KPI_SQL), params).one()
-        p50, p95 = _percentiles(session, ctx, params, int(timed or 0))
-        result[label] = (int(reports or 0), avg, int(flagged or 0), int(tokens or 0), p50, p95)
+    """Both periods' KPIs, exact percentiles and open-queue snapshots."""
+    periods = {"current": ctx.flt, "previous": ctx.flt.previous()}
+    labels = list(periods)
+    days = {"labels": labels, "starts": [f.start for f in periods.values()],
+            "ends": [f.end for f in periods.values()]}
+    kpis = {row[0]: row[1:] for row in session.execute(text(KPI_SQL), days).all()}
+    heights: dict[str, list[float]] = {}
+    wanted: list[tuple[str, int]] = []
+    for label in labels:
+        timed = int((kpis.get(label) or (0, 0, 0, 0, 0))[4] or 0)
+        heights[label] = [(timed - 1) * p for p in queries.PERCENTILES] if timed else []
+        wanted += sorted({(label, r) for h in heights[label] for r in (math.floor(h), math.ceil(h))})
+    value: dict[tuple[str, int], int] = {}
+    if wanted:
+        located = session.execute(text(PERCENTILE_SQL), {
+            **days, "rank_labels": [w[0] for w in wanted], "ranks": [w[1] for w in wanted],
+        }).all()
+        bounds = {label: f.bounds() for label, f in periods.items()}
+        rows = session.execute(text(VALUE_AT_SQL), {
+            "labels": [r[0] for r in located], "ranks": [r[1] for r in located],
+            "buckets": [r[2] for r in located], "offsets": [r[1] - r[3] for r in located],
+            "t0s": [bounds[r[0]][0] for r in located], "t1s": [bounds[r[0]][1] for r in located],
+        }).all()
+        value = {(label, rank): ms for label, rank, ms in rows}
+    result: dict[str, Any] = {}
+    for label in labels:
+        reports, avg, flagged, tokens, _timed = kpis.get(label) or (0, None, 0, 0, 0)
+        pct: list[float | None] = [
+            value[(label, math.floor(h))]
+            + (h - math.floor(h)) * (value[(label, math.ceil(h))] - value[(label, math.floor(h))])
+            for h in heights[label]
+        ] or [None, None]
+        result[label] = (int(reports or 0), avg, int(flagged or 0), int(tokens or 0), *pct)
     _, end = ctx.flt.bounds()
-    for as_of in (min(end, ctx.now), ctx.flt.previous().bounds()[1]):
-        result.setdefault("queue", []).append(queue_snapshot(session, as_of))
+    instants = [min(end, ctx.now), ctx.flt.previous().bounds()[1]]
+    result["queue"] = [
+        (int(n), oldest)
+        for n, oldest in session.execute(text(QUEUE_SQL), {"instants": instants}).all()
+    ]
     return result
-
-
-QUEUE_SQL = """
-SELECT count(*), min(created_at) FROM (
-    SELECT created_at FROM bench_review_state
-    WHERE first_decided_at IS NULL AND created_at < :as_of
-    UNION ALL
-    SELECT created_at FROM bench_review_state
-    WHERE first_decided_at >= :as_of AND created_at < :as_of
-) AS open_items
-"""
-
-
-def queue_snapshot(session: Session, as_of: Any) -> tuple[int, Any]:
-    size, oldest = session.execute(text(QUEUE_SQL), {"as_of": as_of}).one()
-    return int(size), oldest
 
 
 _SIDEBAR: list[tuple[str, Query]] = [
