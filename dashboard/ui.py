@@ -138,6 +138,13 @@ def fmt_int(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
 
 
+def fmt_email_id(value: object) -> str:
+    """An email id for a text cell, or a dash when there is none (NULL, NA)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return "—"
+    return str(int(value))  # type: ignore[call-overload]
+
+
 def fmt_pct(share: float | None, digits: int = 1) -> str:
     return "—" if share is None else f"{share * 100:.{digits}f}%"
 

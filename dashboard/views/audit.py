@@ -8,6 +8,7 @@ table nor its CSV export; the export itself is audited.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import streamlit as st
 
@@ -29,9 +30,8 @@ ALL_ACTIONS = ""
 REFUSED = "The audit log is for admins only."
 
 
-def _filters() -> tuple[str | None, str | None, int | None, bool]:
+def _filters(left: Any, middle: Any, right: Any) -> tuple[str | None, str | None, int | None, bool]:
     """Actor, action and email filters as typed; the flag says whether they are usable."""
-    left, middle, right = st.columns([3, 3, 2])
     raw_actor = left.text_input(
         "Actor",
         key="audit_actor",
@@ -79,7 +79,8 @@ def render() -> None:
         "date range), newest first. Rows record who, when, which email and what, never "
         "the values themselves."
     )
-    actor, action, email_id, usable = _filters()
+    left, middle, right, last = st.columns([3, 3, 2, 1])
+    actor, action, email_id, usable = _filters(left, middle, right)
     data.audit_log_opened(user, filtered=bool(actor or action or email_id))
     if not usable:
         st.stop()
@@ -89,7 +90,7 @@ def render() -> None:
     pages = max(1, math.ceil(total / PAGE_SIZE))
     if st.session_state.get("audit_page", 1) > pages:
         st.session_state["audit_page"] = pages
-    page = int(st.number_input("Page", min_value=1, max_value=pages, step=1, key="audit_page"))
+    page = int(last.number_input("Page", min_value=1, max_value=pages, step=1, key="audit_page"))
     st.caption(f"{total:,} events, page {page} of {pages}.")
     if total == 0:
         st.info("No audit events match the filters.", icon=":material/manage_search:")
@@ -106,7 +107,10 @@ def render() -> None:
     )
     frame = data.audit_frame(entries)
     st.dataframe(
-        frame.assign(occurred_at=frame["occurred_at"].dt.tz_localize(None)),
+        frame.assign(
+            occurred_at=frame["occurred_at"].dt.tz_localize(None),
+            email_id=[ui.fmt_email_id(value) for value in frame["email_id"]],
+        ),
         hide_index=True,
         key="audit_table",
         column_config={
@@ -115,7 +119,7 @@ def render() -> None:
             ),
             "actor": st.column_config.TextColumn("Actor", width=240),
             "action": st.column_config.TextColumn("Action", width=170),
-            "email_id": st.column_config.NumberColumn("Email", format="%d", width=110),
+            "email_id": st.column_config.TextColumn("Email", width=110),
             "details": st.column_config.TextColumn("Details", width="large"),
         },
     )

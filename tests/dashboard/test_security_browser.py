@@ -358,6 +358,15 @@ def _chart_texts(page: Page) -> list[str]:
     )
 
 
+@pytest.mark.parametrize("path", ["no-such-page", "%3Cimg%20src=x%3E"])
+def test_unknown_routes_fall_back_to_the_overview(page: Page, setup: Setup, path: str) -> None:
+    page.goto(f"{setup.base}/{path}")
+    expect(page.get_by_text("Page not found")).to_be_visible()
+    expect(page.locator("h1", has_text="Overview")).to_be_visible()
+    _wait_idle(page)
+    _assert_inert(page, setup)
+
+
 def test_chart_hover_shows_a_hostile_intent_as_text(page: Page, setup: Setup) -> None:
     page.goto(f"{setup.base}/confidence")
     expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
@@ -423,7 +432,9 @@ def test_hostile_intents_as_url_filters_stay_inert(page: Page, setup: Setup) -> 
         _assert_inert(page, setup)
 
 
-def test_audit_export_is_audited_and_holds_no_values(page: Page, setup: Setup) -> None:
+def test_audit_export_is_audited_and_holds_no_values(
+    page: Page, setup: Setup, artifacts_dir: Path
+) -> None:
     page.goto(f"{setup.base}/review?email_id={setup.email_ids[0]}")
     expect(page.locator(".st-key-drilldown")).to_be_visible()
     _wait_idle(page)
@@ -431,6 +442,9 @@ def test_audit_export_is_audited_and_holds_no_values(page: Page, setup: Setup) -
     expect(page.locator("h1", has_text="Audit log")).to_be_visible()
     expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
     _wait_idle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    expect(sidebar.get_by_text("Local mode: no login configured")).to_be_visible()
+    _screenshot(page, artifacts_dir, "audit")
     engine = make_engine(setup.db_url)
     try:
         with Session(engine) as session:

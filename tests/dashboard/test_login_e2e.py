@@ -1,0 +1,318 @@
+"""A real OIDC login in the browser: ``streamlit run`` with an ``[auth]`` section that
+points at a local OpenID Connect provider (``oidc-provider-mock`` on 127.0.0.1).
+
+The provider offers two predefined users; ``DASHBOARD_ROLES`` makes one an admin, and
+the default role makes the other ops. The test logs in through the provider's own page,
+as a person would, then checks what each role sees and what the audit log records.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from sqlalchemy.orm import Session
+
+from reportlib.access import MASK
+from reportlib.audit import list_audit_events
+from reportlib.db import make_engine
+from tests.conftest import require
+from tests.dashboard.helpers import HOSTILE_VALUES, SeededDatabase
+
+pytestmark = pytest.mark.browser
+expect.set_options(timeout=60_000)
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ADMIN = {"sub": "lead", "email": "lead@example.com", "email_verified": True, "name": "Lea Lead"}
+OPS = {"sub": "otto", "email": "otto@ops.example.com", "email_verified": True, "name": "Otto Ops"}
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    base: str
+    db_url: str
+    hostile_email_id: int
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{url} did not come up:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The OIDC provider's base URL."""
+    require(
+        importlib.util.find_spec("oidc_provider_mock") is not None,
+        "oidc-provider-mock is not installed (pip install -r requirements-dev.txt)",
+    )
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("oidc") / "provider.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "oidc_provider_mock",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--user-claims",
+                json.dumps(ADMIN),
+                "--user-claims",
+                json.dumps(OPS),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{base}/.well-known/openid-configuration", process, log_path)
+        yield base
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="module")
+def dashboard(
+    provider: str, seeded_sqlite: SeededDatabase, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Dashboard]:
+    """``streamlit run`` with login on, on a private copy of the seeded database."""
+    folder = tmp_path_factory.mktemp("login_e2e")
+    database = folder / "copy.db"
+    with sqlite3.connect(seeded_sqlite.url.removeprefix("sqlite:///")) as src:
+        with sqlite3.connect(database) as dst:
+            src.backup(dst)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    secrets_file = folder / "secrets.toml"
+    secrets_file.write_text(
+        "[auth]\n"
+        f'redirect_uri = "{base}/oauth2callback"\n'
+        f'cookie_secret = "{secrets.token_urlsafe(48)}"\n'
+        'client_id = "reports-dashboard"\n'
+        f'client_secret = "{secrets.token_urlsafe(24)}"\n'
+        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n',
+        encoding="utf-8",
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DASHBOARD_DATABASE_URL", "SENTRY_DSN", "ENVIRONMENT"}
+    }
+    env.update(
+        DATABASE_URL=f"sqlite:///{database}",
+        DASHBOARD_ROLES=f"{ADMIN['email']}=admin",
+        DASHBOARD_DEFAULT_ROLE="ops",
+    )
+    log_path = folder / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ROOT / "dashboard" / "app.py"),
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--secrets.files",
+                str(secrets_file),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for(f"{base}/_stcore/health", process, log_path)
+        yield Dashboard(base, f"sqlite:///{database}", seeded_sqlite.hostile_email_id)
+    finally:
+        _stop(process)
+    log_text = log_path.read_text()
+    assert "Traceback" not in log_text, log_text[-3000:]
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path: str) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    # A fresh context per test: no cookie, so every test starts logged out.
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+
+    def local_only(route: Route) -> None:
+        # The provider's page links a stylesheet from a CDN; nothing leaves the machine.
+        if route.request.url.startswith("http://127.0.0.1:"):
+            route.continue_()
+        else:
+            route.abort()
+
+    context.route("**/*", local_only)
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    yield tab
+    context.close()
+
+
+def _wait_idle(page: Page) -> None:
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText"
+        ".includes('Running')"
+    )
+    page.wait_for_timeout(800)
+
+
+def _log_in(page: Page, dashboard: Dashboard, provider: str, sub: str) -> None:
+    page.goto(dashboard.base)
+    expect(page.get_by_text("Please log in to see the dashboard.")).to_be_visible()
+    assert page.locator('[data-testid="stSidebarNav"]').count() == 0
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{provider}/oauth2/authorize**")
+    expect(page.get_by_role("heading", name="Authorize Client")).to_be_visible()
+    page.get_by_role("button", name=sub, exact=True).click()
+    page.wait_for_url(f"{dashboard.base}/**")
+    expect(page.locator("h1", has_text="Overview")).to_be_visible()
+    _wait_idle(page)
+
+
+def _sidebar(page: Page) -> str:
+    return page.locator('[data-testid="stSidebar"]').inner_text()
+
+
+def _drilldown_events(dashboard: Dashboard, actor: str) -> list[tuple[str, int | None, object]]:
+    engine = make_engine(dashboard.db_url)
+    try:
+        with Session(engine) as session:
+            events = list_audit_events(session, actor=actor, action="drilldown_viewed")
+    finally:
+        engine.dispose()
+    return [(e.action, e.email_id, e.details) for e in events]
+
+
+def test_admin_logs_in_sees_values_and_the_audit_log(
+    page: Page, dashboard: Dashboard, provider: str, artifacts_dir: Path
+) -> None:
+    _log_in(page, dashboard, provider, "lead")
+    sidebar = _sidebar(page)
+    assert "Lea Lead" in sidebar and ADMIN["email"] in sidebar and "Role: Admin" in sidebar
+    assert "Local mode" not in sidebar
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    expect(nav.get_by_role("link", name="Audit log")).to_be_visible()
+
+    email_id = dashboard.hostile_email_id
+    page.goto(f"{dashboard.base}/review?email_id={email_id}")
+    drilldown = page.locator(".st-key-drilldown")
+    expect(drilldown).to_be_visible()
+    expect(drilldown.get_by_text(str(HOSTILE_VALUES["client_name"]), exact=True)).to_be_visible()
+    assert drilldown.get_by_text(MASK, exact=True).count() == 0
+    _wait_idle(page)
+    assert _drilldown_events(dashboard, ADMIN["email"]) == [
+        ("drilldown_viewed", email_id, {"role": "admin", "page": "/review", "masked": False})
+    ]
+
+    page.goto(f"{dashboard.base}/audit")
+    expect(page.locator("h1", has_text="Audit log")).to_be_visible()
+    expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
+    _wait_idle(page)
+    page.screenshot(path=str(artifacts_dir / "login-admin-audit.png"), full_page=True)
+
+    page.get_by_role("button", name="Log out").click()
+    # Streamlit drops its cookie and sends the browser to the provider's end-session
+    # endpoint (this provider stops there; a real one returns to the dashboard).
+    page.wait_for_url(f"{provider}/oauth2/end_session**")
+    page.goto(f"{dashboard.base}/audit")  # the cookie is gone: back to the prompt
+    expect(page.get_by_text("Please log in to see the dashboard.")).to_be_visible()
+    assert page.locator("h1", has_text="Audit log").count() == 0
+
+
+def test_ops_logs_in_and_sees_masked_values_and_no_audit_log(
+    page: Page, dashboard: Dashboard, provider: str, artifacts_dir: Path
+) -> None:
+    _log_in(page, dashboard, provider, "otto")
+    sidebar = _sidebar(page)
+    assert "Otto Ops" in sidebar and "Role: Ops" in sidebar
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    expect(nav.get_by_role("link", name="Review queue")).to_be_visible()
+    assert nav.get_by_role("link", name="Audit log").count() == 0
+
+    email_id = dashboard.hostile_email_id
+    page.goto(f"{dashboard.base}/review?email_id={email_id}")
+    drilldown = page.locator(".st-key-drilldown")
+    expect(drilldown).to_be_visible()
+    _wait_idle(page)
+    expect(drilldown.get_by_text(MASK, exact=True).first).to_be_visible()
+    text = drilldown.inner_text()
+    for value in HOSTILE_VALUES.values():
+        for part in value if isinstance(value, list) else [value]:
+            assert str(part) not in text
+    assert "client_name" in text  # field names stay
+    assert page.locator(".st-key-review_panel").count() == 0
+    assert _drilldown_events(dashboard, OPS["email"]) == []
+    page.screenshot(path=str(artifacts_dir / "login-ops-drilldown.png"), full_page=True)
+
+    # A direct visit to the audit page finds no such page for this role.
+    page.goto(f"{dashboard.base}/audit")
+    expect(page.get_by_text("Page not found")).to_be_visible()  # Streamlit's own notice
+    expect(page.locator("h1", has_text="Overview")).to_be_visible()
+    _wait_idle(page)
+    assert page.locator("h1", has_text="Audit log").count() == 0
+    page.screenshot(path=str(artifacts_dir / "login-ops-audit-refused.png"))
+    assert page.locator('[data-testid="stException"]').count() == 0
