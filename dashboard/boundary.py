@@ -73,9 +73,7 @@ def database_problem(exc: BaseException) -> str | None:
     return None
 
 
-def run_page(
-    render: Callable[[], T], *, page: str, filters: Callable[[], Mapping[str, str]]
-) -> T:
+def run_page(render: Callable[[], T], *, page: str, filters: Callable[[], Mapping[str, str]]) -> T:
     """Run ``render`` inside the error boundary and return its result.
 
     On an error the page ends here (``st.stop``) with a message and nothing returns.

@@ -260,12 +260,18 @@ def start_run() -> None:
     st.session_state[_SHOWN_THIS_RUN] = frozenset()
 
 
-def _newly_opened(what: tuple[str, int]) -> bool:
-    """Record ``what`` as shown in this run; True unless it was already open before."""
+def _already_open(what: tuple[str, int]) -> bool:
+    """Whether ``what`` was shown in the previous run or earlier in this one."""
     this_run: frozenset[tuple[str, int]] = st.session_state.get(_SHOWN_THIS_RUN, frozenset())
     last_run: frozenset[tuple[str, int]] = st.session_state.get(_SHOWN_LAST_RUN, frozenset())
+    return what in this_run or what in last_run
+
+
+def _mark_shown(what: tuple[str, int]) -> None:
+    # Only after its audit row is committed: a failed write must be retried next run,
+    # never counted as an opening that was already recorded.
+    this_run: frozenset[tuple[str, int]] = st.session_state.get(_SHOWN_THIS_RUN, frozenset())
     st.session_state[_SHOWN_THIS_RUN] = this_run | {what}
-    return what not in this_run and what not in last_run
 
 
 def _page_path(page: str) -> str:
@@ -286,20 +292,23 @@ def report_detail(email_id: int, *, page: str = "review") -> ReportDetail | None
         with session(database_key()) as s:
             detail = queries.get_report_detail(s, email_id=email_id)
         return None if detail is None else mask_detail(detail)
+    opening = ("drilldown", email_id)
     if database_key() == primary_key():
         # One transaction: the report is read and its viewing recorded together.
         with _write_session(primary_key()) as s:
             detail = queries.get_report_detail(s, email_id=email_id)
-            if detail is not None and _newly_opened(("drilldown", email_id)):
+            if detail is not None and not _already_open(opening):
                 _record_view(s, user, email_id=email_id, page=page)
             s.commit()
-        return detail
-    with session(database_key()) as s:  # a read replica: read there, audit on the primary
-        detail = queries.get_report_detail(s, email_id=email_id)
-    if detail is not None and _newly_opened(("drilldown", email_id)):
-        with _write_session(primary_key()) as s:
-            _record_view(s, user, email_id=email_id, page=page)
-            s.commit()
+    else:
+        with session(database_key()) as s:  # a read replica: read there, audit the primary
+            detail = queries.get_report_detail(s, email_id=email_id)
+        if detail is not None and not _already_open(opening):
+            with _write_session(primary_key()) as s:
+                _record_view(s, user, email_id=email_id, page=page)
+                s.commit()
+    if detail is not None:
+        _mark_shown(opening)
     return detail
 
 
@@ -350,16 +359,17 @@ def _require_audit_rights(user: DashboardUser | None) -> None:
 def audit_log_opened(user: DashboardUser, *, filtered: bool) -> None:
     """Commit an ``audit_log_viewed`` row the first run the audit page is shown."""
     _require_audit_rights(user)
-    if not _newly_opened(("audit_log", 0)):
-        return
-    with _write_session(primary_key()) as s:
-        record_audit_event(
-            s,
-            actor=user.actor,
-            action="audit_log_viewed",
-            details={"role": user.role, "page": "/audit", "is_filtered": filtered},
-        )
-        s.commit()
+    opening = ("audit_log", 0)
+    if not _already_open(opening):
+        with _write_session(primary_key()) as s:
+            record_audit_event(
+                s,
+                actor=user.actor,
+                action="audit_log_viewed",
+                details={"role": user.role, "page": "/audit", "is_filtered": filtered},
+            )
+            s.commit()
+    _mark_shown(opening)
 
 
 def audit_events(

@@ -388,6 +388,22 @@ def test_values_are_not_shown_when_the_audit_row_cannot_be_written(
     assert len(at.error) == 1 and "Something went wrong" in at.error[0].value
     assert at.code.len == 0 and at.main.subheader.len == 0
     assert audit_db.events(actor=email) == []
+    at.run()  # the next run tries again: still no values without their row
+    assert len(at.error) == 1 and at.code.len == 0
+    with sqlite3.connect(primary) as connection:
+        connection.execute("DROP TRIGGER refuse_audit")
+    at.run()
+    assert_clean(at)
+    assert at.code.len == len(HOSTILE_VALUES)
+    engine = make_engine(f"sqlite:///{primary}")
+    try:
+        with Session(engine) as session:
+            written = list_audit_events(session, actor=email)
+    finally:
+        engine.dispose()
+    assert [(e.action, e.email_id) for e in written] == [
+        ("drilldown_viewed", audit_db.hostile_email_id)
+    ]
 
 
 # ---- admin -----------------------------------------------------------------------------
