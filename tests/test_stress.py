@@ -54,7 +54,7 @@ COLUMNS = (
     "total_tokens_used",
     "processing_time_ms",
 )
-_MULTI_ROW_EMAIL_PARAM = re.compile(r"^email_id_m(\d+)$")
+_MULTI_ROW_EMAIL_PARAM = re.compile(r"^email_id(?:_m|__)(\d+)$")
 
 pytestmark = pytest.mark.postgres
 
