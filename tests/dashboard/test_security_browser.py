@@ -422,6 +422,31 @@ def test_drilldowns_show_every_payload_as_text(
             _screenshot(page, artifacts_dir, "security_xss")
 
 
+def test_review_form_keeps_hostile_text_inert(page: Page, setup: Setup) -> None:
+    # A reviewer name is typed in (local mode), so it is untrusted text as well.
+    name = f"![n]({setup.hostile.url('reviewer')}) <img src=x onerror=window.__xss=13>"
+    email_id = setup.email_ids[0]
+    page.goto(f"{setup.base}/review?email_id={email_id}")
+    drilldown = page.locator(".st-key-drilldown")
+    expect(drilldown).to_be_visible()
+    _wait_idle(page)
+    page.get_by_placeholder("e.g. Anna Keller").fill(name)
+    page.get_by_role("button", name="Start reviewing").click()
+    expect(page.get_by_text(name, exact=True).first).to_be_visible()
+    _wait_idle(page)
+    page.get_by_role("button", name="Claim this report").click()
+    panel = page.locator(".st-key-review_panel")
+    expect(panel.get_by_text("Your decision")).to_be_visible()
+    _wait_idle(page)
+    for field in setup.hostile.values()[0]:
+        expect(panel.get_by_text(field, exact=True).first).to_be_visible()
+    _assert_inert(page, setup)
+    page.get_by_role("button", name="Release").click()
+    expect(panel.get_by_text("Open. Nobody holds this report.")).to_be_visible()
+    _wait_idle(page)
+    _assert_inert(page, setup)
+
+
 def test_hostile_intents_as_url_filters_stay_inert(page: Page, setup: Setup) -> None:
     for intent in setup.hostile.intents:
         page.goto(f"{setup.base}/missing-fields?intent={quote(intent)}")
