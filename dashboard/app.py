@@ -2,14 +2,15 @@
 
 Sets up the page and error reporting, lets in only known users (OIDC login when
 ``[auth]`` is configured, otherwise the labelled local mode), builds the navigation for
-the user's role, draws the global filters in the sidebar, checks that the database
-answers, then runs the chosen page inside the error boundary. Pages live in ``dashboard/views``:
+the user's role, checks that the database answers, draws the global filters in the
+sidebar, then runs the chosen page inside the error boundary. Pages live in ``dashboard/views``:
 a folder named ``pages/`` beside the entry point would make Streamlit treat the app as a
 legacy multipage app on a fresh process, bypassing this file.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import streamlit as st  # noqa: E402
 
 from dashboard import auth, boundary, data, filters  # noqa: E402
 from reportlib.access import can_see_audit  # noqa: E402
+from reportlib.errors import DatabaseUnavailableError  # noqa: E402
 
 st.set_page_config(
     page_title="Processing reports",
@@ -73,14 +75,22 @@ if page_name != "review" and "email_id" in st.query_params:
     del st.query_params["email_id"]  # a drill-down link belongs to the review page only
 
 
+def _no_intents(start: dt.date, end: dt.date) -> list[str]:
+    del start, end
+    return []
+
+
 def _filters_and_page() -> None:
     data.start_run()
-    # The sidebar comes first, even in an outage (its intent list then falls back quietly):
-    # widgets left out of a run lose their state, and the filters must survive.
-    filters.sidebar(
-        today=filters.utc_today(), load_intents=data.intents, reports=page_name != "audit"
-    )
-    data.check_available()
+    reports = page_name != "audit"
+    try:
+        data.check_available()
+    except DatabaseUnavailableError:
+        # Draw the filters anyway (widgets left out of a run lose their state, and the
+        # filters must survive an outage), without waiting for the database a second time.
+        filters.sidebar(today=filters.utc_today(), load_intents=_no_intents, reports=reports)
+        raise
+    filters.sidebar(today=filters.utc_today(), load_intents=data.intents, reports=reports)
     page.run()
 
 
