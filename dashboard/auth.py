@@ -27,9 +27,15 @@ LOGIN_PROMPT = "Please log in to see the dashboard."
 ACCESS_DENIED = "Your account has no access to this dashboard. Ask an admin to give you a role."
 ROLE_NAMES = {"ops": "Ops", "reviewer": "Reviewer", "admin": "Admin"}
 
-# The settings every single-provider [auth] section needs (Streamlit checks them again
+# The settings an [auth] section needs, directly or per provider (Streamlit checks them again
 # when st.login runs; checking here gives a clear message before anyone clicks).
-_REQUIRED_AUTH_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret")
+_REQUIRED_AUTH_KEYS = (
+    "redirect_uri",
+    "cookie_secret",
+    "client_id",
+    "client_secret",
+    "server_metadata_url",
+)
 _PLACEHOLDER_PREFIX = "REPLACE"
 
 
