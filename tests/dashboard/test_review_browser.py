@@ -200,7 +200,9 @@ def option(page: Page, key: str, label: str) -> Locator:
 
 
 def open_email(page: Page) -> int:
-    page.wait_for_url(re.compile(r"email_id=\d+"))
+    # The page sets ?email_id= through the history API after a rerun; poll the address
+    # rather than wait for a navigation event a loaded machine may deliver late.
+    page.wait_for_function("() => /[?&]email_id=\\d+/.test(window.location.href)")
     match = re.search(r"email_id=(\d+)", page.url)
     assert match is not None
     email_id = int(match.group(1))
@@ -246,6 +248,7 @@ def test_claim_decide_next_item_in_the_browser(
     expect(next_button).to_be_enabled()
 
     # Next item claims the oldest free item and opens it.
+    wait_idle(page)  # the rerun after the name must finish before the click lands
     next_button.click()
     email_id = open_email(page)
     item = item_of(database, email_id)
