@@ -1,18 +1,16 @@
 """Ingest throughput: the pipeline's write path, per report and in batches.
 
-Three writers store the same kind of reports (from :func:`reportlib.demo.generate_demo_emails`,
+Writers store the same kind of reports (from :func:`reportlib.demo.generate_demo_emails`,
 fresh email ids each time) from ``workers`` threads, one report per transaction:
 
 * ``service``: ``create_processing_report`` in its own Session, then commit;
 * ``handwritten``: the same upsert written as one SQL statement, run through the same
   Session-per-report harness (``session.connection().exec_driver_sql(...)``, then commit);
   the report is shaped and JSON-encoded by hand, without validation;
-* ``service_prebuilt``: :func:`bench.service_patch.create_processing_report`, the proposed
-  change (statement built once), in the same harness;
 * ``driver``: the hand-written statement on bare psycopg2 connections (one per thread),
   no SQLAlchemy at all: the reference for what the database and driver can do.
 
-The three alternate for ``rounds`` rounds so that noise from the shared machine hits
+They alternate for ``rounds`` rounds so that noise from the shared machine hits
 them alike; each figure is the median over rounds. ``batch`` measures the backfill API,
 ``create_processing_reports``, in one Session, committing every ``batch_size`` reports.
 
@@ -32,7 +30,6 @@ from typing import Any
 import psycopg2
 from sqlalchemy import Engine, text
 
-from bench import service_patch
 from reportlib import create_processing_report, create_processing_reports, demo, jsoncodec
 from reportlib.db import make_engine, make_sessionmaker
 from reportlib.service import ReportInput
@@ -105,7 +102,7 @@ class IngestResult:
     reports_per_round: int
     rounds: dict[str, list[float]] = field(default_factory=dict)
     batch_reports: int = 0
-    batch: dict[str, float] = field(default_factory=dict)
+    batch_per_s: float = 0.0
     batch_size: int = 0
 
     def median(self, writer: str) -> float:
@@ -119,14 +116,10 @@ class IngestResult:
             "rounds_per_s": {k: [round(v, 1) for v in vs] for k, vs in self.rounds.items()},
             "median_per_s": medians,
             "service_vs_handwritten": round(self.median("service") / self.median("handwritten"), 3),
-            "service_prebuilt_vs_handwritten": round(
-                self.median("service_prebuilt") / self.median("handwritten"), 3
-            ),
             "handwritten_vs_driver": round(self.median("handwritten") / self.median("driver"), 3),
             "batch_reports": self.batch_reports,
             "batch_size": self.batch_size,
-            "batch_per_s": round(self.batch.get("current", 0.0), 1),
-            "batch_prebuilt_per_s": round(self.batch.get("prebuilt", 0.0), 1),
+            "batch_per_s": round(self.batch_per_s, 1),
         }
 
 
@@ -205,28 +198,6 @@ def _service_writer(engine: Engine) -> Callable[[Sequence[ReportInput]], None]:
     return work
 
 
-def _prebuilt_writer(engine: Engine) -> Callable[[Sequence[ReportInput]], None]:
-    sessions = make_sessionmaker(engine)
-
-    def work(part: Sequence[ReportInput]) -> None:
-        for report in part:
-            with sessions() as session:
-                service_patch.create_processing_report(
-                    session,
-                    report.email_id,
-                    report.extracted_data,
-                    report.agent_checkpoints or {},
-                    report.overall_confidence,
-                    report.confidence_route,
-                    report.needs_review,
-                    report.review_reason,
-                    report.processing_time_ms,
-                )
-                session.commit()
-
-    return work
-
-
 def _handwritten_writer(engine: Engine) -> Callable[[Sequence[ReportInput]], None]:
     sessions = make_sessionmaker(engine)
 
@@ -268,7 +239,7 @@ def run_ingest(
     seed: int = 7,
     log: Callable[[str], None] = print,
 ) -> IngestResult:
-    """Measure the three writers and the batch API; delete what they wrote afterwards."""
+    """Measure the writers and the batch API; delete what they wrote afterwards."""
     # A pool as large as the worker count, so no thread waits for or churns connections.
     engine = make_engine(url, pool_size=workers, max_overflow=0)
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -276,7 +247,6 @@ def run_ingest(
     result = IngestResult(workers=workers, reports_per_round=reports_per_round)
     writers: dict[str, Callable[[Sequence[ReportInput]], None]] = {
         "service": _service_writer(engine),
-        "service_prebuilt": _prebuilt_writer(engine),
         "handwritten": _handwritten_writer(engine),
         "driver": _driver_writer(dsn),
     }
@@ -292,19 +262,14 @@ def run_ingest(
                 log(f"  round {round_number + 1} {name:<12} {rate:8.0f} reports/s")
         if batch_reports:
             sessions = make_sessionmaker(engine)
-            for name, function in (
-                ("current", create_processing_reports),
-                ("prebuilt", service_patch.create_processing_reports),
-            ):
-                inputs = _inputs(engine, ids, batch_reports, seed + 99)
-                started = time.perf_counter()
-                for start in range(0, len(inputs), batch_size):
-                    with sessions() as session:
-                        function(session, inputs[start : start + batch_size])
-                        session.commit()
-                result.batch[name] = len(inputs) / (time.perf_counter() - started)
-                log(f"  batch create_processing_reports ({name}): "
-                    f"{result.batch[name]:8.0f} reports/s")
+            inputs = _inputs(engine, ids, batch_reports, seed + 99)
+            started = time.perf_counter()
+            for start in range(0, len(inputs), batch_size):
+                with sessions() as session:
+                    create_processing_reports(session, inputs[start : start + batch_size])
+                    session.commit()
+            result.batch_per_s = len(inputs) / (time.perf_counter() - started)
+            log(f"  batch create_processing_reports: {result.batch_per_s:8.0f} reports/s")
             result.batch_reports, result.batch_size = batch_reports, batch_size
     finally:
         _cleanup(engine, first_email_id)
