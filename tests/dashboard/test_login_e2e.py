@@ -306,7 +306,11 @@ def test_ops_logs_in_and_sees_masked_values_and_no_audit_log(
     assert "client_name" in text  # field names stay
     assert page.locator(".st-key-review_panel").count() == 0
     assert _drilldown_events(dashboard, OPS["email"]) == []
-    page.screenshot(path=str(artifacts_dir / "login-ops-drilldown.png"), full_page=True)
+    # Every value cell holds the mask (code blocks load lazily; wait for all of them).
+    expect(drilldown.locator("code", has_text=MASK)).to_have_count(len(HOSTILE_VALUES))
+    expect(drilldown.locator('[data-testid="stMetricValue"]').first).to_be_visible()
+    _wait_idle(page)
+    drilldown.screenshot(path=str(artifacts_dir / "login-ops-drilldown.png"))
 
     # A direct visit to the audit page finds no such page for this role.
     page.goto(f"{dashboard.base}/audit")
