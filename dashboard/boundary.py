@@ -105,7 +105,9 @@ def run_page(render: Callable[[], T], *, page: str, filters: Callable[[], Mappin
             report_error(exc, page=page, filters=safe_filters)
             st.error(problem, icon=":material/cloud_off:")
         else:
-            logger.error("page %s failed: %s", page, type(exc).__name__)
+            # A warning, not an error: the logging integration would turn an error record
+            # into a second Sentry event next to report_error's.
+            logger.warning("page %s failed: %s", page, type(exc).__name__)
             event_id = report_error(exc, page=page, filters=safe_filters)
             reference = f" Reference: {event_id}." if event_id else ""
             st.error(UNEXPECTED + reference, icon=":material/error:")

@@ -81,7 +81,7 @@ def session(db: str) -> Iterator[Session]:
 
 
 @contextmanager
-def _write_session(db: str) -> Iterator[Session]:
+def write_session(db: str) -> Iterator[Session]:
     """A unit of work that the caller commits; rolled back if it does not."""
     with translate_db_errors(), make_sessionmaker(_engine(db))() as s:
         try:
@@ -295,7 +295,7 @@ def report_detail(email_id: int, *, page: str = "review") -> ReportDetail | None
     opening = ("drilldown", email_id)
     if database_key() == primary_key():
         # One transaction: the report is read and its viewing recorded together.
-        with _write_session(primary_key()) as s:
+        with write_session(primary_key()) as s:
             detail = queries.get_report_detail(s, email_id=email_id)
             if detail is not None and not _already_open(opening):
                 _record_view(s, user, email_id=email_id, page=page)
@@ -304,7 +304,7 @@ def report_detail(email_id: int, *, page: str = "review") -> ReportDetail | None
         with session(database_key()) as s:  # a read replica: read there, audit the primary
             detail = queries.get_report_detail(s, email_id=email_id)
         if detail is not None and not _already_open(opening):
-            with _write_session(primary_key()) as s:
+            with write_session(primary_key()) as s:
                 _record_view(s, user, email_id=email_id, page=page)
                 s.commit()
     if detail is not None:
@@ -328,7 +328,7 @@ def record_export(user: DashboardUser, *, page: str, rows: int) -> None:
     Safe to call outside a script run: Streamlit builds deferred downloads in a worker
     thread, and the file is only handed out once this row is committed.
     """
-    with _write_session(primary_key()) as s:
+    with write_session(primary_key()) as s:
         record_audit_event(
             s,
             actor=user.actor,
@@ -361,7 +361,7 @@ def audit_log_opened(user: DashboardUser, *, filtered: bool) -> None:
     _require_audit_rights(user)
     opening = ("audit_log", 0)
     if not _already_open(opening):
-        with _write_session(primary_key()) as s:
+        with write_session(primary_key()) as s:
             record_audit_event(
                 s,
                 actor=user.actor,

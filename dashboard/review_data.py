@@ -5,7 +5,7 @@ absent) are ``st.cache_data`` entries with a short TTL, keyed by database and wi
 Everything a reviewer acts on (the review item with its claim, who holds which item) is
 read from the primary database, because a lagging replica would show stale claims. The
 writers (claim, next item, release, decide) open a session on the primary through
-:func:`dashboard.data.session`, commit, and clear the cached results so the queue, its
+:func:`dashboard.data.write_session`, commit, and clear the cached results so the queue, its
 statistics and the quality page show the change on the next run.
 
 Frames for tables and charts are built by the small pure functions at the end.
@@ -138,7 +138,7 @@ def _written() -> None:
 def claim(*, report_id: int, reviewer: str) -> Claim:
     """Claim one report for ``reviewer`` and commit."""
     try:
-        with data.session(primary_key()) as s:
+        with data.write_session(primary_key()) as s:
             result = review.claim_report(s, report_id=report_id, reviewer=reviewer)
             s.commit()
     finally:
@@ -149,7 +149,7 @@ def claim(*, report_id: int, reviewer: str) -> Claim:
 def claim_next(*, reviewer: str) -> Claim | None:
     """Claim the oldest open report nobody holds (or the one ``reviewer`` already holds)."""
     try:
-        with data.session(primary_key()) as s:
+        with data.write_session(primary_key()) as s:
             result = review.claim_next_report(s, reviewer=reviewer)
             s.commit()
     finally:
@@ -160,7 +160,7 @@ def claim_next(*, reviewer: str) -> Claim | None:
 def release(*, report_id: int, reviewer: str) -> bool:
     """Give up ``reviewer``'s claim on one report and commit; False when there was none."""
     try:
-        with data.session(primary_key()) as s:
+        with data.write_session(primary_key()) as s:
             result = review.release_claim(s, report_id=report_id, reviewer=reviewer)
             s.commit()
     finally:
@@ -179,7 +179,7 @@ def decide(
 ) -> DecisionRecord:
     """Record one decision in a single transaction (all or nothing) and commit."""
     try:
-        with data.session(primary_key()) as s:
+        with data.write_session(primary_key()) as s:
             result = review.decide_report(
                 s,
                 report_id=report_id,
