@@ -31,7 +31,8 @@ def _plain_all(values: Iterable[object]) -> list[str]:
     return [plain(value) for value in values]
 
 
-def _layout(figure: go.Figure, *, title: str, x: str, y: str, height: int = 360) -> go.Figure:
+def apply_layout(figure: go.Figure, *, title: str, x: str, y: str, height: int = 360) -> go.Figure:
+    """The house layout: escaped title and axis titles, legend under the title."""
     figure.update_layout(
         title={
             "text": plain(title),
@@ -78,7 +79,7 @@ def daily_volume(frame: pd.DataFrame) -> go.Figure:
             + "</extra>",
         )
     figure.update_layout(barmode="stack")
-    figure = _layout(figure, title="Reports per day by route", x="Day (UTC)", y="Reports")
+    figure = apply_layout(figure, title="Reports per day by route", x="Day (UTC)", y="Reports")
     figure.update_xaxes(tickformat="%b %d")
     return figure
 
@@ -96,7 +97,7 @@ def daily_rate(frame: pd.DataFrame) -> go.Figure:
             hovertemplate="%{x|%Y-%m-%d}<br>%{y:.1f}% need review<extra></extra>",
         )
     )
-    figure = _layout(
+    figure = apply_layout(
         figure, title="Needs-review rate per day", x="Day (UTC)", y="Reports needing review (%)"
     )
     figure.update_yaxes(rangemode="tozero", ticksuffix="%")
@@ -117,7 +118,7 @@ def daily_confidence(frame: pd.DataFrame) -> go.Figure:
             hovertemplate="%{x|%Y-%m-%d}<br>mean confidence %{y:.3f}<extra></extra>",
         )
     )
-    figure = _layout(
+    figure = apply_layout(
         figure, title="Average overall confidence per day", x="Day (UTC)", y="Mean confidence (0–1)"
     )
     figure.update_yaxes(range=[0, 1.02])
@@ -144,7 +145,7 @@ def confidence_histogram(frame: pd.DataFrame) -> go.Figure:
             + "</extra>",
         )
     figure.update_layout(barmode="stack", bargap=0.05)
-    figure = _layout(
+    figure = apply_layout(
         figure,
         title="Overall confidence by route",
         x="Overall confidence (bins of 0.05; the last includes 1.00)",
@@ -181,7 +182,7 @@ def field_confidence_heatmap(frame: pd.DataFrame) -> go.Figure:
             ygap=1,
         )
     )
-    figure = _layout(
+    figure = apply_layout(
         figure,
         title="Confidence per field",
         x="Field confidence (bins of 0.05)",
@@ -210,7 +211,7 @@ def confidence_by_intent(frame: pd.DataFrame) -> go.Figure:
             hovertemplate="%{y}<br>mean confidence %{x:.3f}<extra></extra>",
         )
     )
-    figure = _layout(
+    figure = apply_layout(
         figure,
         title="Average overall confidence by intent",
         x="Mean overall confidence (0–1)",
@@ -238,7 +239,7 @@ def route_mix_by_intent(frame: pd.DataFrame) -> go.Figure:
             + "</extra>",
         )
     figure.update_layout(barmode="stack")
-    figure = _layout(
+    figure = apply_layout(
         figure,
         title="Route mix by intent",
         x="Share of the intent's reports (%)",
@@ -277,7 +278,7 @@ def threshold_curve(histogram: pd.DataFrame, threshold: float) -> go.Figure:
         annotation_text=f"threshold {threshold:.2f}",
         annotation_position="top left",
     )
-    figure = _layout(
+    figure = apply_layout(
         figure,
         title="Reports below a threshold",
         x="Overall confidence threshold",
@@ -307,7 +308,7 @@ def missing_frequency(frame: pd.DataFrame) -> go.Figure:
             "<extra></extra>",
         )
     )
-    figure = _layout(
+    figure = apply_layout(
         figure,
         title="How often each field is missing",
         x="Reports missing the field (%)",
@@ -334,7 +335,7 @@ def missing_daily(frame: pd.DataFrame) -> go.Figure:
             + plain(name)
             + "</extra>",
         )
-    figure = _layout(
+    figure = apply_layout(
         figure,
         title="Missing fields per day",
         x="Day (UTC)",
@@ -373,7 +374,7 @@ def missing_by_intent(frame: pd.DataFrame) -> go.Figure:
             ygap=1,
         )
     )
-    figure = _layout(
+    figure = apply_layout(
         figure,
         title="Missing fields by intent",
         x="Field",
@@ -413,7 +414,7 @@ def missing_cooccurrence(frame: pd.DataFrame) -> go.Figure:
             ygap=1,
         )
     )
-    figure = _layout(
+    figure = apply_layout(
         figure,
         title="Fields missing together",
         x="…also missing this field",
@@ -435,7 +436,7 @@ def missing_count_distribution(frame: pd.DataFrame) -> go.Figure:
             hovertemplate="%{x} missing: %{y:,} reports (%{customdata:.1f}%)<extra></extra>",
         )
     )
-    return _layout(
+    return apply_layout(
         figure,
         title="Reports by number of missing fields",
         x="Missing fields in the report",

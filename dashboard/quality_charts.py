@@ -11,7 +11,7 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.charts import FONT, LINE_COLOR, plain
+from dashboard.charts import LINE_COLOR, apply_layout, plain
 
 ACCENT = "#C8553D"
 MUTED = "#8C8C8C"
@@ -21,33 +21,7 @@ OUTCOME_COLORS = {"approved": "#3E8E7E", "corrected": "#E0A458", "rejected": "#C
 
 
 def _layout(figure: go.Figure, *, title: str, x: str, y: str, height: int = 400) -> go.Figure:
-    figure.update_layout(
-        title={
-            "text": plain(title),
-            "x": 0,
-            "xanchor": "left",
-            "y": 0.98,
-            "yanchor": "top",
-            "yref": "container",
-            "font": {"size": 16},
-        },
-        template="plotly_white",
-        font=FONT,
-        height=height,
-        margin={"l": 10, "r": 10, "t": 84 if len(figure.data) > 1 else 52, "b": 10},
-        legend={
-            "orientation": "h",
-            "yanchor": "bottom",
-            "y": 1.02,
-            "xanchor": "left",
-            "x": 0,
-            "traceorder": "normal",
-        },
-        hoverlabel={"font_size": 13},
-    )
-    figure.update_xaxes(title_text=plain(x), automargin=True)
-    figure.update_yaxes(title_text=plain(y), automargin=True)
-    return figure
+    return apply_layout(figure, title=title, x=x, y=y, height=height)
 
 
 def reliability_diagram(bins: pd.DataFrame, *, title: str, ece: float | None) -> go.Figure:
