@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from reportlib.db import make_engine
 from reportlib.demo import seed_demo
 from reportlib.demo_review import seed_review_history
 from tests.dashboard.helpers import (
+    CHROMIUM_ARGS,
     HOSTILE_EMAIL_ID,
     HOSTILE_INTENT,
     HOSTILE_REASON,
@@ -99,3 +101,14 @@ def use_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         get_settings.cache_clear()
 
     yield point
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path: str) -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright, shared by a module's browser tests."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.dashboard.helpers import (
     HOSTILE_INTENT,
@@ -24,6 +23,7 @@ from tests.dashboard.helpers import (
     HOSTILE_SUBJECT,
     HOSTILE_VALUES,
     SeededDatabase,
+    free_port,
 )
 
 pytestmark = pytest.mark.browser
@@ -32,15 +32,6 @@ pytestmark = pytest.mark.browser
 expect.set_options(timeout=60_000)
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PAGES = {
     "overview": ("", "Overview", 3),
     "confidence": ("confidence", "Confidence", 5),
@@ -49,18 +40,12 @@ PAGES = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(
     seeded_sqlite: SeededDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """``streamlit run dashboard/app.py`` on 127.0.0.1 against the seeded database."""
-    port = _free_port()
+    port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -111,14 +96,6 @@ def server(
             process.wait(timeout=15)
     log_text = log_path.read_text()
     assert "Traceback" not in log_text, log_text[-3000:]
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

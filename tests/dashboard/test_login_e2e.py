@@ -12,7 +12,6 @@ import importlib.util
 import json
 import os
 import secrets
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,28 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 from sqlalchemy.orm import Session
 
 from reportlib.access import MASK
 from reportlib.audit import list_audit_events
 from reportlib.db import make_engine
 from tests.conftest import require
-from tests.dashboard.helpers import HOSTILE_VALUES, SeededDatabase
+from tests.dashboard.helpers import HOSTILE_VALUES, SeededDatabase, free_port
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=60_000)
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ADMIN = {"sub": "lead", "email": "lead@example.com", "email_verified": True, "name": "Lea Lead"}
 OPS = {"sub": "otto", "email": "otto@ops.example.com", "email_verified": True, "name": "Otto Ops"}
 
@@ -54,12 +44,6 @@ class Dashboard:
     base: str
     db_url: str
     hostile_email_id: int
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -92,7 +76,7 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         importlib.util.find_spec("oidc_provider_mock") is not None,
         "oidc-provider-mock is not installed (pip install -r requirements-dev.txt)",
     )
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("oidc") / "provider.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -130,7 +114,7 @@ def dashboard(
     with sqlite3.connect(seeded_sqlite.url.removeprefix("sqlite:///")) as src:
         with sqlite3.connect(database) as dst:
             src.backup(dst)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     secrets_file = folder / "secrets.toml"
     secrets_file.write_text(
@@ -182,14 +166,6 @@ def dashboard(
         _stop(process)
     log_text = log_path.read_text()
     assert "Traceback" not in log_text, log_text[-3000:]
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

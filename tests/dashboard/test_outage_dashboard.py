@@ -26,7 +26,14 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import boundary
 from reportlib.health import TIMEOUT_MESSAGE, UNREACHABLE_MESSAGE
-from tests.dashboard.helpers import HOSTILE_SUBJECT, HOSTILE_VALUES, SeededDatabase, new_app
+from tests.dashboard.helpers import (
+    CHROMIUM_ARGS,
+    HOSTILE_SUBJECT,
+    HOSTILE_VALUES,
+    SeededDatabase,
+    free_port,
+    new_app,
+)
 from tests.test_outage import TcpProxy
 
 pytestmark = pytest.mark.postgres
@@ -43,15 +50,6 @@ PAGES = {
     "views/quality.py": "Quality",
     "views/audit.py": "Audit log",
 }
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -189,14 +187,6 @@ def test_a_stuck_query_is_cancelled_by_the_statement_timeout(
 # ---- the real server ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.browser
 def test_streamlit_server_survives_an_outage(
     seeded_postgres: SeededDatabase,
@@ -204,7 +194,7 @@ def test_streamlit_server_survives_an_outage(
     chromium_path: str,
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()

@@ -7,7 +7,6 @@ import datetime as dt
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -25,20 +24,12 @@ from reportlib.db import make_engine
 from reportlib.demo import seed_demo
 from reportlib.demo_review import seed_review_history
 from reportlib.review import ReviewItem
+from tests.dashboard.helpers import free_port
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=60_000)
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 REVIEWER = "Rita Reviewer"
 CORRECTED = "Hanse Inkasso GmbH"
 QUEUE_CAPTION = re.compile(r"^([\d,]+) open items created")
@@ -60,16 +51,10 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(database: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``streamlit run dashboard/app.py`` on 127.0.0.1 against the module's database."""
-    port = _free_port()
+    port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -120,14 +105,6 @@ def server(database: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             process.wait(timeout=15)
     log_text = log_path.read_text()
     assert "Traceback" not in log_text, log_text[-3000:]
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import http.server
 import io
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session
 
 from reportlib import create_processing_report, ensure_incoming_email, migrate
@@ -36,20 +35,12 @@ from reportlib.audit import list_audit_events
 from reportlib.db import make_engine
 from reportlib.demo import seed_demo
 from reportlib.demo_review import seed_review_history
+from tests.dashboard.helpers import free_port
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=60_000)
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 FIRST_ID = 1_950_000_001
 
 
@@ -201,12 +192,6 @@ def _seed(url: str, hostile: Hostile) -> tuple[int, ...]:
     return tuple(ids)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     receiver = Receiver()
@@ -214,7 +199,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     folder = tmp_path_factory.mktemp("security_browser")
     url = f"sqlite:///{folder / 'hostile.db'}"
     email_ids = _seed(url, hostile)
-    port = _free_port()
+    port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -268,14 +253,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         receiver.close()
     log_text = log_path.read_text()
     assert "Traceback" not in log_text, log_text[-3000:]
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
