@@ -12,8 +12,11 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -22,6 +25,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -144,36 +148,42 @@ class ProcessingReport(Base):
             postgresql_where=text("needs_review"),
             sqlite_where=text("needs_review = 1"),
         ),
-        # Every column the window aggregates read: index-only scans instead of wide rows.
+        # The open review queue (flagged, no decision on the current processing): a few
+        # thousand entries however many reports exist, oldest first or least confident first.
         Index(
-            "ix_processing_reports_window",
-            "created_at",
-            "confidence_route",
-            "intent",
-            "needs_review",
-            "overall_confidence",
-            "total_tokens_used",
-            "processing_time_ms",
-        ),
-        # What the review queue reads of flagged reports, and its lowest-confidence order.
-        Index(
-            "ix_processing_reports_flagged",
+            "ix_processing_reports_open_queue",
             "created_at",
             "id",
             "intent",
             "confidence_route",
             "review_reason",
             "overall_confidence",
-            postgresql_where=text("needs_review"),
-            sqlite_where=text("needs_review = 1"),
+            postgresql_where=text("needs_review AND review_closed_at IS NULL"),
+            sqlite_where=text("needs_review = 1 AND review_closed_at IS NULL"),
         ),
         Index(
-            "ix_processing_reports_flagged_confidence",
+            "ix_processing_reports_open_queue_confidence",
             "overall_confidence",
             "created_at",
             "id",
-            postgresql_where=text("needs_review"),
-            sqlite_where=text("needs_review = 1"),
+            postgresql_where=text("needs_review AND review_closed_at IS NULL"),
+            sqlite_where=text("needs_review = 1 AND review_closed_at IS NULL"),
+        ),
+        # Flagged reports by when their review closed: the queue as it stood at an instant.
+        Index(
+            "ix_processing_reports_review_closed",
+            "review_closed_at",
+            "created_at",
+            postgresql_where=text("needs_review AND review_closed_at IS NOT NULL"),
+            sqlite_where=text("needs_review = 1 AND review_closed_at IS NOT NULL"),
+        ),
+        # Exact percentiles of a filtered window: the raw values of one rollup bucket.
+        Index(
+            "ix_processing_reports_processing_time",
+            "processing_time_ms",
+            "created_at",
+            "intent",
+            "confidence_route",
         ),
     )
 
@@ -200,6 +210,9 @@ class ProcessingReport(Base):
         Integer, nullable=False, default=0, server_default=text("0")
     )
     processing_time_ms: Mapped[int | None] = mapped_column(Integer)
+    # When the first decision on the current processing was made (None: none yet).
+    # Kept by database triggers on review_decisions and on re-processing; see 0003.
+    review_closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     email: Mapped[IncomingEmail] = relationship(lazy="raise")
 
@@ -217,16 +230,6 @@ class ReportField(Base):
     __tablename__ = "report_fields"
     __table_args__ = (
         Index("ix_report_fields_created_at", "created_at", "field_name"),
-        # Missing fields only (about one row in ten), covering the Missing-fields page.
-        Index(
-            "ix_report_fields_missing",
-            "created_at",
-            "field_name",
-            "intent",
-            "report_id",
-            postgresql_where=text("is_missing"),
-            sqlite_where=text("is_missing = 1"),
-        ),
     )
 
     report_id: Mapped[int] = mapped_column(
@@ -338,3 +341,112 @@ class AuditEvent(Base):
 
     def __repr__(self) -> str:
         return f"AuditEvent(id={self.id!r}, action={self.action!r}, email_id={self.email_id!r})"
+
+
+# --------------------------------------------------------------------------------------
+# Rollups: per UTC day of ``created_at``, intent and route, what the dashboard's pages sum.
+# Rebuilt a whole day at a time from the raw rows (reportlib.rollups), so every figure,
+# minimum and maximum included, equals the raw computation. Days changed since their last
+# rebuild are listed in rollup_dirty_days and read from the raw rows until then.
+# --------------------------------------------------------------------------------------
+
+#: Width of a processing-time bucket in milliseconds (exact percentiles read one bucket).
+PROCESSING_TIME_BUCKET_MS = 256
+#: Stand-in ``closed_day`` for review items still open (sorts after every real day).
+OPEN_DAY = dt.date(9999, 12, 31)
+
+
+def _rollup_table(name: str, *columns: Column[Any], dims: bool = True) -> Table:
+    keys: list[Column[Any]] = [Column("day", Date, nullable=False)]
+    if dims:
+        keys += [Column("intent", String(50)), Column("route", String(20), nullable=False)]
+    return Table(name, Base.metadata, *keys, *columns, Index(f"ix_{name}_day", "day"))
+
+
+rollup_reports = _rollup_table(
+    "rollup_reports",
+    Column("needs_review", Boolean, nullable=False),
+    Column("reports", Integer, nullable=False),
+    Column("confidence_sum", Float, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("timed_reports", Integer, nullable=False),
+)
+
+rollup_confidence = _rollup_table(
+    "rollup_confidence",
+    Column("needs_review", Boolean, nullable=False),
+    Column("confidence_bin", Integer, nullable=False),
+    Column("centile", Integer, nullable=False),
+    Column("reports", Integer, nullable=False),
+)
+
+rollup_processing_time = _rollup_table(
+    "rollup_processing_time",
+    Column("bucket", Integer, nullable=False),
+    Column("reports", Integer, nullable=False),
+)
+
+# Without intent and route: the exact values of one bucket for an unfiltered window.
+rollup_processing_time_values = Table(
+    "rollup_processing_time_values",
+    Base.metadata,
+    Column("day", Date, nullable=False),
+    Column("processing_time_ms", Integer, nullable=False),
+    Column("reports", Integer, nullable=False),
+    Index("ix_rollup_processing_time_values_day", "day", "processing_time_ms"),
+)
+
+rollup_fields = _rollup_table(
+    "rollup_fields",
+    Column("field_name", String(100), nullable=False),
+    Column("extracted", Integer, nullable=False),
+    Column("missing", Integer, nullable=False),
+    Column("scored", Integer, nullable=False),
+    Column("confidence_sum", Float),
+    Column("confidence_min", Float),
+    Column("confidence_max", Float),
+)
+
+rollup_field_confidence = _rollup_table(
+    "rollup_field_confidence",
+    Column("field_name", String(100), nullable=False),
+    Column("confidence_bin", Integer, nullable=False),
+    Column("field_values", Integer, nullable=False),
+)
+
+# The set of missing fields of each report, as the JSON text of its missing_fields list.
+rollup_missing_sets = _rollup_table(
+    "rollup_missing_sets",
+    Column("missing_set", Text),
+    Column("reports", Integer, nullable=False),
+)
+
+# Flagged reports by the day they were written and the day their review closed.
+rollup_review_queue = Table(
+    "rollup_review_queue",
+    Base.metadata,
+    Column("day", Date, nullable=False),
+    Column("intent", String(50)),
+    Column("route", String(20), nullable=False),
+    Column("closed_day", Date, nullable=False),
+    Column("items", Integer, nullable=False),
+    Index("ix_rollup_review_queue_day", "day"),
+    Index("ix_rollup_review_queue_closed_day", "closed_day", "day"),
+)
+
+rollup_dirty_days = Table(
+    "rollup_dirty_days",
+    Base.metadata,
+    Column("day", Date, primary_key=True),
+)
+
+ROLLUP_TABLES: tuple[Table, ...] = (
+    rollup_reports,
+    rollup_confidence,
+    rollup_processing_time,
+    rollup_processing_time_values,
+    rollup_fields,
+    rollup_field_confidence,
+    rollup_missing_sets,
+    rollup_review_queue,
+)

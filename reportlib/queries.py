@@ -1,13 +1,17 @@
-"""Aggregates for the dashboard, computed in SQL.
+"""Aggregates for the dashboard, read from the daily rollups.
 
 Every function takes a :class:`~sqlalchemy.orm.Session`, is keyword-only, binds every
 value, bounds every result (``ORDER BY`` + ``LIMIT``, or a fixed number of groups) and
 returns a small pandas DataFrame or a frozen dataclass. Python only reshapes: it fills
-in days or bins that have no rows and divides counts that SQL produced.
+in days or bins that have no rows, splits a group's set of missing fields into its
+fields, and divides counts that SQL produced.
 
-Scalar facts come from ``processing_reports`` columns. Per-field facts (confidence
-distributions, missing fields) come from the narrow, trigger-maintained
-``report_fields`` table, never from parsing JSON per row.
+Sums, counts, minima, maxima and histograms come from the rollup tables of
+:mod:`reportlib.rollups`, whose rows per day are a fixed function of that day's raw rows;
+days changed since their last rebuild are computed from the raw rows in the same
+statement. Reads therefore cost about the number of days times groups, not the number
+of reports, and every figure equals the computation from the raw rows. The open review
+queue and the drill-down read ``processing_reports`` through small partial indexes.
 
 Definitions used throughout (the tests recompute every number with them):
 
@@ -28,7 +32,9 @@ Definitions used throughout (the tests recompute every number with them):
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -36,36 +42,30 @@ from typing import Any, Final
 import pandas as pd
 from sqlalchemy import (
     ColumnElement,
-    Date,
-    Float,
-    Integer,
+    Subquery,
     and_,
     case,
-    exists,
     func,
     literal_column,
     or_,
     select,
-    type_coerce,
+    union_all,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.orm import Session
 
 from reportlib.config import get_settings
+from reportlib.dialect import BINS, confidence_bin, utc_date
 from reportlib.errors import ReportValidationError
 from reportlib.models import (
+    PROCESSING_TIME_BUCKET_MS,
     ROUTES,
     IncomingEmail,
     ProcessingReport,
     ReportField,
-    ReviewDecision,
 )
+from reportlib.rollups import BY_TABLE, dirty_days, on_days, rollup_source
 from reportlib.service import INT32_MAX, INTENT_MAX, utc_day_bounds
 
-#: Number of fixed-width confidence bins (width 0.05).
-BINS: Final = 20
 #: Stand-in for a NULL intent or review reason in filters and results.
 NONE_LABEL: Final = "(none)"
 #: Longest date range a filter may span, in days (inclusive of both ends).
@@ -74,6 +74,8 @@ MAX_RANGE_DAYS: Final = 366
 MAX_QUEUE_ROWS: Final = 10_000
 #: At most this many distinct fields, intents or reasons appear in one breakdown.
 MAX_GROUPS: Final = 50
+#: At most this many distinct sets of missing fields are read per breakdown.
+MAX_MISSING_SETS: Final = 10_000
 PERCENTILES: Final = (0.5, 0.95)
 
 #: Allow-list of review queue orders; ties always fall back to age, then id.
@@ -81,58 +83,6 @@ QUEUE_SORTS: Final[dict[str, str]] = {
     "oldest": "Oldest first",
     "lowest_confidence": "Lowest confidence first",
 }
-
-
-# --------------------------------------------------------------------------------------
-# Dialect differences: the only place where SQLite and PostgreSQL are told apart.
-# --------------------------------------------------------------------------------------
-
-
-class utc_date(FunctionElement[dt.date]):
-    """The UTC calendar date of a timestamp column, as a ``DATE`` on both backends."""
-
-    type = Date()
-    name = "utc_date"
-    inherit_cache = True
-
-
-@compiles(utc_date, "postgresql")
-def _utc_date_postgresql(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str:
-    (column,) = element.clauses
-    return f"CAST(({compiler.process(column, **kw)} AT TIME ZONE 'UTC') AS DATE)"
-
-
-@compiles(utc_date, "sqlite")
-def _utc_date_sqlite(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite stores UTC timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff' text (see UTCDateTime).
-    (column,) = element.clauses
-    return f"substr({compiler.process(column, **kw)}, 1, 10)"
-
-
-class confidence_bin(FunctionElement[int]):
-    """``min(floor(confidence * 20), 19)``: the fixed 0.05-wide bin of a confidence."""
-
-    type = Integer()
-    name = "confidence_bin"
-    inherit_cache = True
-
-
-@compiles(confidence_bin, "postgresql")
-def _confidence_bin_postgresql(element: confidence_bin, compiler: SQLCompiler, **kw: Any) -> str:
-    (column,) = element.clauses
-    # CAST(double AS integer) rounds on PostgreSQL, so floor first.
-    return f"LEAST(CAST(FLOOR({compiler.process(column, **kw)} * {BINS}) AS INTEGER), {BINS - 1})"
-
-
-@compiles(confidence_bin, "sqlite")
-def _confidence_bin_sqlite(element: confidence_bin, compiler: SQLCompiler, **kw: Any) -> str:
-    # CAST(real AS INTEGER) truncates, which is floor for the non-negative confidences.
-    (column,) = element.clauses
-    return f"MIN(CAST({compiler.process(column, **kw)} * {BINS} AS INTEGER), {BINS - 1})"
-
-
-def _is_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 # --------------------------------------------------------------------------------------
@@ -246,31 +196,28 @@ def _report_window(flt: ReportFilter) -> list[ColumnElement[bool]]:
     return _window(flt, created_at=r.created_at, intent=r.intent, route=r.confidence_route)
 
 
-def _field_window(flt: ReportFilter, table: Any = ReportField) -> list[ColumnElement[bool]]:
-    return _window(
-        flt, created_at=table.created_at, intent=table.intent, route=table.confidence_route
-    )
-
-
 def open_review_condition(*, as_of: dt.datetime | None = None) -> ColumnElement[bool]:
     """SQL condition on ``processing_reports``: the report is in the open review queue.
 
     Open means flagged (``needs_review``) with no review decision on the report's current
-    processing: a decision records the ``created_at`` of the processing it reviewed, and
-    re-processing moves ``created_at`` forward, so a report that is flagged again re-opens.
-    Comparing the recorded processing, not the decision's clock, leaves no race between a
-    decision and a re-processing committed at nearly the same instant. With ``as_of``, the queue as it stood at that instant: the
+    processing. ``review_closed_at`` holds when the first such decision was made: a
+    decision records the ``created_at`` of the processing it reviewed, and re-processing
+    moves ``created_at`` forward, so a report that is flagged again re-opens (database
+    triggers keep the column, see migration 0003). Comparing the recorded processing, not
+    the decision's clock, leaves no race between a decision and a re-processing committed
+    at nearly the same instant. With ``as_of``, the queue as it stood at that instant: the
     report existed and no decision had been made yet.
     """
     r = ProcessingReport
-    d = ReviewDecision
-    decided = select(d.id).where(d.report_id == r.id, d.report_created_at >= r.created_at)
     conditions: list[ColumnElement[bool]] = [r.needs_review.expression]
-    if as_of is not None:
+    if as_of is None:
+        conditions.append(r.review_closed_at.is_(None))
+    else:
         _check_aware(as_of, "as_of")
-        decided = decided.where(d.decided_at < as_of)
-        conditions.append(r.created_at < as_of)
-    conditions.append(~exists(decided))
+        conditions += [
+            r.created_at < as_of,
+            or_(r.review_closed_at.is_(None), r.review_closed_at >= as_of),
+        ]
     return and_(*conditions)
 
 
@@ -292,9 +239,9 @@ def _int_in(value: Any, name: str, low: int, high: int) -> int:
     return value
 
 
-def _most_frequent_first(column: Any) -> tuple[Any, ...]:
+def _most_frequent_first(column: Any, count: Any = None) -> tuple[Any, ...]:
     # NULL sorts first on SQLite and last on PostgreSQL: put it last explicitly on both.
-    return (func.count().desc(), column.is_(None), column)
+    return ((func.count() if count is None else count).desc(), column.is_(None), column)
 
 
 def _share(part: float, whole: float) -> float | None:
@@ -312,6 +259,24 @@ def bin_label(index: int) -> str:
     return f"{low:.2f}–{high:.2f}"
 
 
+def _rollup(session: Session, name: str, flt: ReportFilter) -> Subquery:
+    return rollup_source(session, BY_TABLE[name], start=flt.start, end=flt.end)
+
+
+def _dims(flt: ReportFilter, source: Subquery) -> list[ColumnElement[bool]]:
+    """The filter's intents and routes as conditions on a rollup source."""
+    conditions: list[ColumnElement[bool]] = []
+    if flt.intents:
+        conditions.append(_label_condition(source.c.intent, flt.intents))
+    if flt.routes:
+        conditions.append(source.c.route.in_(flt.routes))
+    return conditions
+
+
+def _total(column: Any) -> Any:
+    return func.coalesce(func.sum(column), 0)
+
+
 # --------------------------------------------------------------------------------------
 # Filter options and emptiness
 # --------------------------------------------------------------------------------------
@@ -326,13 +291,12 @@ def has_reports(session: Session) -> bool:
 def list_intents(session: Session, *, flt: ReportFilter) -> list[str]:
     """Intents seen in the filter's date range (ignoring its intent and route choices),
     most frequent first; :data:`NONE_LABEL` stands for reports without one."""
-    r = ProcessingReport
-    date_only = ReportFilter(flt.start, flt.end)
+    s = _rollup(session, "rollup_reports", flt)
+    n = func.sum(s.c.reports)
     rows = session.execute(
-        select(r.intent, func.count().label("n"))
-        .where(*_report_window(date_only))
-        .group_by(r.intent)
-        .order_by(*_most_frequent_first(r.intent))
+        select(s.c.intent, n)
+        .group_by(s.c.intent)
+        .order_by(*_most_frequent_first(s.c.intent, n))
         .limit(200)
     ).all()
     return [NONE_LABEL if intent is None else intent for intent, _ in rows]
@@ -393,26 +357,89 @@ def percentile_from_sorted_pair(low: float, high: float, fraction: float) -> flo
     return low + fraction * (high - low)
 
 
-def _sqlite_percentiles(
-    session: Session, conditions: list[ColumnElement[bool]], count: int
-) -> list[float | None]:
-    # No percentile_cont on SQLite: fetch the two closest ranks with ORDER BY/LIMIT/OFFSET.
-    if count == 0:
-        return [None for _ in PERCENTILES]
+def _value_at_rank(
+    session: Session, flt: ReportFilter, bucket: int, offset: int
+) -> float:
+    """The ``offset``-th smallest processing time (0-based) within ``bucket`` in the window."""
+    low = bucket * PROCESSING_TIME_BUCKET_MS
+    high = low + PROCESSING_TIME_BUCKET_MS
+    if not flt.intents and not flt.routes:
+        # Exact values per day without intent or route: one index range per day.
+        days = flt.dates()
+        dirty = set(dirty_days(session, start=flt.start, end=flt.end))
+        clean = [day for day in days if day not in dirty]
+        rollup = BY_TABLE["rollup_processing_time_values"]
+        t = rollup.table
+        stored = select(t.c.processing_time_ms, t.c.reports).where(
+            t.c.day.in_(clean), t.c.processing_time_ms >= low, t.c.processing_time_ms < high
+        )
+        parts = [stored]
+        if dirty:
+            raw = rollup.raw(on_days(sorted(dirty))).subquery()
+            parts.append(
+                select(raw.c.processing_time_ms, raw.c.reports).where(
+                    raw.c.processing_time_ms >= low, raw.c.processing_time_ms < high
+                )
+            )
+        values = union_all(*parts).subquery() if len(parts) > 1 else stored.subquery()
+        rows = session.execute(
+            select(values.c.processing_time_ms, func.sum(values.c.reports))
+            .group_by(values.c.processing_time_ms)
+            .order_by(values.c.processing_time_ms)
+            .limit(PROCESSING_TIME_BUCKET_MS)
+        ).all()
+        seen = 0
+        for value, n in rows:
+            seen += int(n)
+            if offset < seen:
+                return float(value)
+        raise RuntimeError("rollup_processing_time disagrees with its values")  # pragma: no cover
     r = ProcessingReport
+    value = session.execute(
+        select(r.processing_time_ms)
+        .where(
+            *_report_window(flt),
+            r.processing_time_ms >= low,
+            r.processing_time_ms < high,
+        )
+        .order_by(r.processing_time_ms)
+        .limit(1)
+        .offset(offset)
+    ).scalar_one()
+    return float(value)
+
+
+def _percentiles(session: Session, flt: ReportFilter, timed: int) -> list[float | None]:
+    """Exact percentiles of the window's processing times: the rollup's bucket counts
+    locate each rank's bucket, then that bucket's values give the rank itself."""
+    if timed == 0:
+        return [None for _ in PERCENTILES]
+    s = _rollup(session, "rollup_processing_time", flt)
+    buckets = session.execute(
+        select(s.c.bucket, func.sum(s.c.reports))
+        .where(*_dims(flt, s))
+        .group_by(s.c.bucket)
+        .order_by(s.c.bucket)
+        .limit(INT32_MAX // PROCESSING_TIME_BUCKET_MS + 1)
+    ).all()
+    cache: dict[int, float] = {}
+
+    def value(rank: int) -> float:
+        if rank not in cache:
+            before = 0
+            for bucket, n in buckets:
+                if rank < before + int(n):
+                    cache[rank] = _value_at_rank(session, flt, int(bucket), rank - before)
+                    break
+                before += int(n)
+        return cache[rank]
+
     results: list[float | None] = []
     for p in PERCENTILES:
-        h = (count - 1) * p
+        h = (timed - 1) * p
         low_rank = math.floor(h)
-        values: Sequence[Any] = session.scalars(
-            select(r.processing_time_ms)
-            .where(*conditions, r.processing_time_ms.is_not(None))
-            .order_by(r.processing_time_ms)
-            .limit(2)
-            .offset(low_rank)
-        ).all()
-        low = float(values[0])
-        high = float(values[1]) if len(values) > 1 else low
+        low = value(low_rank)
+        high = value(low_rank + 1) if low_rank + 1 < timed else low
         results.append(percentile_from_sorted_pair(low, high, h - low_rank))
     return results
 
@@ -425,50 +452,89 @@ def queue_snapshot(
     routes: Sequence[str] = (),
 ) -> QueueSnapshot:
     """Size and oldest item of the open review queue at ``as_of``, for the given intents
-    and routes (all when empty), over all dates."""
+    and routes (all when empty), over all dates.
+
+    Items written before ``as_of``'s UTC day and closed after it (or never) come from the
+    queue rollup; the rest, written or closed on that day, from the raw rows.
+    """
     _check_aware(as_of, "as_of")
-    r = ProcessingReport
-    conditions = [open_review_condition(as_of=as_of)]
     intent_labels = _clean_labels(intents, "intents", INTENT_MAX)
-    if intent_labels:
-        conditions.append(_label_condition(r.intent, intent_labels))
-    if routes:
-        conditions.append(r.confidence_route.in_(_clean_routes(routes)))
-    size, oldest = session.execute(
-        select(func.count(), func.min(r.created_at)).where(*conditions)
+    route_labels = _clean_routes(routes)
+    day = as_of.astimezone(dt.UTC).date()
+    day_start, day_end = utc_day_bounds(day, day)
+    flt_dims = ReportFilter(day, day, intent_labels, route_labels)
+
+    s = rollup_source(
+        session, BY_TABLE["rollup_review_queue"], start=None, end=day - dt.timedelta(days=1)
+    )
+    earlier, first_day = session.execute(
+        select(_total(s.c["items"]), func.min(s.c.day)).where(s.c.closed_day > day, *_dims(flt_dims, s))
     ).one()
-    return QueueSnapshot(as_of=as_of, size=int(size), oldest_created_at=oldest)
+
+    r = ProcessingReport
+    dims: list[ColumnElement[bool]] = []
+    if intent_labels:
+        dims.append(_label_condition(r.intent, intent_labels))
+    if route_labels:
+        dims.append(r.confidence_route.in_(route_labels))
+    open_at = or_(r.review_closed_at.is_(None), r.review_closed_at >= as_of)
+    written_that_day = session.execute(
+        select(func.count(), func.min(r.created_at)).where(
+            r.needs_review, r.created_at >= day_start, r.created_at < as_of, open_at, *dims
+        )
+    ).one()
+    closed_that_day = session.execute(
+        select(func.count(), func.min(r.created_at)).where(
+            r.needs_review,
+            r.created_at < day_start,
+            r.review_closed_at >= max(as_of, day_start),
+            r.review_closed_at < day_end,
+            *dims,
+        )
+    ).one()
+    candidates = [written_that_day[1], closed_that_day[1]]
+    if first_day is not None:
+        if isinstance(first_day, str):
+            first_day = dt.date.fromisoformat(first_day)
+        first_start, first_end = utc_day_bounds(first_day, first_day)
+        candidates.append(
+            session.execute(
+                select(func.min(r.created_at)).where(
+                    r.needs_review,
+                    r.created_at >= first_start,
+                    r.created_at < first_end,
+                    open_at,
+                    *dims,
+                )
+            ).scalar_one()
+        )
+    present = [c for c in candidates if c is not None]
+    return QueueSnapshot(
+        as_of=as_of,
+        size=int(earlier) + int(written_that_day[0]) + int(closed_that_day[0]),
+        oldest_created_at=min(present) if present else None,
+    )
 
 
 def _period_kpis(session: Session, flt: ReportFilter, now: dt.datetime) -> PeriodKpis:
-    r = ProcessingReport
-    conditions = _report_window(flt)
-    columns: list[Any] = [
-        func.count(),
-        func.avg(r.overall_confidence),
-        func.coalesce(func.sum(case((r.needs_review, 1), else_=0)), 0),
-        func.coalesce(func.sum(r.total_tokens_used), 0),
-        func.count(r.processing_time_ms),
-    ]
-    postgresql = _is_postgresql(session)
-    if postgresql:
-        columns += [
-            type_coerce(func.percentile_cont(p).within_group(r.processing_time_ms), Float)
-            for p in PERCENTILES
-        ]
-    row = session.execute(select(*columns).where(*conditions)).one()
-    reports, avg_confidence, flagged, tokens, timed = row[:5]
-    if postgresql:
-        percentiles = [None if v is None else float(v) for v in row[5:]]
-    else:
-        percentiles = _sqlite_percentiles(session, conditions, int(timed))
+    s = _rollup(session, "rollup_reports", flt)
+    reports, confidence_sum, flagged, tokens, timed = session.execute(
+        select(
+            _total(s.c.reports),
+            func.sum(s.c.confidence_sum),
+            _total(case((s.c.needs_review, s.c.reports), else_=0)),
+            _total(s.c.tokens),
+            _total(s.c.timed_reports),
+        ).where(*_dims(flt, s))
+    ).one()
+    percentiles = _percentiles(session, flt, int(timed))
     _, end = flt.bounds()
     queue = queue_snapshot(session, as_of=min(end, now), intents=flt.intents, routes=flt.routes)
     return PeriodKpis(
         start=flt.start,
         end=flt.end,
         reports=int(reports),
-        avg_confidence=None if avg_confidence is None else float(avg_confidence),
+        avg_confidence=_share(float(confidence_sum or 0.0), int(reports)),
         flagged=int(flagged),
         tokens=int(tokens),
         timed_reports=int(timed),
@@ -503,25 +569,28 @@ DAILY_COLUMNS: Final = (
 )
 
 
+def _as_date(value: Any) -> dt.date:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
 def daily_trends(session: Session, *, flt: ReportFilter) -> pd.DataFrame:
     """One row per UTC day of the range (days without reports included, with zeros).
 
     Columns: ``day`` (date), ``reports``, ``high``/``medium``/``low`` (reports per route),
     ``flagged``, ``needs_review_rate`` and ``avg_confidence`` (NaN on empty days).
     """
-    r = ProcessingReport
-    day = utc_date(r.created_at)
+    s = _rollup(session, "rollup_reports", flt)
     rows = session.execute(
         select(
-            day.label("day"),
-            r.confidence_route,
-            func.count(),
-            func.sum(case((r.needs_review, 1), else_=0)),
-            func.sum(r.overall_confidence),
+            s.c.day,
+            s.c.route,
+            func.sum(s.c.reports),
+            _total(case((s.c.needs_review, s.c.reports), else_=0)),
+            func.sum(s.c.confidence_sum),
         )
-        .where(*_report_window(flt))
-        .group_by(day, r.confidence_route)
-        .order_by(day, r.confidence_route)
+        .where(*_dims(flt, s))
+        .group_by(s.c.day, s.c.route)
+        .order_by(s.c.day, s.c.route)
         .limit(flt.days * len(ROUTES))
     ).all()
     by_day: dict[dt.date, dict[str, float]] = {
@@ -529,10 +598,10 @@ def daily_trends(session: Session, *, flt: ReportFilter) -> pd.DataFrame:
         for d in flt.dates()
     }
     for day_value, route, count, flagged, confidence_sum in rows:
-        bucket = by_day[day_value]
-        bucket["reports"] += count
-        bucket[route] += count
-        bucket["flagged"] += flagged
+        bucket = by_day[_as_date(day_value)]
+        bucket["reports"] += int(count)
+        bucket[route] += int(count)
+        bucket["flagged"] += int(flagged)
         bucket["confidence"] += float(confidence_sum)
     records = [
         (
@@ -563,13 +632,12 @@ def confidence_histogram(session: Session, *, flt: ReportFilter) -> pd.DataFrame
     when unfiltered), zeros included. Columns: ``bin``, ``lower``, ``upper``, ``label``,
     ``route``, ``reports``.
     """
-    r = ProcessingReport
-    bucket = confidence_bin(r.overall_confidence)
+    s = _rollup(session, "rollup_confidence", flt)
     rows = session.execute(
-        select(bucket.label("bin"), r.confidence_route, func.count())
-        .where(*_report_window(flt))
-        .group_by(bucket, r.confidence_route)
-        .order_by(bucket, r.confidence_route)
+        select(s.c.confidence_bin, s.c.route, func.sum(s.c.reports))
+        .where(*_dims(flt, s))
+        .group_by(s.c.confidence_bin, s.c.route)
+        .order_by(s.c.confidence_bin, s.c.route)
         .limit(BINS * len(ROUTES))
     ).all()
     counts = {(int(b), route): int(n) for b, route, n in rows}
@@ -604,32 +672,36 @@ def field_confidence_summary(
     ``max_confidence``.
     """
     keys = _key_fields(key_fields)
-    rf = ReportField
+    s = _rollup(session, "rollup_fields", flt)
+    seen = func.sum(s.c.extracted) + func.sum(s.c.missing)
     rows = session.execute(
         select(
-            rf.field_name,
-            func.sum(case((rf.is_missing, 0), else_=1)),
-            func.sum(case((rf.is_missing, 1), else_=0)),
-            func.avg(rf.confidence),
-            func.min(rf.confidence),
-            func.max(rf.confidence),
+            s.c.field_name,
+            func.sum(s.c.extracted),
+            func.sum(s.c.missing),
+            func.sum(s.c.confidence_sum),
+            func.sum(s.c.scored),
+            func.min(s.c.confidence_min),
+            func.max(s.c.confidence_max),
         )
-        .where(*_field_window(flt))
-        .group_by(rf.field_name)
-        .order_by(func.count().desc(), rf.field_name)
+        .where(*_dims(flt, s))
+        .group_by(s.c.field_name)
+        .order_by(seen.desc(), s.c.field_name)
         .limit(MAX_GROUPS + len(keys))
     ).all()
     found = {row[0]: row for row in rows}
     names = _ordered_fields(list(found) + list(keys), keys)[: MAX_GROUPS + len(keys)]
     records = []
     for name in names:
-        _, extracted, missing, avg, low, high = found.get(name, (name, 0, 0, None, None, None))
+        _, extracted, missing, total, scored, low, high = found.get(
+            name, (name, 0, 0, None, 0, None, None)
+        )
         records.append(
             (
                 name,
                 int(extracted),
                 int(missing),
-                None if avg is None else float(avg),
+                _share(float(total or 0.0), int(scored or 0)),
                 None if low is None else float(low),
                 None if high is None else float(high),
             )
@@ -660,20 +732,14 @@ def field_confidence_histogram(
     field's extracted values; NaN when it has none).
     """
     names = list(dict.fromkeys(fields))[: MAX_GROUPS * 2]
-    rf = ReportField
     counts: dict[tuple[str, int], int] = {}
     if names:
-        bucket = confidence_bin(rf.confidence)
+        s = _rollup(session, "rollup_field_confidence", flt)
         rows = session.execute(
-            select(rf.field_name, bucket.label("bin"), func.count())
-            .where(
-                *_field_window(flt),
-                rf.field_name.in_(names),
-                rf.confidence.is_not(None),
-                ~rf.is_missing,
-            )
-            .group_by(rf.field_name, bucket)
-            .order_by(rf.field_name, bucket)
+            select(s.c.field_name, s.c.confidence_bin, func.sum(s.c.field_values))
+            .where(*_dims(flt, s), s.c.field_name.in_(names))
+            .group_by(s.c.field_name, s.c.confidence_bin)
+            .order_by(s.c.field_name, s.c.confidence_bin)
             .limit(len(names) * BINS)
         ).all()
         counts = {(name, int(b)): int(n) for name, b, n in rows}
@@ -703,38 +769,39 @@ def confidence_by_intent(session: Session, *, flt: ReportFilter) -> pd.DataFrame
     Columns: ``intent`` (:data:`NONE_LABEL` for none), ``reports``, ``avg_confidence``,
     ``high``, ``medium``, ``low``, ``flagged``, ``needs_review_rate``.
     """
-    r = ProcessingReport
+    s = _rollup(session, "rollup_reports", flt)
 
     def per_route(route: str) -> Any:
-        return func.sum(case((r.confidence_route == route, 1), else_=0))
+        return _total(case((s.c.route == route, s.c.reports), else_=0))
 
+    n = func.sum(s.c.reports)
     rows = session.execute(
         select(
-            r.intent,
-            func.count(),
-            func.avg(r.overall_confidence),
+            s.c.intent,
+            n,
+            func.sum(s.c.confidence_sum),
             per_route("high"),
             per_route("medium"),
             per_route("low"),
-            func.sum(case((r.needs_review, 1), else_=0)),
+            _total(case((s.c.needs_review, s.c.reports), else_=0)),
         )
-        .where(*_report_window(flt))
-        .group_by(r.intent)
-        .order_by(*_most_frequent_first(r.intent))
+        .where(*_dims(flt, s))
+        .group_by(s.c.intent)
+        .order_by(*_most_frequent_first(s.c.intent, n))
         .limit(MAX_GROUPS)
     ).all()
     records = [
         (
             NONE_LABEL if intent is None else intent,
-            int(n),
-            float(avg),
+            int(count),
+            float(confidence_sum) / int(count),
             int(high),
             int(medium),
             int(low),
             int(flagged),
-            flagged / n,
+            int(flagged) / int(count),
         )
-        for intent, n, avg, high, medium, low, flagged in rows
+        for intent, count, confidence_sum, high, medium, low, flagged in rows
     ]
     return pd.DataFrame.from_records(
         records,
@@ -769,22 +836,40 @@ class ThresholdWhatIf:
 
 def threshold_what_if(session: Session, *, flt: ReportFilter, threshold: float) -> ThresholdWhatIf:
     """How many reports have overall confidence strictly below ``threshold``; of those,
-    how many are not flagged today; and how many flagged ones are at or above it."""
+    how many are not flagged today; and how many flagged ones are at or above it.
+
+    A threshold on the 0.01 grid (what the dashboard's slider offers) reads the
+    rollup's exact centiles; any other threshold reads the raw rows of the window.
+    """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
         raise ReportValidationError("threshold", "must be a number between 0 and 1")
     if not 0.0 <= float(threshold) <= 1.0:
         raise ReportValidationError("threshold", "must be between 0 and 1")
     t = float(threshold)
-    r = ProcessingReport
-    below = r.overall_confidence < t
-    reports, n_below, below_unflagged, flagged_above = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((below, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((and_(below, ~r.needs_review), 1), else_=0)), 0),
-            func.coalesce(func.sum(case((and_(~below, r.needs_review), 1), else_=0)), 0),
-        ).where(*_report_window(flt))
-    ).one()
+    centile = round(t * 100)
+    if centile / 100 == t:
+        s = _rollup(session, "rollup_confidence", flt)
+        below = s.c.centile < centile
+        row = session.execute(
+            select(
+                _total(s.c.reports),
+                _total(case((below, s.c.reports), else_=0)),
+                _total(case((and_(below, ~s.c.needs_review), s.c.reports), else_=0)),
+                _total(case((and_(~below, s.c.needs_review), s.c.reports), else_=0)),
+            ).where(*_dims(flt, s))
+        ).one()
+    else:
+        r = ProcessingReport
+        raw_below = r.overall_confidence < t
+        row = session.execute(
+            select(
+                func.count(),
+                _total(case((raw_below, 1), else_=0)),
+                _total(case((and_(raw_below, ~r.needs_review), 1), else_=0)),
+                _total(case((and_(~raw_below, r.needs_review), 1), else_=0)),
+            ).where(*_report_window(flt))
+        ).one()
+    reports, n_below, below_unflagged, flagged_above = row
     return ThresholdWhatIf(
         threshold=t,
         reports=int(reports),
@@ -801,11 +886,45 @@ def threshold_what_if(session: Session, *, flt: ReportFilter, threshold: float) 
 
 def count_reports(session: Session, *, flt: ReportFilter) -> int:
     """Number of reports in the filtered window."""
-    return int(
-        session.execute(
-            select(func.count()).select_from(ProcessingReport).where(*_report_window(flt))
-        ).scalar_one()
-    )
+    s = _rollup(session, "rollup_reports", flt)
+    return int(session.execute(select(_total(s.c.reports)).where(*_dims(flt, s))).scalar_one())
+
+
+def _missing_names(missing_set: str | None) -> tuple[str, ...]:
+    """The distinct field names of one report's ``missing_fields`` JSON text."""
+    if missing_set is None:
+        return ()
+    try:
+        names = json.loads(missing_set)
+    except ValueError:
+        return ()
+    if not isinstance(names, list):
+        return ()
+    return tuple(dict.fromkeys(str(name) for name in names if name is not None))
+
+
+def _missing_sets(
+    session: Session, flt: ReportFilter, *by: str
+) -> list[tuple[tuple[Any, ...], tuple[str, ...], int]]:
+    """Reports per (``by`` columns, set of missing fields): ``[(by values, names, n)]``.
+
+    SQL groups by the whole set; splitting a set into its fields is left to the caller.
+    """
+    s = _rollup(session, "rollup_missing_sets", flt)
+    keys = [s.c[name] for name in by]
+    rows = session.execute(
+        select(*keys, s.c.missing_set, func.sum(s.c.reports))
+        .where(*_dims(flt, s), s.c.missing_set.is_not(None), s.c.missing_set != "[]")
+        .group_by(*keys, s.c.missing_set)
+        .order_by(*keys, s.c.missing_set)
+        .limit(MAX_MISSING_SETS)
+    ).all()
+    return [(tuple(row[: len(by)]), _missing_names(row[len(by)]), int(row[-1])) for row in rows]
+
+
+def _top_missing(counts: dict[str, int], limit: int) -> dict[str, int]:
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    return dict(ranked)
 
 
 def missing_field_frequency(
@@ -818,16 +937,12 @@ def missing_field_frequency(
     ``share``.
     """
     keys = _key_fields(key_fields)
-    rf = ReportField
-    rows = session.execute(
-        select(rf.field_name, func.count())
-        .where(*_field_window(flt), rf.is_missing)
-        .group_by(rf.field_name)
-        .order_by(func.count().desc(), rf.field_name)
-        .limit(MAX_GROUPS + len(keys))
-    ).all()
+    tally: dict[str, int] = defaultdict(int)
+    for _, names, n in _missing_sets(session, flt):
+        for name in names:
+            tally[name] += n
+    counts = _top_missing(tally, MAX_GROUPS + len(keys))
     total = count_reports(session, flt=flt)
-    counts = {name: int(n) for name, n in rows}
     names = _ordered_fields(list(counts) + list(keys), keys)
     # Most missing first; ties keep key-field order, then names.
     names.sort(key=lambda name: -counts.get(name, 0))
@@ -848,34 +963,31 @@ def missing_fields_daily(
     ``share`` (NaN on days without reports).
     """
     keys = _key_fields(key_fields)
-    rf = ReportField
-    r = ProcessingReport
-    field_day = utc_date(rf.created_at)
-    rows = session.execute(
-        select(field_day.label("day"), rf.field_name, func.count())
-        .where(*_field_window(flt), rf.is_missing)
-        .group_by(field_day, rf.field_name)
-        .order_by(field_day, rf.field_name)
-        .limit(flt.days * (MAX_GROUPS + len(keys)))
-    ).all()
-    report_day = utc_date(r.created_at)
-    totals = dict(
-        session.execute(
-            select(report_day.label("day"), func.count())
-            .where(*_report_window(flt))
-            .group_by(report_day)
-            .order_by(report_day)
+    counts: dict[tuple[dt.date, str], int] = defaultdict(int)
+    tally: dict[str, int] = defaultdict(int)
+    for (day,), names, n in _missing_sets(session, flt, "day"):
+        for name in names:
+            counts[(_as_date(day), name)] += n
+            tally[name] += n
+    kept = _top_missing(tally, MAX_GROUPS + len(keys))
+    s = _rollup(session, "rollup_reports", flt)
+    totals = {
+        _as_date(day): int(n)
+        for day, n in session.execute(
+            select(s.c.day, func.sum(s.c.reports))
+            .where(*_dims(flt, s))
+            .group_by(s.c.day)
+            .order_by(s.c.day)
             .limit(flt.days)
         ).all()
-    )
-    counts = {(d, name): int(n) for d, name, n in rows}
-    names = _ordered_fields([name for _, name in counts] + list(keys), keys)
+    }
+    names = _ordered_fields(list(kept) + list(keys), keys)
     records = [
         (
             d,
             name,
             counts.get((d, name), 0),
-            int(totals.get(d, 0)),
+            totals.get(d, 0),
             _share(counts.get((d, name), 0), totals.get(d, 0)),
         )
         for d in flt.dates()
@@ -897,31 +1009,30 @@ def missing_fields_by_intent(
     ``field``, ``missing``, ``reports``, ``share``.
     """
     keys = _key_fields(key_fields)
-    rf = ReportField
-    r = ProcessingReport
+    s = _rollup(session, "rollup_reports", flt)
+    n_reports = func.sum(s.c.reports)
     intents = session.execute(
-        select(r.intent, func.count())
-        .where(*_report_window(flt))
-        .group_by(r.intent)
-        .order_by(*_most_frequent_first(r.intent))
+        select(s.c.intent, n_reports)
+        .where(*_dims(flt, s))
+        .group_by(s.c.intent)
+        .order_by(*_most_frequent_first(s.c.intent, n_reports))
         .limit(MAX_GROUPS)
     ).all()
-    rows = session.execute(
-        select(rf.intent, rf.field_name, func.count())
-        .where(*_field_window(flt), rf.is_missing)
-        .group_by(rf.intent, rf.field_name)
-        .order_by(rf.intent.is_(None), rf.intent, rf.field_name)
-        .limit(MAX_GROUPS * (MAX_GROUPS + len(keys)))
-    ).all()
-    counts = {(intent, name): int(n) for intent, name, n in rows}
-    names = _ordered_fields([name for _, name in counts] + list(keys), keys)
+    counts: dict[tuple[str | None, str], int] = defaultdict(int)
+    tally: dict[str, int] = defaultdict(int)
+    for (intent,), names, n in _missing_sets(session, flt, "intent"):
+        for name in names:
+            counts[(intent, name)] += n
+            tally[name] += n
+    kept = _top_missing(tally, MAX_GROUPS + len(keys))
+    names = _ordered_fields(list(kept) + list(keys), keys)
     records = [
         (
             NONE_LABEL if intent is None else intent,
             name,
             counts.get((intent, name), 0),
             int(n),
-            counts.get((intent, name), 0) / n,
+            counts.get((intent, name), 0) / int(n),
         )
         for intent, n in intents
         for name in names
@@ -942,18 +1053,15 @@ def missing_field_cooccurrence(
     it never was). Columns: ``field``, ``other``, ``reports``, ``share``.
     """
     keys = _key_fields(key_fields)
-    a = aliased(ReportField)
-    b = aliased(ReportField)
-    rows = session.execute(
-        select(a.field_name, b.field_name, func.count())
-        .join(b, and_(b.report_id == a.report_id, b.is_missing))
-        .where(*_field_window(flt, a), a.is_missing)
-        .group_by(a.field_name, b.field_name)
-        .order_by(a.field_name, b.field_name)
-        .limit((MAX_GROUPS + len(keys)) ** 2)
-    ).all()
-    counts = {(x, y): int(n) for x, y, n in rows}
-    names = _ordered_fields([x for x, _ in counts] + list(keys), keys)
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    tally: dict[str, int] = defaultdict(int)
+    for _, names, n in _missing_sets(session, flt):
+        for x in names:
+            tally[x] += n
+            for y in names:
+                counts[(x, y)] += n
+    kept = _top_missing(tally, MAX_GROUPS + len(keys))
+    names = _ordered_fields(list(kept) + list(keys), keys)
     records = [
         (x, y, counts.get((x, y), 0), _share(counts.get((x, y), 0), counts.get((x, x), 0)))
         for x in names
@@ -969,23 +1077,12 @@ def missing_count_distribution(
     """How many reports miss 0, 1, 2, ... fields (up to the number of key fields, or more
     if a report lists more). Columns: ``missing_fields``, ``reports``, ``share``."""
     keys = _key_fields(key_fields)
-    rf = ReportField
-    per_report = (
-        select(rf.report_id, func.count().label("n"))
-        .where(*_field_window(flt), rf.is_missing)
-        .group_by(rf.report_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(per_report.c.n, func.count())
-        .group_by(per_report.c.n)
-        .order_by(per_report.c.n)
-        .limit(MAX_GROUPS + len(keys))
-    ).all()
+    counts: dict[int, int] = defaultdict(int)
+    for _, names, n in _missing_sets(session, flt):
+        if names:
+            counts[len(names)] += n
     total = count_reports(session, flt=flt)
-    counts = {int(n): int(c) for n, c in rows}
-    with_missing = sum(counts.values())
-    counts[0] = total - with_missing
+    counts[0] = total - sum(counts.values())
     top = max([len(keys), *counts])
     records = [(n, counts.get(n, 0), _share(counts.get(n, 0), total)) for n in range(top + 1)]
     frame = pd.DataFrame.from_records(records, columns=["missing_fields", "reports", "share"])

@@ -18,10 +18,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
-from reportlib import migrate, queries
+from reportlib import migrate, queries, rollups
 from reportlib.db import make_engine
 from reportlib.errors import ReportValidationError
 from reportlib.models import ProcessingReport, ReviewDecision
@@ -304,12 +304,60 @@ FILTERS = [
 ]
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def disturb(db: Session, *, seed_value: int = 7) -> None:
+    """Writes after a rollup refresh: reports moved to other days, intents, routes and
+    missing sets, and new review decisions, so some days are dirty and others are not."""
+    rng = random.Random(seed_value)
+    reports = db.scalars(select(ProcessingReport).order_by(ProcessingReport.id)).all()
+    for report in rng.sample(list(reports), 12):
+        # A field is either extracted or missing, as the service writes it.
+        absent = [name for name in KEY_FIELDS if name not in report.extracted_fields]
+        moved = report.created_at - dt.timedelta(days=rng.randrange(-5, 30), hours=rng.random())
+        db.execute(
+            update(ProcessingReport)
+            .where(ProcessingReport.id == report.id)
+            .values(
+                created_at=min(moved, NOW - dt.timedelta(minutes=5)),
+                intent=rng.choice(INTENTS),
+                confidence_route=rng.choice(ROUTES),
+                missing_fields=rng.sample(absent, rng.randrange(len(absent) + 1)),
+                processing_time_ms=rng.choice([None, rng.randrange(0, 9000)]),
+            )
+        )
+    flagged = [r for r in reports if r.needs_review]
+    for report in rng.sample(flagged, 4):
+        db.refresh(report)
+        db.add(
+            ReviewDecision(
+                report_id=report.id,
+                email_id=report.email_id,
+                reviewer="reviewer-b",
+                decided_at=report.created_at + dt.timedelta(hours=rng.uniform(1, 200)),
+                report_created_at=report.created_at,
+                outcome="corrected",
+            )
+        )
+    db.flush()
+
+
+#: How the rollups stand when the numbers are read: never refreshed (every day is read
+#: from the raw rows), refreshed (every day from the rollups), or refreshed and then
+#: written to again (some days each way).
+ROLLUP_STATES = ("raw", "rollups", "mixed")
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(backend, state) for backend in ("sqlite", "postgresql") for state in ROLLUP_STATES],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def seeded_engine(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Engine]:
-    """A database of its own per backend, seeded once and committed; tests only read."""
-    if request.param == "sqlite":
+    """A database of its own per backend and rollup state, seeded once and committed;
+    tests only read."""
+    backend, state = request.param
+    if backend == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('queries') / 'seeded.db'}"
     else:
         url = request.getfixturevalue("pg_databases").create("reportlib_queries")
@@ -318,6 +366,15 @@ def seeded_engine(
     with Session(engine) as session:
         seed(session)
         session.commit()
+        if state != "raw":
+            assert rollups.refresh_rollups(session)
+            session.commit()
+            assert rollups.dirty_days(session) == []
+        if state == "mixed":
+            disturb(session)
+            session.commit()
+            assert rollups.dirty_days(session)
+        assert rollups.verify_rollups(session) == []
     yield engine
     engine.dispose()
 

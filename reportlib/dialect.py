@@ -1,0 +1,152 @@
+"""SQL that PostgreSQL and SQLite spell differently, as constructs that compile per dialect.
+
+Callers build one statement; SQLAlchemy picks the spelling for the connection it runs on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Date, Integer, Text, text
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+#: Number of fixed-width confidence bins (width 0.05).
+BINS = 20
+
+
+class utc_date(FunctionElement[dt.date]):
+    """The UTC calendar date of a timestamp column, as a ``DATE`` on both backends."""
+
+    type = Date()
+    name = "utc_date"
+    inherit_cache = True
+
+
+@compiles(utc_date, "postgresql")
+def _utc_date_postgresql(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return f"CAST(({compiler.process(column, **kw)} AT TIME ZONE 'UTC') AS DATE)"
+
+
+@compiles(utc_date, "sqlite")
+def _utc_date_sqlite(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite stores UTC timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff' text (see UTCDateTime).
+    (column,) = element.clauses
+    return f"substr({compiler.process(column, **kw)}, 1, 10)"
+
+
+class confidence_bin(FunctionElement[int]):
+    """``min(floor(confidence * 20), 19)``: the fixed 0.05-wide bin of a confidence."""
+
+    type = Integer()
+    name = "confidence_bin"
+    inherit_cache = True
+
+
+@compiles(confidence_bin, "postgresql")
+def _confidence_bin_postgresql(element: confidence_bin, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    # CAST(double AS integer) rounds on PostgreSQL, so floor first.
+    return f"LEAST(CAST(FLOOR({compiler.process(column, **kw)} * {BINS}) AS INTEGER), {BINS - 1})"
+
+
+@compiles(confidence_bin, "sqlite")
+def _confidence_bin_sqlite(element: confidence_bin, compiler: SQLCompiler, **kw: Any) -> str:
+    # CAST(real AS INTEGER) truncates, which is floor for the non-negative confidences.
+    (column,) = element.clauses
+    return f"MIN(CAST({compiler.process(column, **kw)} * {BINS} AS INTEGER), {BINS - 1})"
+
+
+class confidence_centile(FunctionElement[int]):
+    """The whole number ``c`` with ``c/100 <= confidence < (c+1)/100`` (100 for 1.0).
+
+    ``floor(confidence * 100)`` alone is off by one for some doubles next to an edge
+    (``0.29 * 100`` is ``28.999...``), so the result is corrected by comparing with the
+    edges themselves: ``confidence < k/100`` then holds exactly for centiles below ``k``,
+    the same comparison a threshold makes.
+    """
+
+    type = Integer()
+    name = "confidence_centile"
+    inherit_cache = True
+
+
+def _centile_sql(value: str, floor: str) -> str:
+    edge = "CAST({} AS DOUBLE PRECISION) / 100.0"
+    return (
+        f"({floor} - CASE WHEN {value} < {edge.format(floor)} THEN 1 ELSE 0 END"
+        f" + CASE WHEN {value} >= {edge.format(floor + ' + 1')} THEN 1 ELSE 0 END)"
+    )
+
+
+@compiles(confidence_centile, "postgresql")
+def _confidence_centile_postgresql(
+    element: confidence_centile, compiler: SQLCompiler, **kw: Any
+) -> str:
+    (column,) = element.clauses
+    value = compiler.process(column, **kw)
+    return _centile_sql(value, f"CAST(FLOOR({value} * 100) AS INTEGER)")
+
+
+@compiles(confidence_centile, "sqlite")
+def _confidence_centile_sqlite(
+    element: confidence_centile, compiler: SQLCompiler, **kw: Any
+) -> str:
+    (column,) = element.clauses
+    value = compiler.process(column, **kw)
+    return _centile_sql(value, f"CAST({value} * 100 AS INTEGER)").replace(
+        "DOUBLE PRECISION", "REAL"
+    )
+
+
+class json_text(FunctionElement[str]):
+    """A JSON column as the text the database holds (JSONB's canonical text on PostgreSQL),
+    for grouping by a whole document."""
+
+    type = Text()
+    name = "json_text"
+    inherit_cache = True
+
+
+@compiles(json_text, "postgresql")
+def _json_text_postgresql(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return f"CAST({compiler.process(column, **kw)} AS TEXT)"
+
+
+@compiles(json_text, "sqlite")
+def _json_text_sqlite(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return str(compiler.process(column, **kw))
+
+
+def is_postgresql(session: Session) -> bool:
+    """Whether the session is bound to PostgreSQL (else SQLite)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def lock_for_refresh(session: Session, *, table: str, lock_timeout_ms: int) -> None:
+    """Make writers that touched ``table`` finish first, and hold new ones until commit.
+
+    On PostgreSQL: ``LOCK TABLE ... IN EXCLUSIVE MODE`` (readers go on; writers wait),
+    bounded by a local lock timeout. SQLite has one writer at a time; the caller's first
+    write takes its lock.
+    """
+    if is_postgresql(session):
+        session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
+        session.execute(text(f"LOCK TABLE {table} IN EXCLUSIVE MODE"))
+
+
+__all__ = [
+    "BINS",
+    "confidence_bin",
+    "confidence_centile",
+    "is_postgresql",
+    "json_text",
+    "lock_for_refresh",
+    "utc_date",
+]

@@ -1,0 +1,477 @@
+"""Daily rollups: what the dashboard's pages sum, kept exact by rebuilding whole days.
+
+Each rollup table (see :mod:`reportlib.models`) holds, per UTC day of ``created_at`` and
+per intent and route, counts and sums over that day's raw rows. The SQL that fills a day
+is the same SQL that reads a day which has not been rolled up yet
+(:func:`rollup_source`), so the two paths cannot disagree.
+
+**Freshness: every write is visible on the next read.** Database triggers (migration
+0003) put the UTC day of every row that a write adds, changes or removes into
+``rollup_dirty_days``: inserts, re-processing that moves a report to a new day, intent,
+route or missing set, deletions, and review decisions (which close a queue item). Reads
+take clean days from the rollups and dirty days from the raw rows, in one statement.
+:func:`refresh_rollups` folds dirty days back into the rollups; that only makes reads
+cheaper, never more correct. The dashboard runs it every
+``ROLLUP_REFRESH_INTERVAL_S`` seconds; ``python -m reportlib rollups refresh`` does the
+same from cron.
+
+**Writers never wait on a hot row.** A write's only rollup work is an ``INSERT ... ON
+CONFLICT DO NOTHING`` of its day into ``rollup_dirty_days``, which takes no row lock when
+the day is already listed. A refresh takes ``rollup_dirty_days`` in EXCLUSIVE mode on
+PostgreSQL: writers that already marked a day finish first, so the rebuild sees their
+rows, and writers arriving meanwhile wait until it commits, then mark their day again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    Subquery,
+    Table,
+    and_,
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.orm import Session
+
+from reportlib.dialect import (
+    confidence_bin,
+    confidence_centile,
+    json_text,
+    lock_for_refresh,
+    utc_date,
+)
+from reportlib.models import (
+    OPEN_DAY,
+    PROCESSING_TIME_BUCKET_MS,
+    ROLLUP_TABLES,
+    ProcessingReport,
+    ReportField,
+    rollup_confidence,
+    rollup_dirty_days,
+    rollup_field_confidence,
+    rollup_fields,
+    rollup_missing_sets,
+    rollup_processing_time,
+    rollup_processing_time_values,
+    rollup_reports,
+    rollup_review_queue,
+)
+from reportlib.service import utc_day_bounds
+
+#: How long a refresh waits for in-flight writers before giving up (PostgreSQL).
+REFRESH_LOCK_TIMEOUT_MS: Final = 5_000
+#: Days rebuilt per transaction by :func:`rebuild_rollups`.
+REBUILD_CHUNK_DAYS: Final = 14
+
+Where = Callable[[Any], ColumnElement[bool]]
+
+
+# --------------------------------------------------------------------------------------
+# The raw SQL of each rollup: rows grouped exactly as the table stores them.
+# --------------------------------------------------------------------------------------
+
+
+def _report_keys() -> list[Any]:
+    r = ProcessingReport
+    return [
+        utc_date(r.created_at).label("day"),
+        r.intent.label("intent"),
+        r.confidence_route.label("route"),
+    ]
+
+
+def _grouped(keys: list[Any], measures: list[Any], where: ColumnElement[bool]) -> Select[Any]:
+    return select(*keys, *measures).where(where).group_by(*(key.element for key in keys))
+
+
+def _reports_rows(where: Where) -> Select[Any]:
+    r = ProcessingReport
+    return _grouped(
+        [*_report_keys(), r.needs_review.label("needs_review")],
+        [
+            func.count().label("reports"),
+            func.sum(r.overall_confidence).label("confidence_sum"),
+            func.sum(r.total_tokens_used).label("tokens"),
+            func.count(r.processing_time_ms).label("timed_reports"),
+        ],
+        where(r.created_at),
+    )
+
+
+def _confidence_rows(where: Where) -> Select[Any]:
+    r = ProcessingReport
+    return _grouped(
+        [
+            *_report_keys(),
+            r.needs_review.label("needs_review"),
+            confidence_bin(r.overall_confidence).label("confidence_bin"),
+            confidence_centile(r.overall_confidence).label("centile"),
+        ],
+        [func.count().label("reports")],
+        where(r.created_at),
+    )
+
+
+def processing_time_bucket(column: Any) -> ColumnElement[int]:
+    """The bucket of a processing time: ``ms // PROCESSING_TIME_BUCKET_MS``."""
+    # A literal, not a bound value: GROUP BY must repeat the very same expression.
+    return type_coerce(column.op("/")(literal_column(str(PROCESSING_TIME_BUCKET_MS))), Integer)
+
+
+def _processing_time_rows(where: Where) -> Select[Any]:
+    r = ProcessingReport
+    return _grouped(
+        [*_report_keys(), processing_time_bucket(r.processing_time_ms).label("bucket")],
+        [func.count().label("reports")],
+        and_(where(r.created_at), r.processing_time_ms.is_not(None)),
+    )
+
+
+def _processing_time_value_rows(where: Where) -> Select[Any]:
+    r = ProcessingReport
+    return _grouped(
+        [utc_date(r.created_at).label("day"), r.processing_time_ms.label("processing_time_ms")],
+        [func.count().label("reports")],
+        and_(where(r.created_at), r.processing_time_ms.is_not(None)),
+    )
+
+
+def _field_keys() -> list[Any]:
+    rf = ReportField
+    return [
+        utc_date(rf.created_at).label("day"),
+        rf.intent.label("intent"),
+        rf.confidence_route.label("route"),
+        rf.field_name.label("field_name"),
+    ]
+
+
+def _fields_rows(where: Where) -> Select[Any]:
+    rf = ReportField
+    return _grouped(
+        _field_keys(),
+        [
+            func.sum(case((rf.is_missing, 0), else_=1)).label("extracted"),
+            func.sum(case((rf.is_missing, 1), else_=0)).label("missing"),
+            func.count(rf.confidence).label("scored"),
+            func.sum(rf.confidence).label("confidence_sum"),
+            func.min(rf.confidence).label("confidence_min"),
+            func.max(rf.confidence).label("confidence_max"),
+        ],
+        where(rf.created_at),
+    )
+
+
+def _field_confidence_rows(where: Where) -> Select[Any]:
+    rf = ReportField
+    return _grouped(
+        [*_field_keys(), confidence_bin(rf.confidence).label("confidence_bin")],
+        [func.count().label("field_values")],
+        and_(where(rf.created_at), ~rf.is_missing, rf.confidence.is_not(None)),
+    )
+
+
+def _missing_set_rows(where: Where) -> Select[Any]:
+    r = ProcessingReport
+    return _grouped(
+        [*_report_keys(), json_text(r.missing_fields).label("missing_set")],
+        [func.count().label("reports")],
+        where(r.created_at),
+    )
+
+
+def _review_queue_rows(where: Where) -> Select[Any]:
+    r = ProcessingReport
+    closed_day = func.coalesce(utc_date(r.review_closed_at), literal(OPEN_DAY, type_=utc_date.type))
+    return _grouped(
+        [*_report_keys(), closed_day.label("closed_day")],
+        [func.count().label("items")],
+        and_(where(r.created_at), r.needs_review),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """A rollup table and the SQL that computes its rows from the raw rows."""
+
+    table: Table
+    raw_rows: Callable[[Where], Select[Any]]
+
+    def raw(self, where: Where) -> Select[Any]:
+        """The raw rows under ``where`` grouped like the table, in its column order."""
+        rows = self.raw_rows(where).subquery()
+        return select(*(rows.c[column.name] for column in self.table.c))
+
+
+ROLLUPS: Final[tuple[Rollup, ...]] = (
+    Rollup(rollup_reports, _reports_rows),
+    Rollup(rollup_confidence, _confidence_rows),
+    Rollup(rollup_processing_time, _processing_time_rows),
+    Rollup(rollup_processing_time_values, _processing_time_value_rows),
+    Rollup(rollup_fields, _fields_rows),
+    Rollup(rollup_field_confidence, _field_confidence_rows),
+    Rollup(rollup_missing_sets, _missing_set_rows),
+    Rollup(rollup_review_queue, _review_queue_rows),
+)
+assert tuple(rollup.table for rollup in ROLLUPS) == ROLLUP_TABLES
+
+BY_TABLE: Final[dict[str, Rollup]] = {rollup.table.name: rollup for rollup in ROLLUPS}
+
+
+# --------------------------------------------------------------------------------------
+# Days
+# --------------------------------------------------------------------------------------
+
+
+def day_runs(days: Sequence[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Sorted days as runs of consecutive days: ``[(first, last), ...]``."""
+    runs: list[tuple[dt.date, dt.date]] = []
+    for day in sorted(set(days)):
+        if runs and day == runs[-1][1] + dt.timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+def on_days(days: Sequence[dt.date]) -> Where:
+    """A condition on a timestamp column: it falls on one of ``days`` (UTC)."""
+    runs = day_runs(days)
+
+    def where(column: Any) -> ColumnElement[bool]:
+        if not runs:
+            return false()
+        parts = []
+        for first, last in runs:
+            start, end = utc_day_bounds(first, last)
+            parts.append(and_(column >= start, column < end))
+        return or_(*parts)
+
+    return where
+
+
+def dirty_days(
+    session: Session, *, start: dt.date | None = None, end: dt.date | None = None
+) -> list[dt.date]:
+    """Days listed as changed since their last rebuild, within ``[start, end]``."""
+    d = rollup_dirty_days.c.day
+    stmt = select(d).order_by(d)
+    if start is not None:
+        stmt = stmt.where(d >= start)
+    if end is not None:
+        stmt = stmt.where(d <= end)
+    return list(session.scalars(stmt))
+
+
+def rollup_source(
+    session: Session, rollup: Rollup, *, start: dt.date | None, end: dt.date
+) -> Subquery:
+    """Rows of ``rollup`` for the days ``[start, end]`` (``start`` None: every day up to
+    ``end``): from the table for clean days, computed from the raw rows for dirty ones.
+
+    Callers aggregate over the result; a day's rows come from exactly one of the two.
+    """
+    table = rollup.table
+    dirty = dirty_days(session, start=start, end=end)
+    in_range: list[ColumnElement[bool]] = [table.c.day <= end]
+    if start is not None:
+        in_range.append(table.c.day >= start)
+    if dirty:
+        in_range.append(table.c.day.not_in(dirty))
+    stored = select(*table.c).where(*in_range)
+    if not dirty:
+        return stored.subquery(table.name)
+    return union_all(stored, rollup.raw(on_days(dirty))).subquery(table.name)
+
+
+# --------------------------------------------------------------------------------------
+# Maintenance
+# --------------------------------------------------------------------------------------
+
+
+def _rebuild_days(session: Session, days: Sequence[dt.date]) -> None:
+    where = on_days(days)
+    for rollup in ROLLUPS:
+        table = rollup.table
+        session.execute(delete(table).where(table.c.day.in_(list(days))))
+        session.execute(
+            insert(table).from_select([c.name for c in table.c], rollup.raw(where))
+        )
+
+
+def refresh_rollups(
+    session: Session, *, max_days: int | None = None, lock_timeout_ms: int = REFRESH_LOCK_TIMEOUT_MS
+) -> list[dt.date]:
+    """Rebuild the rollups of dirty days (the oldest ``max_days`` of them, or all) from
+    the raw rows and mark them clean. Returns those days.
+
+    Flushes; the caller commits. On PostgreSQL writers wait while this runs (see the
+    module docstring): keep ``max_days`` small on a busy database.
+    """
+    lock_for_refresh(session, table=rollup_dirty_days.name, lock_timeout_ms=lock_timeout_ms)
+    d = rollup_dirty_days.c.day
+    oldest = select(d).order_by(d)
+    if max_days is not None:
+        oldest = oldest.limit(max_days)
+    # DELETE first: on SQLite it takes the write lock before anything is read.
+    days = sorted(
+        session.scalars(
+            delete(rollup_dirty_days).where(d.in_(oldest.scalar_subquery())).returning(d)
+        )
+    )
+    if days:
+        _rebuild_days(session, days)
+    session.flush()
+    return days
+
+
+def mark_all_days_dirty(session: Session) -> int:
+    """List every day that has reports, or rollup rows, as dirty. Returns the count."""
+    r = ProcessingReport
+    sources: list[Select[Any]] = [select(utc_date(r.created_at).label("day")).distinct()]
+    sources += [select(t.c.day).distinct() for t in ROLLUP_TABLES]
+    wanted = union_all(*sources).subquery()
+    present = select(rollup_dirty_days.c.day)
+    days = {day for day in session.scalars(select(wanted.c.day).distinct())}
+    days -= set(session.scalars(present))
+    if days:
+        session.execute(insert(rollup_dirty_days), [{"day": day} for day in sorted(days)])
+    return int(session.scalar(select(func.count()).select_from(rollup_dirty_days)) or 0)
+
+
+def rebuild_rollups(
+    session_factory: Callable[[], Session],
+    *,
+    chunk_days: int = REBUILD_CHUNK_DAYS,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Rebuild every day's rollups from the raw rows, ``chunk_days`` days per committed
+    transaction, calling ``progress(done, total)`` after each. Returns the days rebuilt.
+
+    Reads stay exact throughout: a day not rebuilt yet is dirty and read raw.
+    """
+    with session_factory() as session, session.begin():
+        total = mark_all_days_dirty(session)
+    done = 0
+    if progress is not None:
+        progress(done, total)
+    while True:
+        with session_factory() as session, session.begin():
+            days = refresh_rollups(session, max_days=chunk_days)
+        if not days:
+            return done
+        done += len(days)
+        if progress is not None:
+            progress(min(done, total), max(total, done))
+
+
+# --------------------------------------------------------------------------------------
+# Verification
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RollupDifference:
+    """One group whose stored rollup row differs from the raw rows (ids and counts only)."""
+
+    table: str
+    day: dt.date
+    key: tuple[Any, ...]
+    stored: tuple[Any, ...] | None
+    raw: tuple[Any, ...] | None
+
+
+def _close(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        if a is None or b is None:
+            return a is b
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+    return bool(a == b)
+
+
+def _by_key(rows: Iterator[Any], table: Table, skip: set[dt.date]) -> dict[tuple[Any, ...], Any]:
+    measures = [c.name for c in table.c if c.name not in _key_names(table)]
+    keys = _key_names(table)
+    out: dict[tuple[Any, ...], Any] = {}
+    for row in rows:
+        mapping = row._mapping
+        day = mapping["day"]
+        if isinstance(day, str):
+            day = dt.date.fromisoformat(day)
+        if day in skip:
+            continue
+        key = (day, *(mapping[k] for k in keys[1:]))
+        out[key] = tuple(mapping[m] for m in measures)
+    return out
+
+
+def _key_names(table: Table) -> list[str]:
+    measures = {
+        "reports",
+        "confidence_sum",
+        "tokens",
+        "timed_reports",
+        "extracted",
+        "missing",
+        "scored",
+        "confidence_min",
+        "confidence_max",
+        "field_values",
+        "items",
+    }
+    return [c.name for c in table.c if c.name not in measures]
+
+
+def verify_rollups(session: Session, *, limit: int = 100) -> list[RollupDifference]:
+    """Compare every clean day's rollup rows with the raw rows; the first ``limit``
+    differences (an empty list when they agree). Floating-point sums agree to 1e-9."""
+    skip = set(dirty_days(session))
+    differences: list[RollupDifference] = []
+    for rollup in ROLLUPS:
+        table = rollup.table
+        stored = _by_key(iter(session.execute(select(*table.c))), table, skip)
+        raw = _by_key(iter(session.execute(rollup.raw(lambda column: true()))), table, skip)
+        for key in sorted(set(stored) | set(raw), key=repr):
+            a, b = stored.get(key), raw.get(key)
+            if a is not None and b is not None and all(map(_close, a, b)):
+                continue
+            differences.append(RollupDifference(table.name, key[0], key[1:], a, b))
+            if len(differences) >= limit:
+                return differences
+    return differences
+
+
+__all__ = [
+    "BY_TABLE",
+    "ROLLUPS",
+    "Rollup",
+    "RollupDifference",
+    "day_runs",
+    "dirty_days",
+    "mark_all_days_dirty",
+    "on_days",
+    "processing_time_bucket",
+    "rebuild_rollups",
+    "refresh_rollups",
+    "rollup_source",
+    "verify_rollups",
+]
