@@ -14,6 +14,10 @@ values is audited) and the audit log itself.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import math
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from dashboard import auth
 from dashboard.values import mask_detail
-from reportlib import jsoncodec, queries
+from reportlib import jsoncodec, queries, rollups
 from reportlib.access import DashboardUser, can_see_audit, can_see_values
 from reportlib.audit import AuditEntry, count_audit_events, list_audit_events, record_audit_event
 from reportlib.config import get_settings
@@ -39,6 +43,7 @@ from reportlib.queries import (
     ThresholdWhatIf,
 )
 
+log = logging.getLogger("dashboard.data")
 TTL_S = get_settings().dashboard_cache_ttl_s
 _cache = st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=512)
 
@@ -64,9 +69,57 @@ def check_available() -> None:
     """Raise DatabaseUnavailableError unless the dashboard's database answers now.
 
     Runs before every page, uncached: without it a page whose numbers are all cached
-    would keep showing them through an outage as if nothing were wrong.
+    would keep showing them through an outage as if nothing were wrong. Also starts a
+    background rollup refresh when one is due.
     """
     check_database(_engine(database_key()))
+    _rollup_refresher(primary_key()).start_if_due()
+
+
+class RollupRefresher:
+    """Folds changed days into the rollups in a background thread, at most once every
+    ``ROLLUP_REFRESH_INTERVAL_S`` seconds, so that no page load waits for it.
+
+    Reads are exact without it (dirty days are read from the raw rows); it keeps them
+    cheap. Failures are logged by type only and retried at the next interval.
+    """
+
+    def __init__(self, engine: Engine, interval_s: int) -> None:
+        self._engine = engine
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._running = False
+        self._last = -math.inf
+
+    def start_if_due(self) -> None:
+        if self._interval_s <= 0:
+            return
+        with self._lock:
+            if self._running or time.monotonic() - self._last < self._interval_s:
+                return
+            self._running = True
+            self._last = time.monotonic()
+        threading.Thread(target=self._run, name="rollup-refresh", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            factory = make_sessionmaker(self._engine)
+            while rollups.refresh_with_retries(factory, max_days=REFRESH_CHUNK_DAYS):
+                pass
+        except Exception as exc:  # noqa: BLE001 - a failed refresh only leaves reads slower
+            log.warning("rollup refresh failed: %s", type(exc).__name__)
+        finally:
+            with self._lock:
+                self._running = False
+
+
+#: Days folded per transaction: writers wait only while one chunk is rebuilt.
+REFRESH_CHUNK_DAYS = 3
+
+
+@st.cache_resource(show_spinner=False)
+def _rollup_refresher(db: str) -> RollupRefresher:
+    return RollupRefresher(_engine(db), get_settings().rollup_refresh_interval_s)
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""``python -m reportlib``: migrate, seed demo data, show one report."""
+"""``python -m reportlib``: migrate, seed demo data, show one report, maintain the rollups."""
 
 from __future__ import annotations
 
@@ -64,7 +64,85 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", help="print one report as JSON")
     show.add_argument("email_id", type=_email_id, metavar="EMAIL_ID")
+
+    rollups = commands.add_parser("rollups", help="maintain the dashboard's daily rollups")
+    actions = rollups.add_subparsers(dest="action", required=True, metavar="ACTION")
+    refresh = actions.add_parser(
+        "refresh", help="fold days changed since the last refresh into the rollups (for cron)"
+    )
+    refresh.add_argument(
+        "--chunk-days", type=_bounded_int(1, 3660), default=7, help="days per transaction"
+    )
+    actions.add_parser(
+        "verify", help="compare the rollups with the raw rows; exit 1 on any difference"
+    )
+    rebuild = actions.add_parser("rebuild", help="rebuild every day's rollups from the raw rows")
+    rebuild.add_argument(
+        "--chunk-days", type=_bounded_int(1, 3660), default=14, help="days per transaction"
+    )
     return parser
+
+
+def _progress(label: str) -> Any:
+    def report(done: int, total: int) -> None:
+        print(f"{label}: {done}/{total} days", flush=True)
+
+    return report
+
+
+def _refresh_all(engine: Any, *, chunk_days: int, label: str) -> int:
+    from sqlalchemy.orm import Session
+
+    from reportlib.rollups import dirty_days, refresh_with_retries
+
+    with Session(engine) as db:
+        total = len(dirty_days(db))
+    done = 0
+    report = _progress(label)
+    report(done, total)
+    while True:
+        days = refresh_with_retries(lambda: Session(engine), max_days=chunk_days)
+        if not days:
+            return done
+        done += len(days)
+        report(min(done, total), max(done, total))
+
+
+def _rollups(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from reportlib.rollups import rebuild_rollups, verify_rollups
+
+    engine = make_engine()
+    try:
+        if args.action == "refresh":
+            days = _refresh_all(engine, chunk_days=args.chunk_days, label="refreshed")
+            print(f"rollups refreshed: {days} days")
+            return 0
+        if args.action == "rebuild":
+            days = rebuild_rollups(
+                lambda: Session(engine),
+                chunk_days=args.chunk_days,
+                progress=_progress("rebuilt"),
+            )
+            print(f"rollups rebuilt: {days} days")
+            return 0
+        with Session(engine) as db:
+            differences = verify_rollups(db)
+        for difference in differences:
+            # Days, table names and counts only: no extracted values are involved.
+            print(
+                f"differs: {difference.table} on {difference.day}: "
+                f"stored {difference.stored} raw {difference.raw}",
+                file=sys.stderr,
+            )
+        if differences:
+            print(f"rollups differ from the raw rows ({len(differences)} groups)", file=sys.stderr)
+            return 1
+        print("rollups equal the raw rows")
+        return 0
+    finally:
+        engine.dispose()
 
 
 def _migrate() -> int:
@@ -73,6 +151,8 @@ def _migrate() -> int:
     engine = make_engine()
     try:
         migrate.upgrade(engine)
+        # Days the upgrade (or earlier writes) left dirty are read raw until folded in.
+        _refresh_all(engine, chunk_days=14, label="rollups")
     finally:
         engine.dispose()
     print(f"database at {get_settings().sqlalchemy_url.render_as_string()} is up to date")
@@ -97,6 +177,7 @@ def _seed_demo(args: argparse.Namespace) -> int:
                 from reportlib.demo_review import seed_review_history
 
                 reviewed = seed_review_history(db, rng=random.Random(args.seed))
+        _refresh_all(engine, chunk_days=30, label="rollups")
     finally:
         engine.dispose()
     print(f"seeded {len(ids)} reports and {reviewed} review decisions")
@@ -140,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _migrate()
         if args.command == "seed-demo":
             return _seed_demo(args)
+        if args.command == "rollups":
+            return _rollups(args)
         return _show(args)
     except ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     dashboard_cache_ttl_s: int = Field(
         60, ge=0, le=3600, description="Seconds dashboard query results stay cached."
     )
+    rollup_refresh_interval_s: int = Field(
+        60,
+        ge=0,
+        le=86_400,
+        description=(
+            "Seconds between the dashboard's background folds of changed days into the "
+            "rollups (0: never; run 'python -m reportlib rollups refresh' from cron instead)."
+        ),
+    )
     dashboard_roles: Annotated[dict[str, Role], NoDecode] = Field(
         default_factory=dict,
         description=(

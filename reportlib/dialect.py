@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from reportlib.models import ProcessingReport
+
 #: Number of fixed-width confidence bins (width 0.05).
 BINS = 20
 
@@ -126,7 +128,7 @@ def _json_text_sqlite(element: json_text, compiler: SQLCompiler, **kw: Any) -> s
 
 def is_postgresql(session: Session) -> bool:
     """Whether the session is bound to PostgreSQL (else SQLite)."""
-    return session.get_bind().dialect.name == "postgresql"
+    return session.get_bind(ProcessingReport).dialect.name == "postgresql"
 
 
 def lock_for_refresh(session: Session, *, table: str, lock_timeout_ms: int) -> None:
@@ -138,6 +140,8 @@ def lock_for_refresh(session: Session, *, table: str, lock_timeout_ms: int) -> N
     """
     if is_postgresql(session):
         session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
+        # Rebuilding a few busy days takes longer than an interactive statement may.
+        session.execute(text("SET LOCAL statement_timeout = 300000"))
         session.execute(text(f"LOCK TABLE {table} IN EXCLUSIVE MODE"))
 
 

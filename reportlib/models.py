@@ -434,10 +434,13 @@ rollup_review_queue = Table(
     Index("ix_rollup_review_queue_closed_day", "closed_day", "day"),
 )
 
+# No unique key: a writer checks NOT EXISTS and never waits on another writer's
+# uncommitted day (two writers may list the same day twice, which is harmless).
 rollup_dirty_days = Table(
     "rollup_dirty_days",
     Base.metadata,
-    Column("day", Date, primary_key=True),
+    Column("day", Date, nullable=False),
+    Index("ix_rollup_dirty_days_day", "day"),
 )
 
 ROLLUP_TABLES: tuple[Table, ...] = (

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -50,6 +51,7 @@ from sqlalchemy import (
     type_coerce,
     union_all,
 )
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from reportlib.dialect import (
@@ -59,6 +61,7 @@ from reportlib.dialect import (
     lock_for_refresh,
     utc_date,
 )
+from reportlib.errors import ReportlibError
 from reportlib.models import (
     OPEN_DAY,
     PROCESSING_TIME_BUCKET_MS,
@@ -77,8 +80,11 @@ from reportlib.models import (
 )
 from reportlib.service import utc_day_bounds
 
-#: How long a refresh waits for in-flight writers before giving up (PostgreSQL).
-REFRESH_LOCK_TIMEOUT_MS: Final = 5_000
+#: How long a refresh waits for in-flight writers before giving up (PostgreSQL). Shorter
+#: than PostgreSQL's deadlock_timeout (1 s): a writer that waits behind a refresh which
+#: waits for another writer is released by the refresh giving way, never by a writer
+#: being chosen as a deadlock victim.
+REFRESH_LOCK_TIMEOUT_MS: Final = 250
 #: Days rebuilt per transaction by :func:`rebuild_rollups`.
 REBUILD_CHUNK_DAYS: Final = 14
 
@@ -274,7 +280,7 @@ def dirty_days(
 ) -> list[dt.date]:
     """Days listed as changed since their last rebuild, within ``[start, end]``."""
     d = rollup_dirty_days.c.day
-    stmt = select(d).order_by(d)
+    stmt = select(d).distinct().order_by(d)
     if start is not None:
         stmt = stmt.where(d >= start)
     if end is not None:
@@ -325,17 +331,24 @@ def refresh_rollups(
     the raw rows and mark them clean. Returns those days.
 
     Flushes; the caller commits. On PostgreSQL writers wait while this runs (see the
-    module docstring): keep ``max_days`` small on a busy database.
+    module docstring): keep ``max_days`` small on a busy database. When in-flight writers
+    hold on longer than ``lock_timeout_ms`` it raises :class:`RefreshBusyError` and the
+    caller's transaction must be rolled back; :func:`refresh_with_retries` retries.
     """
-    lock_for_refresh(session, table=rollup_dirty_days.name, lock_timeout_ms=lock_timeout_ms)
+    try:
+        lock_for_refresh(session, table=rollup_dirty_days.name, lock_timeout_ms=lock_timeout_ms)
+    except OperationalError as exc:
+        raise RefreshBusyError() from exc
     d = rollup_dirty_days.c.day
-    oldest = select(d).order_by(d)
+    oldest = select(d).distinct().order_by(d)
     if max_days is not None:
         oldest = oldest.limit(max_days)
     # DELETE first: on SQLite it takes the write lock before anything is read.
     days = sorted(
-        session.scalars(
-            delete(rollup_dirty_days).where(d.in_(oldest.scalar_subquery())).returning(d)
+        set(
+            session.scalars(
+                delete(rollup_dirty_days).where(d.in_(oldest.scalar_subquery())).returning(d)
+            )
         )
     )
     if days:
@@ -344,18 +357,41 @@ def refresh_rollups(
     return days
 
 
+class RefreshBusyError(ReportlibError):
+    """Writers held the rollup change list for longer than the refresh would wait."""
+
+    def __init__(self) -> None:
+        super().__init__("writers are busy; the rollup refresh gave way and can be retried")
+
+
+def refresh_with_retries(
+    session_factory: Callable[[], Session], *, max_days: int | None, attempts: int = 40
+) -> list[dt.date]:
+    """:func:`refresh_rollups` in its own committed transaction, retried (with a short,
+    growing pause) while busy writers make it give way."""
+    for attempt in range(attempts):
+        try:
+            with session_factory() as session, session.begin():
+                return refresh_rollups(session, max_days=max_days)
+        except RefreshBusyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(min(0.05 * (attempt + 1), 1.0))
+    return []  # pragma: no cover - the loop returns or raises
+
+
 def mark_all_days_dirty(session: Session) -> int:
     """List every day that has reports, or rollup rows, as dirty. Returns the count."""
     r = ProcessingReport
     sources: list[Select[Any]] = [select(utc_date(r.created_at).label("day")).distinct()]
     sources += [select(t.c.day).distinct() for t in ROLLUP_TABLES]
     wanted = union_all(*sources).subquery()
-    present = select(rollup_dirty_days.c.day)
+    present = select(rollup_dirty_days.c.day).distinct()
     days = {day for day in session.scalars(select(wanted.c.day).distinct())}
     days -= set(session.scalars(present))
     if days:
         session.execute(insert(rollup_dirty_days), [{"day": day} for day in sorted(days)])
-    return int(session.scalar(select(func.count()).select_from(rollup_dirty_days)) or 0)
+    return len(dirty_days(session))
 
 
 def rebuild_rollups(
@@ -375,8 +411,7 @@ def rebuild_rollups(
     if progress is not None:
         progress(done, total)
     while True:
-        with session_factory() as session, session.begin():
-            days = refresh_rollups(session, max_days=chunk_days)
+        days = refresh_with_retries(session_factory, max_days=chunk_days)
         if not days:
             return done
         done += len(days)
@@ -463,6 +498,7 @@ def verify_rollups(session: Session, *, limit: int = 100) -> list[RollupDifferen
 __all__ = [
     "BY_TABLE",
     "ROLLUPS",
+    "RefreshBusyError",
     "Rollup",
     "RollupDifference",
     "day_runs",
@@ -472,6 +508,7 @@ __all__ = [
     "processing_time_bucket",
     "rebuild_rollups",
     "refresh_rollups",
+    "refresh_with_retries",
     "rollup_source",
     "verify_rollups",
 ]

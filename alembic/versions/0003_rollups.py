@@ -118,11 +118,8 @@ def _create_rollup_tables() -> None:
         ["closed_day", "day"],
         unique=False,
     )
-    op.create_table(
-        "rollup_dirty_days",
-        sa.Column("day", sa.Date(), nullable=False),
-        sa.PrimaryKeyConstraint("day", name="pk_rollup_dirty_days"),
-    )
+    op.create_table("rollup_dirty_days", sa.Column("day", sa.Date(), nullable=False))
+    op.create_index("ix_rollup_dirty_days_day", "rollup_dirty_days", ["day"], unique=False)
 
 
 ROLLUP_TABLES = (
@@ -184,15 +181,22 @@ _PG_FUNCTIONS = [
     CREATE FUNCTION reportlib_mark_rollup_days() RETURNS trigger
     LANGUAGE plpgsql AS $$
     BEGIN
+        -- The INSERT locks rollup_dirty_days (ROW EXCLUSIVE) even when it adds nothing,
+        -- so a refresh waits for this transaction. NOT EXISTS, not a unique key: a
+        -- writer never waits for another writer's uncommitted day.
         IF TG_OP <> 'DELETE' THEN
             INSERT INTO rollup_dirty_days (day)
-            SELECT DISTINCT CAST((created_at AT TIME ZONE 'UTC') AS DATE) FROM new_rows
-            ON CONFLICT DO NOTHING;
+            SELECT DISTINCT n.day FROM (
+                SELECT CAST((created_at AT TIME ZONE 'UTC') AS DATE) AS day FROM new_rows
+            ) AS n
+            WHERE NOT EXISTS (SELECT 1 FROM rollup_dirty_days AS d WHERE d.day = n.day);
         END IF;
         IF TG_OP <> 'INSERT' THEN
             INSERT INTO rollup_dirty_days (day)
-            SELECT DISTINCT CAST((created_at AT TIME ZONE 'UTC') AS DATE) FROM old_rows
-            ON CONFLICT DO NOTHING;
+            SELECT DISTINCT o.day FROM (
+                SELECT CAST((created_at AT TIME ZONE 'UTC') AS DATE) AS day FROM old_rows
+            ) AS o
+            WHERE NOT EXISTS (SELECT 1 FROM rollup_dirty_days AS d WHERE d.day = o.day);
         END IF;
         RETURN NULL;
     END;
@@ -237,18 +241,20 @@ _PG_TRIGGERS = [
     "FOR EACH ROW EXECUTE FUNCTION reportlib_close_review()",
 ]
 
-_SQLITE_DAY = "substr({row}.created_at, 1, 10)"
+# NOT EXISTS rather than a unique key (see the PostgreSQL function); INSERT OR IGNORE
+# would not do anyway: an outer upsert's conflict clause overrides it inside a trigger.
+_SQLITE_MARK = (
+    "INSERT INTO rollup_dirty_days (day) SELECT substr({row}.created_at, 1, 10) "
+    "WHERE NOT EXISTS (SELECT 1 FROM rollup_dirty_days "
+    "WHERE day = substr({row}.created_at, 1, 10)); "
+)
 _SQLITE_TRIGGERS = [
     "CREATE TRIGGER reportlib_rollup_days_insert AFTER INSERT ON processing_reports BEGIN "
-    f"INSERT OR IGNORE INTO rollup_dirty_days (day) VALUES ({_SQLITE_DAY.format(row='NEW')}); "
-    "END",
+    f"{_SQLITE_MARK.format(row='NEW')}END",
     "CREATE TRIGGER reportlib_rollup_days_update AFTER UPDATE ON processing_reports BEGIN "
-    f"INSERT OR IGNORE INTO rollup_dirty_days (day) VALUES ({_SQLITE_DAY.format(row='OLD')}); "
-    f"INSERT OR IGNORE INTO rollup_dirty_days (day) VALUES ({_SQLITE_DAY.format(row='NEW')}); "
-    "END",
+    f"{_SQLITE_MARK.format(row='OLD')}{_SQLITE_MARK.format(row='NEW')}END",
     "CREATE TRIGGER reportlib_rollup_days_delete AFTER DELETE ON processing_reports BEGIN "
-    f"INSERT OR IGNORE INTO rollup_dirty_days (day) VALUES ({_SQLITE_DAY.format(row='OLD')}); "
-    "END",
+    f"{_SQLITE_MARK.format(row='OLD')}END",
     "CREATE TRIGGER reportlib_review_reopened AFTER UPDATE OF created_at ON processing_reports "
     "WHEN OLD.created_at IS NOT NEW.created_at BEGIN "
     "UPDATE processing_reports SET review_closed_at = "
@@ -269,25 +275,31 @@ _TRIGGER_NAMES = (
 
 
 def _backfill_review_closed_at(postgresql: bool) -> None:
+    if not postgresql:
+        op.execute(
+            "UPDATE processing_reports SET review_closed_at = "
+            f"({_CLOSED_AT.format(report='processing_reports')}) "
+            "WHERE EXISTS (SELECT 1 FROM review_decisions AS e "
+            "WHERE e.report_id = processing_reports.id)"
+        )
+        return
     # Only the column changes: report_fields need no re-sync, so its trigger is held off.
-    if postgresql:
-        op.execute(
-            "ALTER TABLE processing_reports DISABLE TRIGGER reportlib_report_fields_sync_update"
-        )
+    op.execute("ALTER TABLE processing_reports DISABLE TRIGGER reportlib_report_fields_sync_update")
     op.execute(
-        "UPDATE processing_reports SET review_closed_at = "
-        f"({_CLOSED_AT.format(report='processing_reports')}) "
-        "WHERE needs_review AND EXISTS (SELECT 1 FROM review_decisions AS e "
-        "WHERE e.report_id = processing_reports.id)"
+        "UPDATE processing_reports AS r SET review_closed_at = c.closed_at "
+        "FROM (SELECT d.report_id, min(d.decided_at) AS closed_at "
+        "      FROM review_decisions AS d JOIN processing_reports AS p ON p.id = d.report_id "
+        "      WHERE d.report_created_at >= p.created_at GROUP BY d.report_id) AS c "
+        "WHERE r.id = c.report_id"
     )
-    if postgresql:
-        op.execute(
-            "ALTER TABLE processing_reports ENABLE TRIGGER reportlib_report_fields_sync_update"
-        )
+    op.execute("ALTER TABLE processing_reports ENABLE TRIGGER reportlib_report_fields_sync_update")
 
 
 def upgrade() -> None:
     postgresql = op.get_bind().dialect.name == "postgresql"
+    if postgresql:
+        # A populated database takes longer than an interactive statement may.
+        op.execute("SET LOCAL statement_timeout = 0")
     op.add_column(
         "processing_reports",
         sa.Column("review_closed_at", sa.DateTime(timezone=True), nullable=True),
