@@ -25,6 +25,15 @@ OUR_TABLES = {
     "review_field_verdicts",
     "audit_events",
     "reportlib_schema_info",
+    "rollup_confidence",
+    "rollup_dirty_days",
+    "rollup_field_confidence",
+    "rollup_fields",
+    "rollup_missing_sets",
+    "rollup_processing_time",
+    "rollup_processing_time_values",
+    "rollup_reports",
+    "rollup_review_queue",
     migrate.VERSION_TABLE,
 }
 
