@@ -14,6 +14,13 @@ Nothing goes through the dashboard's result cache: every figure is a database ro
 
 The figure per page is the median over runs of the sum of its queries; per-query medians
 are kept too, to show where time goes.
+
+Every page and interaction is timed twice in the same run: on :mod:`reportlib.queries`
+(the daily rollups; :func:`refresh_rollups` first folds every dirty day in, so none is
+read raw) and on :mod:`bench.raw_queries` (the raw-scan queries of before the rollups,
+the baseline), with the ratio raw / rollups. The review page's "Next item"
+(:func:`reportlib.review.claim_next_report`, rolled back) is timed on the current code
+only.
 """
 
 from __future__ import annotations
@@ -28,14 +35,16 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from bench import raw_queries
 from bench.database import FLUSH_FACTOR, CacheFlusher
-from reportlib import queries
+from reportlib import queries, review, rollups
 from reportlib.config import get_settings
 from reportlib.db import make_engine
 from reportlib.models import ProcessingReport
 from reportlib.queries import ReportFilter
 
 Query = Callable[[Session, "PageContext"], Any]
+NEXT_ITEM_REVIEWER = "bench-reviewer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,82 +56,104 @@ class PageContext:
     drill_email_id: int
 
 
-def _sidebar() -> list[tuple[str, Query]]:
-    return [
-        ("has_reports", lambda s, c: queries.has_reports(s)),
-        ("list_intents", lambda s, c: queries.list_intents(s, flt=c.flt)),
-    ]
-
-
 def _key_fields() -> tuple[str, ...]:
     return get_settings().key_fields
 
 
-PAGES: dict[str, list[tuple[str, Query]]] = {
-    "overview": [
-        *_sidebar(),
-        ("overview_kpis", lambda s, c: queries.overview_kpis(s, flt=c.flt, now=c.now)),
-        ("daily_trends", lambda s, c: queries.daily_trends(s, flt=c.flt)),
-    ],
-    "confidence": [
-        *_sidebar(),
-        ("confidence_histogram", lambda s, c: queries.confidence_histogram(s, flt=c.flt)),
-        ("field_confidence_summary", lambda s, c: queries.field_confidence_summary(s, flt=c.flt)),
-        (
-            "field_confidence_histogram",
-            lambda s, c: queries.field_confidence_histogram(s, flt=c.flt, fields=_key_fields()),
-        ),
-        ("confidence_by_intent", lambda s, c: queries.confidence_by_intent(s, flt=c.flt)),
-        ("threshold_what_if", lambda s, c: queries.threshold_what_if(s, flt=c.flt, threshold=0.8)),
-    ],
-    "missing_fields": [
-        *_sidebar(),
-        ("missing_field_frequency", lambda s, c: queries.missing_field_frequency(s, flt=c.flt)),
-        ("missing_fields_daily", lambda s, c: queries.missing_fields_daily(s, flt=c.flt)),
-        ("missing_fields_by_intent", lambda s, c: queries.missing_fields_by_intent(s, flt=c.flt)),
-        (
-            "missing_field_cooccurrence",
-            lambda s, c: queries.missing_field_cooccurrence(s, flt=c.flt),
-        ),
-        (
-            "missing_count_distribution",
-            lambda s, c: queries.missing_count_distribution(s, flt=c.flt),
-        ),
-    ],
-    "review": [
-        *_sidebar(),
-        (
-            "review_queue_page",
-            lambda s, c: queries.review_queue_page(s, flt=c.flt, sort="oldest", limit=50),
-        ),
-        ("count_review_queue", lambda s, c: queries.count_review_queue(s, flt=c.flt)),
-        ("review_queue_reasons", lambda s, c: queries.review_queue_reasons(s, flt=c.flt)),
-    ],
-}
+def _next_item(session: Session, ctx: PageContext) -> Any:
+    """The review page's "Next item": claim the oldest open report (rolled back after)."""
+    del ctx
+    return review.claim_next_report(session, reviewer=NEXT_ITEM_REVIEWER)
 
-# Single interactions with their own targets.
-INTERACTIONS: dict[str, list[tuple[str, Query]]] = {
-    "review_first_page": [
-        (
-            "review_queue_page",
-            lambda s, c: queries.review_queue_page(s, flt=c.flt, sort="oldest", limit=50),
-        ),
-    ],
-    "review_first_page_lowest_confidence": [
-        (
-            "review_queue_page",
-            lambda s, c: queries.review_queue_page(
-                s, flt=c.flt, sort="lowest_confidence", limit=50
+
+def page_steps(q: Any) -> dict[str, list[tuple[str, Query]]]:
+    """Each page's calls, made on the queries module ``q`` (``reportlib.queries`` or the
+    raw baseline ``bench.raw_queries``: same signatures)."""
+    sidebar: list[tuple[str, Query]] = [
+        ("has_reports", lambda s, c: q.has_reports(s)),
+        ("list_intents", lambda s, c: q.list_intents(s, flt=c.flt)),
+    ]
+    return {
+        "overview": [
+            *sidebar,
+            ("overview_kpis", lambda s, c: q.overview_kpis(s, flt=c.flt, now=c.now)),
+            ("daily_trends", lambda s, c: q.daily_trends(s, flt=c.flt)),
+        ],
+        "confidence": [
+            *sidebar,
+            ("confidence_histogram", lambda s, c: q.confidence_histogram(s, flt=c.flt)),
+            ("field_confidence_summary", lambda s, c: q.field_confidence_summary(s, flt=c.flt)),
+            (
+                "field_confidence_histogram",
+                lambda s, c: q.field_confidence_histogram(s, flt=c.flt, fields=_key_fields()),
             ),
-        ),
-    ],
-    "drill_down": [
-        (
-            "get_report_detail",
-            lambda s, c: queries.get_report_detail(s, email_id=c.drill_email_id),
-        ),
-    ],
-}
+            ("confidence_by_intent", lambda s, c: q.confidence_by_intent(s, flt=c.flt)),
+            ("threshold_what_if", lambda s, c: q.threshold_what_if(s, flt=c.flt, threshold=0.8)),
+        ],
+        "missing_fields": [
+            *sidebar,
+            ("missing_field_frequency", lambda s, c: q.missing_field_frequency(s, flt=c.flt)),
+            ("missing_fields_daily", lambda s, c: q.missing_fields_daily(s, flt=c.flt)),
+            ("missing_fields_by_intent", lambda s, c: q.missing_fields_by_intent(s, flt=c.flt)),
+            (
+                "missing_field_cooccurrence",
+                lambda s, c: q.missing_field_cooccurrence(s, flt=c.flt),
+            ),
+            (
+                "missing_count_distribution",
+                lambda s, c: q.missing_count_distribution(s, flt=c.flt),
+            ),
+        ],
+        "review": [
+            *sidebar,
+            (
+                "review_queue_page",
+                lambda s, c: q.review_queue_page(s, flt=c.flt, sort="oldest", limit=50),
+            ),
+            ("count_review_queue", lambda s, c: q.count_review_queue(s, flt=c.flt)),
+            ("review_queue_reasons", lambda s, c: q.review_queue_reasons(s, flt=c.flt)),
+        ],
+    }
+
+
+def interaction_steps(q: Any, *, next_item: bool = True) -> dict[str, list[tuple[str, Query]]]:
+    """Single interactions with their own targets, on the queries module ``q``.
+
+    "Next item" is :func:`reportlib.review.claim_next_report`, which has no raw
+    counterpart: it is timed on the current code only (``next_item=False`` for the
+    baseline).
+    """
+    out: dict[str, list[tuple[str, Query]]] = {
+        "review_first_page": [
+            (
+                "review_queue_page",
+                lambda s, c: q.review_queue_page(s, flt=c.flt, sort="oldest", limit=50),
+            ),
+        ],
+        "review_first_page_lowest_confidence": [
+            (
+                "review_queue_page",
+                lambda s, c: q.review_queue_page(
+                    s, flt=c.flt, sort="lowest_confidence", limit=50
+                ),
+            ),
+        ],
+        "review_count": [
+            ("count_review_queue", lambda s, c: q.count_review_queue(s, flt=c.flt)),
+        ],
+        "drill_down": [
+            ("get_report_detail", lambda s, c: q.get_report_detail(s, email_id=c.drill_email_id)),
+        ],
+    }
+    if next_item:
+        out["next_item"] = [("claim_next_report", _next_item)]
+    return out
+
+
+PAGES = page_steps(queries)
+INTERACTIONS = interaction_steps(queries)
+RAW_PAGES = page_steps(raw_queries)
+RAW_INTERACTIONS = interaction_steps(raw_queries, next_item=False)
 
 
 def default_context(engine: Engine, *, now: dt.datetime | None = None) -> PageContext:
@@ -208,18 +239,57 @@ def time_cold(url: Any, flusher: CacheFlusher, name: str, steps: list[tuple[str,
     return timing, residual
 
 
+def refresh_rollups(engine: Engine) -> dict[str, Any]:
+    """Fold every dirty day into the rollups and commit, so the timed reads find none."""
+    started = time.perf_counter()
+    with Session(engine) as session:
+        days = rollups.refresh_rollups(session)
+        session.commit()
+    seconds = time.perf_counter() - started
+    with Session(engine) as session:
+        left = rollups.dirty_days(session)
+    if left:
+        raise RuntimeError(f"{len(left)} days still dirty after refresh_rollups")
+    return {"days_refreshed": len(days), "seconds": round(seconds, 3), "dirty_days_left": 0}
+
+
+def _ratio(raw: float, current: float) -> float | None:
+    return round(raw / current, 2) if current > 0 else None
+
+
 def run_all(url: Any, engine: Engine, ctx: PageContext, *, runs: int,
-            flush_factor: float = FLUSH_FACTOR,
+            flush_factor: float = FLUSH_FACTOR, raw: bool = True,
             log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Cold and warm timings of every page and interaction."""
+    """Cold and warm timings of every page and interaction, on the rollups
+    (``reportlib.queries``) and, with ``raw``, on the raw-query baseline
+    (``bench.raw_queries``), alternating so that noise hits both alike."""
+    out: dict[str, Any] = {"rollup_refresh": refresh_rollups(engine)}
+    log(f"  refresh_rollups: {out['rollup_refresh']['days_refreshed']} dirty days folded in "
+        f"{out['rollup_refresh']['seconds']:.2f} s")
     flusher = CacheFlusher(engine, factor=flush_factor)
-    out: dict[str, Any] = {"pages": {}, "interactions": {}, "cold_residual_pages": []}
-    for group, table in (("pages", PAGES), ("interactions", INTERACTIONS)):
+    out.update({"pages": {}, "interactions": {}, "cold_residual_pages": []})
+    if raw:
+        out.update({"raw_pages": {}, "raw_interactions": {}, "raw_vs_rollups": {}})
+    for group, table, raw_table in (("pages", PAGES, RAW_PAGES),
+                                    ("interactions", INTERACTIONS, RAW_INTERACTIONS)):
         for name, steps in table.items():
             cold, residual = time_cold(url, flusher, name, steps, ctx, runs=runs)
             warm = time_warm(engine, name, steps, ctx, runs=runs)
             out[group][name] = {"cold": cold.as_dict(), "warm": warm.as_dict()}
             out["cold_residual_pages"].extend(residual)
-            log(f"  {name:<38} cold {cold.median_ms:8.1f} ms   warm {warm.median_ms:8.1f} ms")
+            line = f"  {name:<36} cold {cold.median_ms:8.1f} ms   warm {warm.median_ms:8.1f} ms"
+            if raw and name in raw_table:
+                raw_cold, residual = time_cold(url, flusher, name, raw_table[name], ctx,
+                                               runs=runs)
+                raw_warm = time_warm(engine, name, raw_table[name], ctx, runs=runs)
+                out[f"raw_{group}"][name] = {"cold": raw_cold.as_dict(),
+                                             "warm": raw_warm.as_dict()}
+                out["cold_residual_pages"].extend(residual)
+                ratios = {"cold": _ratio(raw_cold.median_ms, cold.median_ms),
+                          "warm": _ratio(raw_warm.median_ms, warm.median_ms)}
+                out["raw_vs_rollups"][name] = ratios
+                line += (f"   | raw: cold {raw_cold.median_ms:8.1f} ms ({ratios['cold']}x)"
+                         f"   warm {raw_warm.median_ms:8.1f} ms ({ratios['warm']}x)")
+            log(line)
     out["shared_buffers_mb"] = flusher.shared_buffers_bytes / 2**20
     return out

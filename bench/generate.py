@@ -17,7 +17,11 @@ targets assume: about 333k of 1M). Weekends carry 35% of a weekday's volume, as 
 The trigger(s) that keep ``report_fields`` in step are disabled for the bulk insert
 and ``report_fields`` is filled with the trigger's own query in one statement, inside the
 same transaction; :func:`verify_report_fields` then proves the result equals what the
-trigger would have written.
+trigger would have written. The trigger on ``review_decisions`` that sets
+``processing_reports.review_closed_at`` is held off as well, and the column is filled
+with migration 0003's backfill ``UPDATE``. After ``VACUUM ANALYZE`` every day is marked
+dirty and the rollups are rebuilt from the raw rows (:func:`rebuild_rollups_timed`),
+which is timed: a full ``python -m reportlib rollups rebuild`` of fresh data.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from typing import Any
 from faker import Faker
 from sqlalchemy import Connection, Engine, text
 
-from reportlib import demo
+from reportlib import demo, rollups
+from reportlib.db import make_sessionmaker
+from reportlib.models import ROLLUP_TABLES, rollup_dirty_days
 
 QUANTILES = 4096
 KEY_FIELDS = ("client_name", "creditor_name", "debt_amount", "reference_numbers")
@@ -61,6 +67,8 @@ class GenerationResult:
     decisions: int = 0
     open_queue: int = 0
     report_fields_rows: int = 0
+    review_closed: int = 0
+    rollup_rebuild: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -393,6 +401,17 @@ WHERE r.needs_review
 """
 
 
+# Migration 0003's backfill of review_closed_at: the first decision on the current processing.
+BACKFILL_REVIEW_CLOSED_AT = """
+UPDATE processing_reports SET review_closed_at = (
+    SELECT min(d.decided_at) FROM review_decisions AS d
+    WHERE d.report_id = processing_reports.id
+      AND d.report_created_at >= processing_reports.created_at)
+WHERE needs_review AND EXISTS (
+    SELECT 1 FROM review_decisions AS e WHERE e.report_id = processing_reports.id)
+"""
+
+
 def _is_empty(connection: Connection) -> bool:
     return not connection.execute(text("SELECT EXISTS (SELECT 1 FROM processing_reports)")).scalar()
 
@@ -472,9 +491,28 @@ def generate(
             timings["report_fields_s"] = time.perf_counter() - started
             log(f"  report_fields: {timings['report_fields_s']:.1f}s")
         started = time.perf_counter()
+        if not through_trigger:
+            # The per-row trigger would update each decided report on its own; the same
+            # UPDATE as migration 0003's backfill sets review_closed_at in one statement.
+            connection.execute(
+                text("ALTER TABLE review_decisions DISABLE TRIGGER reportlib_review_closed")
+            )
         connection.execute(text(_INSERT_DECISIONS), {"seed": seed, "now": now})
+        if not through_trigger:
+            connection.execute(
+                text("ALTER TABLE review_decisions ENABLE TRIGGER reportlib_review_closed")
+            )
         timings["review_decisions_s"] = time.perf_counter() - started
         log(f"  review_decisions: {timings['review_decisions_s']:.1f}s")
+        if not through_trigger:
+            started = time.perf_counter()
+            # Only review_closed_at changes: report_fields needs no re-sync, and every day
+            # is marked dirty and rebuilt below anyway.
+            connection.execute(text("ALTER TABLE processing_reports DISABLE TRIGGER USER"))
+            connection.execute(text(BACKFILL_REVIEW_CLOSED_AT))
+            connection.execute(text("ALTER TABLE processing_reports ENABLE TRIGGER USER"))
+            timings["review_closed_at_s"] = time.perf_counter() - started
+            log(f"  review_closed_at: {timings['review_closed_at_s']:.1f}s")
         connection.execute(
             text(
                 "SELECT setval(pg_get_serial_sequence('processing_reports', 'id'), "
@@ -485,6 +523,9 @@ def generate(
     vacuum_analyze(engine)
     timings["vacuum_analyze_s"] = time.perf_counter() - started
     log(f"  vacuum analyze: {timings['vacuum_analyze_s']:.1f}s")
+    rebuild = rebuild_rollups_timed(engine)
+    result.rollup_rebuild = rebuild
+    log(f"  rollups rebuild: {rebuild['days']} days in {rebuild['seconds']:.1f}s")
     with engine.connect() as connection:
         result.reports_in_last_30_days = int(
             connection.execute(
@@ -511,7 +552,39 @@ def generate(
         result.report_fields_rows = int(
             connection.execute(text("SELECT count(*) FROM report_fields")).scalar_one()
         )
+        result.review_closed = int(
+            connection.execute(
+                text("SELECT count(*) FROM processing_reports WHERE review_closed_at IS NOT NULL")
+            ).scalar_one()
+        )
+    if result.review_closed != result.flagged - result.open_queue:
+        raise SystemExit(
+            f"review_closed_at is set on {result.review_closed} reports, but "
+            f"{result.flagged - result.open_queue} have a decision"
+        )
     return result
+
+
+def rebuild_rollups_timed(engine: Engine) -> dict[str, Any]:
+    """Mark every day dirty and rebuild all rollups from the raw rows (what ``python -m
+    reportlib rollups rebuild`` does), timed; then ANALYZE the rollup tables."""
+    sessions = make_sessionmaker(engine)
+    started = time.perf_counter()
+    with sessions() as session, session.begin():
+        marked = rollups.mark_all_days_dirty(session)
+    days = rollups.rebuild_rollups(sessions)
+    seconds = time.perf_counter() - started
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("SET statement_timeout = 0"))
+        for table in (*ROLLUP_TABLES, rollup_dirty_days):
+            connection.execute(text(f"ANALYZE {table.name}"))
+        rows = {
+            table.name: int(
+                connection.execute(text(f"SELECT count(*) FROM {table.name}")).scalar_one()
+            )
+            for table in ROLLUP_TABLES
+        }
+    return {"days_marked": marked, "days": days, "seconds": round(seconds, 2), "rows": rows}
 
 
 def vacuum_analyze(engine: Engine) -> None:

@@ -8,10 +8,18 @@ fresh email ids each time) from ``workers`` threads, one report per transaction:
   Session-per-report harness (``session.connection().exec_driver_sql(...)``, then commit);
   the report is shaped and JSON-encoded by hand, without validation;
 * ``driver``: the hand-written statement on bare psycopg2 connections (one per thread),
-  no SQLAlchemy at all: the reference for what the database and driver can do.
+  no SQLAlchemy at all: the reference for what the database and driver can do;
+* ``plain``: the same hand-written upsert into ``bench_plain_reports``, a plain table the
+  harness creates: the columns of ``processing_reports``, an id primary key, a unique
+  ``email_id`` with its foreign key to ``incoming_emails``, an index on ``created_at``,
+  nothing else (no triggers, no partial indexes, no check constraints). It is the budget
+  of the writer: what storing a report costs without ``report_fields``, the rollup
+  triggers and the review indexes. Same Session-per-report harness as ``handwritten``.
 
 They alternate for ``rounds`` rounds so that noise from the shared machine hits
-them alike; each figure is the median over rounds. ``batch`` measures the backfill API,
+them alike; each figure is the median over rounds. ``service`` and ``plain`` are also
+measured at each of ``worker_counts`` threads (1, 4 and 16 by default; ``workers``
+is already covered). ``batch`` measures the backfill API,
 ``create_processing_reports``, in one Session, committing every ``batch_size`` reports.
 
 Inputs and their ``incoming_emails`` rows are prepared before the clock starts; the rows
@@ -58,6 +66,31 @@ ON CONFLICT (email_id) DO UPDATE SET
 RETURNING id
 """
 
+PLAIN_TABLE = "bench_plain_reports"
+PLAIN_TABLE_DDL = f"""
+CREATE TABLE {PLAIN_TABLE} (
+    id serial PRIMARY KEY,
+    email_id integer NOT NULL UNIQUE REFERENCES incoming_emails (id),
+    created_at timestamp with time zone NOT NULL DEFAULT statement_timestamp(),
+    extracted_fields jsonb NOT NULL,
+    missing_fields jsonb,
+    overall_confidence double precision NOT NULL,
+    confidence_route varchar(20) NOT NULL,
+    needs_review boolean NOT NULL DEFAULT false,
+    review_reason varchar(100),
+    intent varchar(50),
+    sources_processed integer NOT NULL DEFAULT 1,
+    total_tokens_used integer NOT NULL DEFAULT 0,
+    processing_time_ms integer,
+    review_closed_at timestamp with time zone
+)
+"""
+PLAIN_UPSERT = HANDWRITTEN_UPSERT.replace(
+    "INSERT INTO processing_reports", f"INSERT INTO {PLAIN_TABLE}"
+)
+DEFAULT_WORKER_COUNTS = (1, 4, 16)
+WRITERS = ("service", "plain", "handwritten", "driver")
+
 KEY_FIELDS = ("client_name", "creditor_name", "debt_amount", "reference_numbers")
 
 
@@ -101,6 +134,8 @@ class IngestResult:
     workers: int
     reports_per_round: int
     rounds: dict[str, list[float]] = field(default_factory=dict)
+    # threads -> writer -> reports/s per round ("service" and "plain")
+    scaling: dict[int, dict[str, list[float]]] = field(default_factory=dict)
     batch_reports: int = 0
     batch_per_s: float = 0.0
     batch_size: int = 0
@@ -108,15 +143,30 @@ class IngestResult:
     def median(self, writer: str) -> float:
         return statistics.median(self.rounds[writer])
 
+    def scaling_medians(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for threads in sorted(self.scaling):
+            med = {w: statistics.median(v) for w, v in self.scaling[threads].items()}
+            out[str(threads)] = {
+                "service": round(med["service"], 1),
+                "plain": round(med["plain"], 1),
+                "service_vs_plain": round(med["service"] / med["plain"], 3),
+            }
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         medians = {writer: round(self.median(writer), 1) for writer in self.rounds}
+        scaling = self.scaling_medians()
         return {
             "workers": self.workers,
             "reports_per_round": self.reports_per_round,
             "rounds_per_s": {k: [round(v, 1) for v in vs] for k, vs in self.rounds.items()},
             "median_per_s": medians,
+            "service_vs_plain": round(self.median("service") / self.median("plain"), 3),
             "service_vs_handwritten": round(self.median("service") / self.median("handwritten"), 3),
             "handwritten_vs_driver": round(self.median("handwritten") / self.median("driver"), 3),
+            "scaling": scaling,
+            "worst_service_vs_plain": min(s["service_vs_plain"] for s in scaling.values()),
             "batch_reports": self.batch_reports,
             "batch_size": self.batch_size,
             "batch_per_s": round(self.batch_per_s, 1),
@@ -198,14 +248,16 @@ def _service_writer(engine: Engine) -> Callable[[Sequence[ReportInput]], None]:
     return work
 
 
-def _handwritten_writer(engine: Engine) -> Callable[[Sequence[ReportInput]], None]:
+def _handwritten_writer(
+    engine: Engine, statement: str = HANDWRITTEN_UPSERT
+) -> Callable[[Sequence[ReportInput]], None]:
     sessions = make_sessionmaker(engine)
 
     def work(part: Sequence[ReportInput]) -> None:
         for report in part:
             with sessions() as session:
                 session.connection().exec_driver_sql(
-                    HANDWRITTEN_UPSERT, handwritten_params(report)
+                    statement, handwritten_params(report)
                 ).scalar_one()
                 session.commit()
 
@@ -227,11 +279,22 @@ def _driver_writer(dsn: str) -> Callable[[Sequence[ReportInput]], None]:
     return work
 
 
+def create_plain_table(engine: Engine) -> None:
+    """(Re)create the plain comparison table, empty."""
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP TABLE IF EXISTS {PLAIN_TABLE}"))
+        connection.execute(text(PLAIN_TABLE_DDL))
+        connection.execute(
+            text(f"CREATE INDEX ix_{PLAIN_TABLE}_created_at ON {PLAIN_TABLE} (created_at)")
+        )
+
+
 def run_ingest(
     url: Any,
     *,
     first_email_id: int,
     workers: int = 8,
+    worker_counts: Sequence[int] = DEFAULT_WORKER_COUNTS,
     reports_per_round: int = 3000,
     rounds: int = 3,
     batch_reports: int = 50_000,
@@ -240,26 +303,44 @@ def run_ingest(
     log: Callable[[str], None] = print,
 ) -> IngestResult:
     """Measure the writers and the batch API; delete what they wrote afterwards."""
-    # A pool as large as the worker count, so no thread waits for or churns connections.
-    engine = make_engine(url, pool_size=workers, max_overflow=0)
+    counts = sorted({workers, *worker_counts})
+    # A pool as large as the largest thread count, so no thread waits for or churns
+    # connections.
+    engine = make_engine(url, pool_size=max(counts), max_overflow=0)
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
     ids = _Ids(first_email_id)
     result = IngestResult(workers=workers, reports_per_round=reports_per_round)
     writers: dict[str, Callable[[Sequence[ReportInput]], None]] = {
         "service": _service_writer(engine),
+        "plain": _handwritten_writer(engine, PLAIN_UPSERT),
         "handwritten": _handwritten_writer(engine),
         "driver": _driver_writer(dsn),
     }
+    create_plain_table(engine)
     try:
         # Warm the pool, the plan caches and the code paths before timing.
         for writer in writers.values():
-            _threaded(_inputs(engine, ids, workers * 20, seed), workers, writer)
-        for round_number in range(rounds):
-            for name, writer in writers.items():
-                inputs = _inputs(engine, ids, reports_per_round, seed + round_number)
-                rate = _threaded(inputs, workers, writer)
-                result.rounds.setdefault(name, []).append(rate)
-                log(f"  round {round_number + 1} {name:<12} {rate:8.0f} reports/s")
+            _threaded(_inputs(engine, ids, max(counts) * 20, seed), max(counts), writer)
+        for threads in counts:
+            names = list(writers) if threads == workers else ["service", "plain"]
+            for round_number in range(rounds):
+                for name in names:
+                    inputs = _inputs(engine, ids, reports_per_round, seed + round_number)
+                    rate = _threaded(inputs, threads, writers[name])
+                    result.scaling.setdefault(threads, {}).setdefault(name, []).append(rate)
+                    if threads == workers:
+                        result.rounds.setdefault(name, []).append(rate)
+                    log(f"  {threads:>2} threads, round {round_number + 1} {name:<12} "
+                        f"{rate:8.0f} reports/s")
+            med = {name: statistics.median(result.scaling[threads][name])
+                   for name in ("service", "plain")}
+            log(f"  {threads:>2} threads: create_processing_report {med['service']:.0f}/s, "
+                f"plain table {med['plain']:.0f}/s: {100 * med['service'] / med['plain']:.0f}%")
+        for threads in list(result.scaling):
+            result.scaling[threads] = {
+                name: rates for name, rates in result.scaling[threads].items()
+                if name in ("service", "plain")
+            }
         if batch_reports:
             sessions = make_sessionmaker(engine)
             inputs = _inputs(engine, ids, batch_reports, seed + 99)
@@ -280,6 +361,7 @@ def run_ingest(
 def _cleanup(engine: Engine, first_email_id: int) -> None:
     with engine.begin() as connection:
         connection.execute(text("SET LOCAL statement_timeout = 0"))
+        connection.execute(text(f"DROP TABLE IF EXISTS {PLAIN_TABLE}"))
         connection.execute(
             text("DELETE FROM processing_reports WHERE email_id >= :first"),
             {"first": first_email_id},
@@ -296,4 +378,11 @@ def ingest_first_email_id(engine: Engine) -> int:
     return int(top or 0) + 1_000_000
 
 
-__all__ = ["HANDWRITTEN_UPSERT", "IngestResult", "handwritten_params", "run_ingest"]
+__all__ = [
+    "HANDWRITTEN_UPSERT",
+    "PLAIN_UPSERT",
+    "IngestResult",
+    "create_plain_table",
+    "handwritten_params",
+    "run_ingest",
+]
