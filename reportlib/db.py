@@ -14,7 +14,6 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
-from reportlib import jsoncodec
 from reportlib.config import Settings, get_settings, normalize_database_url
 
 
@@ -45,10 +44,9 @@ def make_engine(
         url = settings.sqlalchemy_url
     else:
         url = normalize_database_url(url if isinstance(url, str) else url.render_as_string(False))
-    kwargs: dict[str, Any] = {
-        "json_serializer": jsoncodec.dumps,
-        "json_deserializer": jsoncodec.loads,
-    }
+    # No JSON codec here: the JSON column types encode and decode themselves, so a host's
+    # engine built without this function stores and reads the same values.
+    kwargs: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql":
         timeout = statement_timeout_ms or settings.db_statement_timeout_ms
         kwargs.update(

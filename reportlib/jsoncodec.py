@@ -1,8 +1,11 @@
-"""JSON encoding shared by both backends.
+"""JSON encoding shared by both backends and every driver.
 
 Money must keep its exact digits, so non-integer numbers are written from ``Decimal``
 unchanged and read back as ``Decimal``. Confidences are read back as ``float``: they are
 probabilities, and callers do arithmetic with them.
+
+The JSON columns call this codec themselves (:class:`reportlib.models.JSONDocument`);
+it is never set on an engine, so a host's own engine reads and writes the same values.
 """
 
 from __future__ import annotations
@@ -29,9 +32,13 @@ def _confidences_as_float(document: Any) -> Any:
     return document
 
 
-def loads(text: str | bytes) -> Any:
-    """Parse a JSON column; non-integers become ``Decimal`` except field confidences."""
-    return _confidences_as_float(simplejson.loads(text, use_decimal=True))
+def loads(text: str | bytes, *, float_confidences: bool = True) -> Any:
+    """Parse a JSON column; non-integers become ``Decimal``, field confidences ``float``.
+
+    ``float_confidences=False`` leaves every number exact (documents without confidences).
+    """
+    document = simplejson.loads(text, use_decimal=True)
+    return _confidences_as_float(document) if float_confidences else document
 
 
 def dumps_pretty(value: Any) -> str:

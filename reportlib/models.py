@@ -8,14 +8,18 @@ aggregate per field without parsing JSON per row.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    BindParameter,
     Boolean,
     CheckConstraint,
     Column,
+    ColumnElement,
     Date,
     DateTime,
     Dialect,
@@ -35,7 +39,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import FunctionElement
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from reportlib import jsoncodec
 
 ROUTES = ("high", "medium", "low")
 REVIEW_OUTCOMES = ("approved", "corrected", "rejected")
@@ -103,7 +109,103 @@ class FloatValue(TypeDecorator[float]):
         return None if value is None else float(value)
 
 
-JSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+class json_as_text(FunctionElement[Any]):
+    """A JSON column as the text the database holds, so the driver cannot parse it first."""
+
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        super().__init__(column)
+        # Keep the column's type, whose result processor parses the text.
+        self.type = column.type
+
+
+@compiles(json_as_text)
+def _json_as_text_default(element: json_as_text, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps JSON documents as text already (bare numbers as REAL: see JSONDocument).
+    (column,) = element.clauses
+    return compiler.process(column, **kw)
+
+
+@compiles(json_as_text, "postgresql")
+def _json_as_text_postgresql(element: json_as_text, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return f"CAST({compiler.process(column, **kw)} AS TEXT)"
+
+
+class json_from_text(FunctionElement[Any]):
+    """A bound JSON text, typed as a document by the database rather than by the driver."""
+
+    inherit_cache = True
+
+
+@compiles(json_from_text)
+def _json_from_text_default(element: json_from_text, compiler: SQLCompiler, **kw: Any) -> str:
+    (param,) = element.clauses
+    return compiler.process(param, **kw)
+
+
+@compiles(json_from_text, "postgresql")
+def _json_from_text_postgresql(element: json_from_text, compiler: SQLCompiler, **kw: Any) -> str:
+    (param,) = element.clauses
+    return f"CAST({compiler.process(param, **kw)} AS JSONB)"
+
+
+class JSONDocument(TypeDecorator[Any]):
+    """A JSON document (JSONB on PostgreSQL) that encodes and decodes itself.
+
+    Values travel as JSON text written and parsed by :mod:`reportlib.jsoncodec`, never by
+    the engine's ``json_serializer``/``json_deserializer`` or the driver's own JSON
+    adapters, so a host's engine on any supported driver stores and reads the same
+    values: exact decimals in, ``Decimal`` out. ``float_confidences`` reads each field
+    entry's ``confidence`` back as ``float`` (for ``extracted_fields``).
+    """
+
+    impl = JSON(none_as_null=True)
+    cache_ok = True
+
+    def __init__(self, *, float_confidences: bool = False) -> None:
+        super().__init__()
+        self.float_confidences = float_confidences
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(JSON(none_as_null=True))
+
+    # The processors below replace JSON's own rather than wrap them: JSON's would encode
+    # the text a second time, with whatever codec the engine happens to carry.
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
+        def process(value: Any) -> str | None:
+            return None if value is None else jsoncodec.dumps(value)
+
+        return process
+
+    def literal_processor(self, dialect: Dialect) -> Callable[[Any], str]:
+        def process(value: Any) -> str:
+            return "'" + jsoncodec.dumps(value).replace("'", "''") + "'"
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
+        float_confidences = self.float_confidences
+
+        def process(value: Any) -> Any:
+            if value is None or isinstance(value, (bool, int)):
+                return value
+            if isinstance(value, float):
+                # SQLite stores a bare number in a JSON column as REAL (NUMERIC affinity);
+                # its shortest repr gives back the digits that were written.
+                return decimal.Decimal(repr(value))
+            return jsoncodec.loads(value, float_confidences=float_confidences)
+
+        return process
+
+    def bind_expression(self, bindvalue: BindParameter[Any]) -> ColumnElement[Any]:
+        return json_from_text(bindvalue)
+
+    def column_expression(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return json_as_text(column)
 
 
 class Base(DeclarativeBase):
@@ -194,8 +296,10 @@ class ProcessingReport(Base):
     created_at: Mapped[dt.datetime] = mapped_column(
         UTCDateTime(), nullable=False, server_default=utcnow(), index=True
     )
-    extracted_fields: Mapped[dict[str, Any]] = mapped_column(JSONDocument, nullable=False)
-    missing_fields: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    extracted_fields: Mapped[dict[str, Any]] = mapped_column(
+        JSONDocument(float_confidences=True), nullable=False
+    )
+    missing_fields: Mapped[list[str] | None] = mapped_column(JSONDocument())
     overall_confidence: Mapped[float] = mapped_column(FloatValue(), nullable=False)
     confidence_route: Mapped[str] = mapped_column(String(20), nullable=False)
     needs_review: Mapped[bool] = mapped_column(
@@ -311,7 +415,7 @@ class ReviewFieldVerdict(Base):
     )
     field_name: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
     verdict: Mapped[str] = mapped_column(String(20), nullable=False)
-    corrected_value: Mapped[Any | None] = mapped_column(JSONDocument)
+    corrected_value: Mapped[Any | None] = mapped_column(JSONDocument())
     # What the pipeline said about the field when it was reviewed (None: marked missing).
     extracted_confidence: Mapped[float | None] = mapped_column(Float)
     was_missing: Mapped[bool] = mapped_column(Boolean, nullable=False)
@@ -337,7 +441,7 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(200), nullable=False)
     action: Mapped[str] = mapped_column(String(50), nullable=False)
     email_id: Mapped[int | None] = mapped_column(Integer, index=True)
-    details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument())
 
     def __repr__(self) -> str:
         return f"AuditEvent(id={self.id!r}, action={self.action!r}, email_id={self.email_id!r})"

@@ -143,7 +143,7 @@ def _seconds_between_sqlite(element: seconds_between, compiler: SQLCompiler, **k
 
 
 def _is_postgresql(db: Session) -> bool:
-    return db.get_bind().dialect.name == "postgresql"
+    return db.get_bind(ProcessingReport).dialect.name == "postgresql"
 
 
 def median_over(value: ColumnElement[Any], rank: Any, count: Any) -> ColumnElement[Any]:
@@ -333,7 +333,11 @@ def _check_aware(value: object, field_name: str) -> dt.datetime:
 
 
 def _db_now(db: Session) -> dt.datetime:
-    value = db.scalar(select(type_coerce(utcnow(), UTCDateTime())))
+    # No table in the statement: name one, for sessions that bind reportlib by mapper.
+    value = db.scalar(
+        select(type_coerce(utcnow(), UTCDateTime())),
+        bind_arguments={"mapper": ProcessingReport},
+    )
     assert isinstance(value, dt.datetime)
     return value
 

@@ -250,8 +250,14 @@ def _insert_for(dialect: str) -> Any:
     raise NotImplementedError(f"unsupported database backend: {dialect}")
 
 
+def _dialect_name(session: Session) -> str:
+    # Ask for reportlib's own tables: a host session may bind them by mapper (binds=...)
+    # and have no default bind at all.
+    return session.get_bind(ProcessingReport).dialect.name
+
+
 def _insert(session: Session) -> Any:
-    return _insert_for(session.get_bind().dialect.name)
+    return _insert_for(_dialect_name(session))
 
 
 _UPDATED_ON_CONFLICT = (
@@ -338,7 +344,7 @@ def create_processing_report(
         key_fields=key_fields,
     )
     db.flush()
-    stmt = _single_upsert(db.get_bind().dialect.name)
+    stmt = _single_upsert(_dialect_name(db))
     report: ProcessingReport | None = db.scalars(
         stmt, values, execution_options={"populate_existing": True}
     ).one_or_none()
@@ -389,7 +395,7 @@ def create_processing_reports(
         position = next(i for i, row in enumerate(ordered) if row["email_id"] not in known)
         raise UnknownEmailError(f"reports[{position}].email_id")
     db.flush()
-    stmt = _batch_upsert(db.get_bind().dialect.name)
+    stmt = _batch_upsert(_dialect_name(db))
     for start in range(0, len(ordered), chunk_size):
         db.execute(stmt, ordered[start : start + chunk_size]).all()
     return len(ordered)
