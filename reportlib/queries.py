@@ -357,56 +357,47 @@ def percentile_from_sorted_pair(low: float, high: float, fraction: float) -> flo
     return low + fraction * (high - low)
 
 
-def _value_at_rank(
-    session: Session, flt: ReportFilter, bucket: int, offset: int
-) -> float:
-    """The ``offset``-th smallest processing time (0-based) within ``bucket`` in the window."""
+def _bucket_values(session: Session, flt: ReportFilter, bucket: int) -> list[tuple[int, int]]:
+    """Distinct processing times in ``bucket`` within the window, ascending, with their
+    counts: ``[(ms, reports), ...]``."""
     low = bucket * PROCESSING_TIME_BUCKET_MS
     high = low + PROCESSING_TIME_BUCKET_MS
-    if not flt.intents and not flt.routes:
-        # Exact values per day without intent or route: one index range per day.
-        days = flt.dates()
-        dirty = set(dirty_days(session, start=flt.start, end=flt.end))
-        clean = [day for day in days if day not in dirty]
-        rollup = BY_TABLE["rollup_processing_time_values"]
-        t = rollup.table
-        stored = select(t.c.processing_time_ms, t.c.reports).where(
+    if flt.intents or flt.routes:
+        # Filtered by intent or route: the raw values of the bucket, by index range.
+        r = ProcessingReport
+        raw_stmt = (
+            select(r.processing_time_ms, func.count())
+            .where(*_report_window(flt), r.processing_time_ms >= low, r.processing_time_ms < high)
+            .group_by(r.processing_time_ms)
+            .order_by(r.processing_time_ms)
+            .limit(PROCESSING_TIME_BUCKET_MS)
+        )
+        return [(int(ms), int(n)) for ms, n in session.execute(raw_stmt).all() if ms is not None]
+    # The per-day values rollup (no intent or route): one index range per day.
+    dirty = set(dirty_days(session, start=flt.start, end=flt.end))
+    clean = [day for day in flt.dates() if day not in dirty]
+    rollup = BY_TABLE["rollup_processing_time_values"]
+    t = rollup.table
+    parts = [
+        select(t.c.processing_time_ms, t.c.reports).where(
             t.c.day.in_(clean), t.c.processing_time_ms >= low, t.c.processing_time_ms < high
         )
-        parts = [stored]
-        if dirty:
-            raw = rollup.raw(on_days(sorted(dirty))).subquery()
-            parts.append(
-                select(raw.c.processing_time_ms, raw.c.reports).where(
-                    raw.c.processing_time_ms >= low, raw.c.processing_time_ms < high
-                )
+    ]
+    if dirty:
+        raw = rollup.raw(on_days(sorted(dirty))).subquery()
+        parts.append(
+            select(raw.c.processing_time_ms, raw.c.reports).where(
+                raw.c.processing_time_ms >= low, raw.c.processing_time_ms < high
             )
-        values = union_all(*parts).subquery() if len(parts) > 1 else stored.subquery()
-        rows = session.execute(
-            select(values.c.processing_time_ms, func.sum(values.c.reports))
-            .group_by(values.c.processing_time_ms)
-            .order_by(values.c.processing_time_ms)
-            .limit(PROCESSING_TIME_BUCKET_MS)
-        ).all()
-        seen = 0
-        for value, n in rows:
-            seen += int(n)
-            if offset < seen:
-                return float(value)
-        raise RuntimeError("rollup_processing_time disagrees with its values")  # pragma: no cover
-    r = ProcessingReport
-    value = session.execute(
-        select(r.processing_time_ms)
-        .where(
-            *_report_window(flt),
-            r.processing_time_ms >= low,
-            r.processing_time_ms < high,
         )
-        .order_by(r.processing_time_ms)
-        .limit(1)
-        .offset(offset)
-    ).scalar_one()
-    return float(value)
+    values = union_all(*parts).subquery()
+    stmt = (
+        select(values.c.processing_time_ms, func.sum(values.c.reports))
+        .group_by(values.c.processing_time_ms)
+        .order_by(values.c.processing_time_ms)
+        .limit(PROCESSING_TIME_BUCKET_MS)
+    )
+    return [(int(ms), int(n)) for ms, n in session.execute(stmt).all()]
 
 
 def _percentiles(session: Session, flt: ReportFilter, timed: int) -> list[float | None]:
@@ -422,17 +413,21 @@ def _percentiles(session: Session, flt: ReportFilter, timed: int) -> list[float 
         .order_by(s.c.bucket)
         .limit(INT32_MAX // PROCESSING_TIME_BUCKET_MS + 1)
     ).all()
-    cache: dict[int, float] = {}
+    values: dict[int, list[tuple[int, int]]] = {}
 
     def value(rank: int) -> float:
-        if rank not in cache:
-            before = 0
-            for bucket, n in buckets:
-                if rank < before + int(n):
-                    cache[rank] = _value_at_rank(session, flt, int(bucket), rank - before)
-                    break
-                before += int(n)
-        return cache[rank]
+        before = 0
+        for bucket, n in buckets:
+            if rank < before + int(n):
+                if bucket not in values:
+                    values[bucket] = _bucket_values(session, flt, int(bucket))
+                seen = before
+                for ms, count in values[bucket]:
+                    seen += count
+                    if rank < seen:
+                        return float(ms)
+            before += int(n)
+        raise RuntimeError("processing-time rollups disagree")  # pragma: no cover
 
     results: list[float | None] = []
     for p in PERCENTILES:
@@ -938,8 +933,8 @@ def missing_field_frequency(
     """
     keys = _key_fields(key_fields)
     tally: dict[str, int] = defaultdict(int)
-    for _, names, n in _missing_sets(session, flt):
-        for name in names:
+    for _, missing, n in _missing_sets(session, flt):
+        for name in missing:
             tally[name] += n
     counts = _top_missing(tally, MAX_GROUPS + len(keys))
     total = count_reports(session, flt=flt)
@@ -965,8 +960,8 @@ def missing_fields_daily(
     keys = _key_fields(key_fields)
     counts: dict[tuple[dt.date, str], int] = defaultdict(int)
     tally: dict[str, int] = defaultdict(int)
-    for (day,), names, n in _missing_sets(session, flt, "day"):
-        for name in names:
+    for (day,), missing, n in _missing_sets(session, flt, "day"):
+        for name in missing:
             counts[(_as_date(day), name)] += n
             tally[name] += n
     kept = _top_missing(tally, MAX_GROUPS + len(keys))
@@ -1020,8 +1015,8 @@ def missing_fields_by_intent(
     ).all()
     counts: dict[tuple[str | None, str], int] = defaultdict(int)
     tally: dict[str, int] = defaultdict(int)
-    for (intent,), names, n in _missing_sets(session, flt, "intent"):
-        for name in names:
+    for (intent,), missing, n in _missing_sets(session, flt, "intent"):
+        for name in missing:
             counts[(intent, name)] += n
             tally[name] += n
     kept = _top_missing(tally, MAX_GROUPS + len(keys))
@@ -1055,10 +1050,10 @@ def missing_field_cooccurrence(
     keys = _key_fields(key_fields)
     counts: dict[tuple[str, str], int] = defaultdict(int)
     tally: dict[str, int] = defaultdict(int)
-    for _, names, n in _missing_sets(session, flt):
-        for x in names:
+    for _, missing, n in _missing_sets(session, flt):
+        for x in missing:
             tally[x] += n
-            for y in names:
+            for y in missing:
                 counts[(x, y)] += n
     kept = _top_missing(tally, MAX_GROUPS + len(keys))
     names = _ordered_fields(list(kept) + list(keys), keys)
@@ -1078,9 +1073,9 @@ def missing_count_distribution(
     if a report lists more). Columns: ``missing_fields``, ``reports``, ``share``."""
     keys = _key_fields(key_fields)
     counts: dict[int, int] = defaultdict(int)
-    for _, names, n in _missing_sets(session, flt):
-        if names:
-            counts[len(names)] += n
+    for _, missing, n in _missing_sets(session, flt):
+        if missing:
+            counts[len(missing)] += n
     total = count_reports(session, flt=flt)
     counts[0] = total - sum(counts.values())
     top = max([len(keys), *counts])
