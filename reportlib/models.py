@@ -373,6 +373,8 @@ class ReviewDecision(Base):
     __table_args__ = (
         CheckConstraint("outcome IN ('approved', 'corrected', 'rejected')", name="outcome_known"),
         Index("ix_review_decisions_report_id_decided_at", "report_id", "decided_at"),
+        # Verdicts by the day of the processing they reviewed (the quality rollup).
+        Index("ix_review_decisions_report_created_at", "report_created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -540,6 +542,21 @@ rollup_review_queue = Table(
 
 # No unique key: a writer checks NOT EXISTS and never waits on another writer's
 # uncommitted day (two writers may list the same day twice, which is harmless).
+# Reviewer verdicts by the UTC day of the processing they reviewed (report_created_at),
+# field, kind and exact confidence centile (NULL when the field had no confidence).
+rollup_verdicts = Table(
+    "rollup_verdicts",
+    Base.metadata,
+    Column("day", Date, nullable=False),
+    Column("field_name", String(100), nullable=False),
+    Column("was_missing", Boolean, nullable=False),
+    Column("verdict", String(20), nullable=False),
+    Column("centile", Integer),
+    Column("verdicts", Integer, nullable=False),
+    Column("confidence_sum", Float),
+    Index("ix_rollup_verdicts_day", "day"),
+)
+
 rollup_dirty_days = Table(
     "rollup_dirty_days",
     Base.metadata,
@@ -556,4 +573,5 @@ ROLLUP_TABLES: tuple[Table, ...] = (
     rollup_field_confidence,
     rollup_missing_sets,
     rollup_review_queue,
+    rollup_verdicts,
 )

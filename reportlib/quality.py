@@ -1,8 +1,10 @@
 """Is the extractor's confidence telling the truth? Answers from reviewer verdicts.
 
-Every number here is aggregated in SQL from ``review_field_verdicts`` joined to
-``review_decisions``; Python only fills empty bins, divides counts and sums the per-bin
-gaps. Definitions (the tests recompute every number with them):
+Every number here is aggregated in SQL: from the verdict rollup (``rollup_verdicts``, see
+:mod:`reportlib.rollups`) when the window is whole UTC days and the bins and thresholds
+fall on the 0.01 grid, as the dashboard's do; otherwise from ``review_field_verdicts``
+joined to ``review_decisions``. Both give the same numbers. Python only fills empty bins,
+divides counts and sums the per-bin gaps. Definitions (the tests recompute every number with them):
 
 * **Which verdicts count**: every stored verdict, once. A report is decided at most once
   per processing, so a report decided again after re-processing contributes the verdicts
@@ -35,17 +37,34 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Float, and_, case, false, func, literal, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    Subquery,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    literal_column,
+    select,
+    true,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
 
 from reportlib.errors import ReportValidationError
 from reportlib.models import ReviewDecision, ReviewFieldVerdict
+from reportlib.rollups import BY_TABLE, rollup_source
 
 DEFAULT_BINS: Final = 10
 MAX_BINS: Final = 50
 DEFAULT_THRESHOLDS: Final = tuple(round(0.50 + 0.05 * step, 2) for step in range(10))
 MAX_THRESHOLDS: Final = 50
 MAX_FIELDS: Final = 50
+#: The last day an open-ended window reaches in the rollups.
+LAST_DAY: Final = dt.date(9999, 12, 30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +201,55 @@ def _share(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
 
+def _rollup_days(
+    start: dt.datetime | None, end: dt.datetime | None
+) -> tuple[dt.date | None, dt.date] | None:
+    """The whole UTC days ``[start, end)`` covers, or None when either edge falls inside a
+    day (then only the raw verdicts can answer)."""
+    for edge in (start, end):
+        if edge is not None and edge.astimezone(dt.UTC).time() != dt.time.min:
+            return None
+    first = None if start is None else start.astimezone(dt.UTC).date()
+    last = LAST_DAY if end is None else end.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+    return first, last
+
+
+def _verdict_source(
+    db: Session, start: dt.datetime | None, end: dt.datetime | None
+) -> Subquery | None:
+    days = _rollup_days(start, end)
+    if days is None:
+        return None
+    first, last = days
+    return rollup_source(db, BY_TABLE["rollup_verdicts"], start=first, end=last)
+
+
+def _rollup_top_fields(
+    db: Session,
+    source: Subquery,
+    conditions: Sequence[ColumnElement[bool]],
+    fields: tuple[str, ...] | None,
+    max_fields: int,
+) -> tuple[list[str], bool]:
+    if fields is not None:
+        conditions = [*conditions, source.c.field_name.in_(fields)]
+    n = func.sum(source.c.verdicts)
+    names = list(
+        db.scalars(
+            select(source.c.field_name)
+            .where(*conditions)
+            .group_by(source.c.field_name)
+            .order_by(n.desc(), source.c.field_name)
+            .limit(max_fields + 1)
+        )
+    )
+    return names[:max_fields], len(names) > max_fields
+
+
+def _on_centile_grid(value: float) -> bool:
+    return round(value * 100) / 100 == value
+
+
 def _extracted() -> list[ColumnElement[bool]]:
     return [
         ReviewFieldVerdict.was_missing == false(),
@@ -300,6 +368,9 @@ def get_calibration(
     max_fields = _check_int(max_fields, "max_fields", 1, MAX_FIELDS)
     wanted = _check_fields(fields)
     conditions = [*_window(start, end), *_extracted()]
+    source = _verdict_source(db, start, end) if 100 % n_bins == 0 else None
+    if source is not None:
+        return _rollup_calibration(db, source, n_bins, wanted, max_fields)
     names, truncated = _top_fields(db, conditions, wanted, max_fields)
 
     confidence = ReviewFieldVerdict.extracted_confidence
@@ -350,6 +421,52 @@ def get_calibration(
     )
 
 
+def _rollup_calibration(
+    db: Session, source: Subquery, n_bins: int, wanted: tuple[str, ...] | None, max_fields: int
+) -> CalibrationReport:
+    """:func:`get_calibration` from the verdict rollup: with ``n_bins`` dividing 100, bin
+    ``floor(centile * n_bins / 100)`` (capped) is exactly the bin the raw edges give."""
+    extracted = [~source.c.was_missing, source.c.centile.is_not(None)]
+    names, truncated = _rollup_top_fields(db, source, extracted, wanted, max_fields)
+    scaled = type_coerce(
+        (source.c.centile * literal_column(str(n_bins))).op("/")(literal_column("100")), Integer
+    )
+    bin_index = case((source.c.centile >= 100, n_bins - 1), else_=scaled)
+    measures = (
+        func.sum(source.c.verdicts),
+        func.coalesce(
+            func.sum(case((source.c.verdict == "correct", source.c.verdicts), else_=0)), 0
+        ),
+        func.sum(source.c.confidence_sum),
+    )
+    overall = {
+        int(index): (int(n), int(correct), float(confidence_sum))
+        for index, n, correct, confidence_sum in db.execute(
+            select(bin_index, *measures)
+            .where(*extracted)
+            .group_by(bin_index)
+            .order_by(bin_index)
+            .limit(MAX_BINS)
+        )
+    }
+    per_field: dict[str, dict[int, tuple[int, int, float]]] = {name: {} for name in names}
+    if names:
+        for name, index, n, correct, confidence_sum in db.execute(
+            select(source.c.field_name, bin_index, *measures)
+            .where(*extracted, source.c.field_name.in_(names))
+            .group_by(source.c.field_name, bin_index)
+            .order_by(source.c.field_name, bin_index)
+            .limit(MAX_FIELDS * MAX_BINS)
+        ):
+            per_field[name][int(index)] = (int(n), int(correct), float(confidence_sum))
+    return CalibrationReport(
+        n_bins=n_bins,
+        overall=_calibration(None, n_bins, overall),
+        fields=tuple(_calibration(name, n_bins, per_field[name]) for name in names),
+        fields_truncated=truncated,
+    )
+
+
 # --------------------------------------------------------------------------- what-if
 
 
@@ -372,29 +489,53 @@ def get_threshold_whatif(
     max_fields = _check_int(max_fields, "max_fields", 1, MAX_FIELDS)
     wanted = _check_fields(fields)
     conditions = [*_window(start, end), *_extracted()]
-    names, truncated = _top_fields(db, conditions, wanted, max_fields)
-
-    confidence = ReviewFieldVerdict.extracted_confidence
-    wrong = ReviewFieldVerdict.verdict != "correct"
-    columns: list[Any] = [func.count(), func.coalesce(func.sum(_is_wrong()), 0)]
-    for level in levels:
-        bound = literal(level, Float())
-        columns.append(func.coalesce(func.sum(case((confidence < bound, 1), else_=0)), 0))
-        columns.append(
-            func.coalesce(func.sum(case((and_(confidence >= bound, wrong), 1), else_=0)), 0)
-        )
-    base = (
-        select(*columns)
-        .select_from(ReviewFieldVerdict)
-        .join(ReviewDecision, ReviewDecision.id == ReviewFieldVerdict.decision_id)
-        .where(*conditions)
+    source = (
+        _verdict_source(db, start, end) if all(map(_on_centile_grid, levels)) else None
     )
+    columns: list[Any]
+    if source is not None:
+        # Exact centiles: confidence < t <=> centile < 100 t for t on the 0.01 grid.
+        extracted = [~source.c.was_missing, source.c.centile.is_not(None)]
+        names, truncated = _rollup_top_fields(db, source, extracted, wanted, max_fields)
+        count = source.c.verdicts
+        is_wrong = source.c.verdict != "correct"
+        columns = [func.sum(count), func.coalesce(func.sum(case((is_wrong, count), else_=0)), 0)]
+        for level in levels:
+            edge = round(level * 100)
+            columns.append(
+                func.coalesce(func.sum(case((source.c.centile < edge, count), else_=0)), 0)
+            )
+            columns.append(
+                func.coalesce(
+                    func.sum(case((and_(source.c.centile >= edge, is_wrong), count), else_=0)), 0
+                )
+            )
+        base = select(*columns).where(*extracted)
+        field_name: Any = source.c.field_name
+    else:
+        names, truncated = _top_fields(db, conditions, wanted, max_fields)
+        confidence = ReviewFieldVerdict.extracted_confidence
+        wrong = ReviewFieldVerdict.verdict != "correct"
+        columns = [func.count(), func.coalesce(func.sum(_is_wrong()), 0)]
+        for level in levels:
+            bound = literal(level, Float())
+            columns.append(func.coalesce(func.sum(case((confidence < bound, 1), else_=0)), 0))
+            columns.append(
+                func.coalesce(func.sum(case((and_(confidence >= bound, wrong), 1), else_=0)), 0)
+            )
+        base = (
+            select(*columns)
+            .select_from(ReviewFieldVerdict)
+            .join(ReviewDecision, ReviewDecision.id == ReviewFieldVerdict.decision_id)
+            .where(*conditions)
+        )
+        field_name = ReviewFieldVerdict.field_name
     results: list[tuple[str | None, Sequence[Any]]] = [(None, db.execute(base).one())]
     if names:
         per_field = db.execute(
-            base.add_columns(ReviewFieldVerdict.field_name)
-            .where(ReviewFieldVerdict.field_name.in_(names))
-            .group_by(ReviewFieldVerdict.field_name)
+            base.add_columns(field_name)
+            .where(field_name.in_(names))
+            .group_by(field_name)
             .limit(MAX_FIELDS)
         ).all()
         by_name = {row[-1]: row for row in per_field}
@@ -402,7 +543,7 @@ def get_threshold_whatif(
 
     rows: list[ThresholdOutcome] = []
     for name, row in results:
-        n, wrong_total = int(row[0]), int(row[1])
+        n, wrong_total = int(row[0] or 0), int(row[1])
         for position, level in enumerate(levels):
             below = int(row[2 + 2 * position])
             wrong_passed = int(row[3 + 2 * position])
@@ -453,26 +594,42 @@ def get_missing_outcomes(
     max_fields = _check_int(max_fields, "max_fields", 1, MAX_FIELDS)
     wanted = _check_fields(fields)
     conditions = [*_window(start, end), ReviewFieldVerdict.was_missing == true()]
-    names, truncated = _top_fields(db, conditions, wanted, max_fields)
-    verdict = ReviewFieldVerdict.verdict
-    measures = (
-        func.count(),
-        func.coalesce(func.sum(case((verdict == "corrected", 1), else_=0)), 0),
-        func.coalesce(func.sum(case((verdict == "absent", 1), else_=0)), 0),
-    )
-    base = (
-        select(*measures)
-        .select_from(ReviewFieldVerdict)
-        .join(ReviewDecision, ReviewDecision.id == ReviewFieldVerdict.decision_id)
-        .where(*conditions)
-    )
+    source = _verdict_source(db, start, end)
+    field_name: Any
+    if source is not None:
+        marked_missing = [source.c.was_missing]
+        names, truncated = _rollup_top_fields(db, source, marked_missing, wanted, max_fields)
+        count = source.c.verdicts
+        verdict: Any = source.c.verdict
+        measures: tuple[Any, ...] = (
+            func.coalesce(func.sum(count), 0),
+            func.coalesce(func.sum(case((verdict == "corrected", count), else_=0)), 0),
+            func.coalesce(func.sum(case((verdict == "absent", count), else_=0)), 0),
+        )
+        base = select(*measures).where(*marked_missing)
+        field_name = source.c.field_name
+    else:
+        names, truncated = _top_fields(db, conditions, wanted, max_fields)
+        verdict = ReviewFieldVerdict.verdict
+        measures = (
+            func.count(),
+            func.coalesce(func.sum(case((verdict == "corrected", 1), else_=0)), 0),
+            func.coalesce(func.sum(case((verdict == "absent", 1), else_=0)), 0),
+        )
+        base = (
+            select(*measures)
+            .select_from(ReviewFieldVerdict)
+            .join(ReviewDecision, ReviewDecision.id == ReviewFieldVerdict.decision_id)
+            .where(*conditions)
+        )
+        field_name = ReviewFieldVerdict.field_name
     n, missed, absent = db.execute(base).one()
     per_field: dict[str, MissingOutcome] = {}
     if names:
         for row in db.execute(
-            base.add_columns(ReviewFieldVerdict.field_name)
-            .where(ReviewFieldVerdict.field_name.in_(names))
-            .group_by(ReviewFieldVerdict.field_name)
+            base.add_columns(field_name)
+            .where(field_name.in_(names))
+            .group_by(field_name)
             .limit(MAX_FIELDS)
         ):
             per_field[row[3]] = _missing_outcome(row[3], int(row[0]), int(row[1]), int(row[2]))

@@ -40,6 +40,7 @@ from sqlalchemy import (
     and_,
     case,
     delete,
+    exists,
     false,
     func,
     insert,
@@ -68,6 +69,8 @@ from reportlib.models import (
     ROLLUP_TABLES,
     ProcessingReport,
     ReportField,
+    ReviewDecision,
+    ReviewFieldVerdict,
     rollup_confidence,
     rollup_dirty_days,
     rollup_field_confidence,
@@ -77,6 +80,7 @@ from reportlib.models import (
     rollup_processing_time_values,
     rollup_reports,
     rollup_review_queue,
+    rollup_verdicts,
 )
 from reportlib.service import utc_day_bounds
 
@@ -215,6 +219,32 @@ def _review_queue_rows(where: Where) -> Select[Any]:
     )
 
 
+def _verdict_rows(where: Where) -> Select[Any]:
+    v = ReviewFieldVerdict
+    d = ReviewDecision
+    confidence = v.extracted_confidence
+    centile = case((confidence.is_(None), None), else_=confidence_centile(confidence))
+    keys: list[Any] = [
+        utc_date(d.report_created_at).label("day"),
+        v.field_name.label("field_name"),
+        v.was_missing.label("was_missing"),
+        v.verdict.label("verdict"),
+        centile.label("centile"),
+    ]
+    stmt: Select[Any] = (
+        select(
+            *keys,
+            func.count().label("verdicts"),
+            func.sum(confidence).label("confidence_sum"),
+        )
+        .select_from(v)
+        .join(d, d.id == v.decision_id)
+        .where(where(d.report_created_at))
+        .group_by(*(key.element for key in keys))
+    )
+    return stmt
+
+
 @dataclass(frozen=True, slots=True)
 class Rollup:
     """A rollup table and the SQL that computes its rows from the raw rows."""
@@ -237,6 +267,7 @@ ROLLUPS: Final[tuple[Rollup, ...]] = (
     Rollup(rollup_field_confidence, _field_confidence_rows),
     Rollup(rollup_missing_sets, _missing_set_rows),
     Rollup(rollup_review_queue, _review_queue_rows),
+    Rollup(rollup_verdicts, _verdict_rows),
 )
 assert tuple(rollup.table for rollup in ROLLUPS) == ROLLUP_TABLES
 
@@ -383,7 +414,13 @@ def refresh_with_retries(
 def mark_all_days_dirty(session: Session) -> int:
     """List every day that has reports, or rollup rows, as dirty. Returns the count."""
     r = ProcessingReport
-    sources: list[Select[Any]] = [select(utc_date(r.created_at).label("day")).distinct()]
+    d = ReviewDecision
+    sources: list[Select[Any]] = [
+        select(utc_date(r.created_at).label("day")).distinct(),
+        select(utc_date(d.report_created_at).label("day"))
+        .where(exists().where(ReviewFieldVerdict.decision_id == d.id))
+        .distinct(),
+    ]
     sources += [select(t.c.day).distinct() for t in ROLLUP_TABLES]
     wanted = union_all(*sources).subquery()
     present = select(rollup_dirty_days.c.day).distinct()
@@ -472,6 +509,7 @@ def _key_names(table: Table) -> list[str]:
         "confidence_max",
         "field_values",
         "items",
+        "verdicts",
     }
     return [c.name for c in table.c if c.name not in measures]
 

@@ -34,6 +34,7 @@ OUR_TABLES = {
     "rollup_processing_time_values",
     "rollup_reports",
     "rollup_review_queue",
+    "rollup_verdicts",
     migrate.VERSION_TABLE,
 }
 

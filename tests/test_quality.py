@@ -22,6 +22,7 @@ from reportlib import (
     ReviewClaim,
     ReviewDecision,
     ReviewFieldVerdict,
+    rollups,
 )
 from reportlib.demo import seed_demo
 from reportlib.demo_review import DEFAULT_REVIEWERS, _verdict, seed_review_history
@@ -287,10 +288,21 @@ END = START + dt.timedelta(days=30)
     ("seed", "n_bins", "thresholds", "max_fields"),
     [(3, 10, None, 50), (4, 7, (0.3, 0.5, 0.7, 1.0, 0.0), 2)],
 )
+@pytest.mark.parametrize("refreshed", [False, True], ids=["raw-days", "rollups"])
 def test_quality_numbers_match_a_pandas_recomputation(
-    db: Session, seed: int, n_bins: int, thresholds: tuple[float, ...] | None, max_fields: int
+    db: Session,
+    seed: int,
+    n_bins: int,
+    thresholds: tuple[float, ...] | None,
+    max_fields: int,
+    refreshed: bool,
 ) -> None:
     _build(db, seed, START)
+    if refreshed:
+        # Every day from the verdict rollup (bins and thresholds on the 0.01 grid) or,
+        # for 7 bins, from the raw verdicts: both must give the same numbers.
+        assert rollups.refresh_rollups(db)
+        assert rollups.dirty_days(db) == [] and rollups.verify_rollups(db) == []
     frame = _raw(db, START, END)
     assert len(frame) > 100 and frame["was_missing"].any() and (~frame["was_missing"]).any()
 

@@ -14,6 +14,9 @@ Create Date: 2026-11-30
   processing was made. A trigger on ``review_decisions`` sets it; re-processing (a new
   ``created_at``) recomputes it. The open queue is then ``needs_review AND
   review_closed_at IS NULL``, a partial index of a few thousand entries.
+* ``rollup_verdicts``: reviewer verdicts per day of the processing they reviewed, field,
+  kind and exact confidence centile, for the Quality page; a trigger on
+  ``review_field_verdicts`` marks that day.
 * The wide window index and the flagged-report indexes served aggregates that now read
   the rollups; they are dropped, so each write maintains fewer indexes.
 """
@@ -118,6 +121,23 @@ def _create_rollup_tables() -> None:
         ["closed_day", "day"],
         unique=False,
     )
+    op.create_table(
+        "rollup_verdicts",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("field_name", sa.String(100), nullable=False),
+        sa.Column("was_missing", sa.Boolean(), nullable=False),
+        sa.Column("verdict", sa.String(20), nullable=False),
+        sa.Column("centile", sa.Integer(), nullable=True),
+        sa.Column("verdicts", sa.Integer(), nullable=False),
+        sa.Column("confidence_sum", sa.Float(), nullable=True),
+    )
+    op.create_index("ix_rollup_verdicts_day", "rollup_verdicts", ["day"], unique=False)
+    op.create_index(
+        "ix_review_decisions_report_created_at",
+        "review_decisions",
+        ["report_created_at"],
+        unique=False,
+    )
     op.create_table("rollup_dirty_days", sa.Column("day", sa.Date(), nullable=False))
     op.create_index("ix_rollup_dirty_days_day", "rollup_dirty_days", ["day"], unique=False)
 
@@ -131,6 +151,7 @@ ROLLUP_TABLES = (
     "rollup_field_confidence",
     "rollup_missing_sets",
     "rollup_review_queue",
+    "rollup_verdicts",
     "rollup_dirty_days",
 )
 
@@ -202,6 +223,20 @@ _PG_FUNCTIONS = [
     END;
     $$;
     """,
+    """
+    CREATE FUNCTION reportlib_mark_verdict_days() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO rollup_dirty_days (day)
+        SELECT DISTINCT n.day FROM (
+            SELECT CAST((d.report_created_at AT TIME ZONE 'UTC') AS DATE) AS day
+            FROM new_rows AS v JOIN review_decisions AS d ON d.id = v.decision_id
+        ) AS n
+        WHERE NOT EXISTS (SELECT 1 FROM rollup_dirty_days AS x WHERE x.day = n.day);
+        RETURN NULL;
+    END;
+    $$;
+    """,
     f"""
     CREATE FUNCTION reportlib_reopen_review() RETURNS trigger
     LANGUAGE plpgsql AS $$
@@ -239,6 +274,9 @@ _PG_TRIGGERS = [
     "EXECUTE FUNCTION reportlib_reopen_review()",
     "CREATE TRIGGER reportlib_review_closed AFTER INSERT ON review_decisions "
     "FOR EACH ROW EXECUTE FUNCTION reportlib_close_review()",
+    "CREATE TRIGGER reportlib_rollup_days_verdicts AFTER INSERT ON review_field_verdicts "
+    "REFERENCING NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION reportlib_mark_verdict_days()",
 ]
 
 # NOT EXISTS rather than a unique key (see the PostgreSQL function); INSERT OR IGNORE
@@ -259,6 +297,11 @@ _SQLITE_TRIGGERS = [
     "WHEN OLD.created_at IS NOT NEW.created_at BEGIN "
     "UPDATE processing_reports SET review_closed_at = "
     f"({_CLOSED_AT.format(report='NEW')}) WHERE id = NEW.id; END",
+    "CREATE TRIGGER reportlib_rollup_days_verdicts AFTER INSERT ON review_field_verdicts "
+    "BEGIN INSERT INTO rollup_dirty_days (day) "
+    "SELECT substr(d.report_created_at, 1, 10) FROM review_decisions AS d "
+    "WHERE d.id = NEW.decision_id AND NOT EXISTS (SELECT 1 FROM rollup_dirty_days AS x "
+    "WHERE x.day = substr(d.report_created_at, 1, 10)); END",
     "CREATE TRIGGER reportlib_review_closed AFTER INSERT ON review_decisions BEGIN "
     "UPDATE processing_reports SET review_closed_at = NEW.decided_at "
     "WHERE id = NEW.report_id AND created_at <= NEW.report_created_at "
@@ -271,6 +314,7 @@ _TRIGGER_NAMES = (
     ("reportlib_rollup_days_delete", "processing_reports"),
     ("reportlib_review_reopened", "processing_reports"),
     ("reportlib_review_closed", "review_decisions"),
+    ("reportlib_rollup_days_verdicts", "review_field_verdicts"),
 )
 
 
@@ -310,8 +354,11 @@ def upgrade() -> None:
     day = (
         "CAST((created_at AT TIME ZONE 'UTC') AS DATE)" if postgresql else "substr(created_at, 1, 10)"
     )
+    decision_day = day.replace("created_at", "d.report_created_at")
     op.execute(
-        f"INSERT INTO rollup_dirty_days (day) SELECT DISTINCT {day} FROM processing_reports"
+        f"INSERT INTO rollup_dirty_days (day) SELECT DISTINCT {day} FROM processing_reports "
+        f"UNION SELECT {decision_day} FROM review_decisions AS d "
+        "WHERE EXISTS (SELECT 1 FROM review_field_verdicts AS v WHERE v.decision_id = d.id)"
     )
     if postgresql:
         for statement in _PG_FUNCTIONS + _PG_TRIGGERS:
@@ -330,10 +377,12 @@ def downgrade() -> None:
             "reportlib_mark_rollup_days",
             "reportlib_reopen_review",
             "reportlib_close_review",
+            "reportlib_mark_verdict_days",
         ):
             op.execute(f"DROP FUNCTION IF EXISTS {function}()")
     for table in ROLLUP_TABLES:
         op.drop_table(table)
+    op.drop_index("ix_review_decisions_report_created_at", table_name="review_decisions")
     op.drop_index("ix_processing_reports_processing_time", table_name="processing_reports")
     op.drop_index("ix_processing_reports_review_closed", table_name="processing_reports")
     op.drop_index("ix_processing_reports_open_queue_confidence", table_name="processing_reports")
