@@ -68,6 +68,32 @@ else; configure ``[auth]`` before exposing it (see docs/security.md).
 """
 
 
+LOCAL_MODE_ENVIRONMENTS: Final = frozenset({"development", "demo", "test"})
+"""The only ``ENVIRONMENT`` values in which local mode (no login, full rights) may run.
+
+An allow-list, so ``prod``, ``live``, ``production-eu`` or a typo all refuse local mode.
+"""
+
+SOURCE_KINDS: Final = frozenset(
+    {
+        "attachment",
+        "email_body",
+        "email_subject",
+        "header",
+        "ocr",
+        "sender",
+        "subject",
+        "unknown",
+    }
+)
+"""The source kinds a role without value rights may see; anything else shows as ``other``."""
+
+
+def local_mode_environment_allowed(environment: object) -> bool:
+    """Whether local mode may run in ``environment`` (compared stripped and lower-cased)."""
+    return isinstance(environment, str) and environment.strip().lower() in LOCAL_MODE_ENVIRONMENTS
+
+
 def normalize_email(email: str | None) -> str | None:
     """The address lower-cased and stripped, or None when it is not a usable identity.
 
@@ -122,11 +148,11 @@ def _checked(role: object) -> Role | None:
 def email_from_claims(claims: Mapping[str, Any]) -> str | None:
     """The email address to trust from an OIDC identity (``st.user``), or None.
 
-    Providers that let users type an unverified address send ``email_verified: false``;
-    such an address is not trusted. A provider that sends no ``email_verified`` claim at
-    all is trusted to hand out only addresses it controls.
+    Only an address the provider marks ``email_verified: true`` (the JSON boolean) is
+    trusted. ``false``, a missing claim, and look-alikes such as the string ``"false"``,
+    ``"true"`` or ``0``/``1`` are refused: the claim is checked, never guessed at.
     """
-    if claims.get("email_verified") is False:
+    if claims.get("email_verified") is not True:
         return None
     email = claims.get("email")
     return normalize_email(email) if isinstance(email, str) else None
@@ -175,11 +201,16 @@ def source_kind(source: object) -> str:
     """A field's source without its detail: ``attachment:rechnung.pdf`` -> ``attachment``.
 
     Attachment file names can carry names or reference numbers, so roles without value
-    rights see only the kind.
+    rights see only the kind, and only a kind from the allow-list :data:`SOURCE_KINDS`.
+    Anything else (``Mahnung_Erika_Mustermann.pdf``, free text with an IBAN) is ``other``;
+    a missing or empty source is ``unknown``.
     """
     if not isinstance(source, str) or not source.strip():
         return "unknown"
-    return source.split(":", 1)[0].strip() or "unknown"
+    kind = source.split(":", 1)[0].strip().lower()
+    if not kind:
+        return "unknown"
+    return kind if kind in SOURCE_KINDS else "other"
 
 
 def mask_extracted_fields(extracted_fields: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -207,14 +238,17 @@ def mask_extracted_fields(extracted_fields: Mapping[str, Any]) -> dict[str, dict
 
 __all__ = [
     "ACTOR_MAX",
+    "LOCAL_MODE_ENVIRONMENTS",
     "LOCAL_MODE_USER",
     "MASK",
     "ROLES",
+    "SOURCE_KINDS",
     "DashboardUser",
     "can_review",
     "can_see_audit",
     "can_see_values",
     "email_from_claims",
+    "local_mode_environment_allowed",
     "mask_extracted_fields",
     "mask_value",
     "normalize_email",

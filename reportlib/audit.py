@@ -250,7 +250,10 @@ def _audit_filters(
     if start is not None and end is not None and end < start:
         raise ReportValidationError("end", "must not be before start")
     if actor is not None:
-        conditions.append(AuditEvent.actor == check_actor(actor))
+        # Regardless of case: logged-in actors are stored lower-cased, but local-mode
+        # reviewer names keep the case they were typed in. The database lowers both sides,
+        # so they agree (SQLite's lower() folds ASCII letters only).
+        conditions.append(func.lower(AuditEvent.actor) == func.lower(check_actor(actor)))
     if action is not None:
         conditions.append(AuditEvent.action == _check_action(action))
     if email_id is not None:
@@ -271,8 +274,8 @@ def list_audit_events(
 ) -> list[AuditEntry]:
     """Audit rows in ``[start, end)``, newest first, at most ``limit`` (1 to 1000).
 
-    Filters are exact: ``actor`` (an identity), ``action`` (one of :data:`AUDIT_ACTIONS`),
-    ``email_id``. ``offset`` pages through older rows.
+    Filters are exact: ``actor`` (an identity, compared regardless of case), ``action``
+    (one of :data:`AUDIT_ACTIONS`), ``email_id``. ``offset`` pages through older rows.
     """
     limit = _check_id(limit, "limit")
     if not 1 <= limit <= MAX_LIST_LIMIT:

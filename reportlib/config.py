@@ -83,6 +83,23 @@ class Settings(BaseSettings):
     dashboard_default_role: Role | None = Field(
         "ops", description="Role of a logged-in user matched by no entry; empty denies access."
     )
+    max_value_bytes: int = Field(
+        65_536,
+        ge=64,
+        le=16 * 1024 * 1024,
+        description=(
+            "Largest extracted value, source or corrected value, in bytes of its JSON text."
+        ),
+    )
+    max_list_items: int = Field(
+        1_000, ge=1, le=1_000_000, description="Most items in one list or object inside a value."
+    )
+    max_report_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description="Largest report's extracted fields, in bytes of their JSON text.",
+    )
 
     @field_validator("key_fields", mode="before")
     @classmethod
@@ -106,7 +123,8 @@ class Settings(BaseSettings):
             for entry in filter(None, (part.strip() for part in value.split(","))):
                 who, sep, role = entry.partition("=")
                 if not sep:
-                    raise ValueError(f"DASHBOARD_ROLES entry {entry!r} is not WHO=ROLE")
+                    # The entry is not repeated: it may be someone's email address.
+                    raise ValueError("DASHBOARD_ROLES has an entry that is not WHO=ROLE")
                 mapping[who.strip().lower()] = role.strip()
             return mapping
         return value

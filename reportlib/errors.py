@@ -33,3 +33,15 @@ class ReportNotFoundError(ReportlibError, LookupError):
 
 class DatabaseUnavailableError(ReportlibError):
     """The database did not answer in time or refused the connection."""
+
+
+class DatabaseAccessError(DatabaseUnavailableError):
+    """The database refused the credentials, or the named database does not exist.
+
+    A subclass of :class:`DatabaseUnavailableError` (callers that catch that still catch
+    this), but waiting will not help: the configuration has to change.
+    """
+
+
+class ReportTooLargeError(ReportValidationError):
+    """A value, a list or a whole report is larger than the configured limit."""

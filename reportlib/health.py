@@ -25,7 +25,7 @@ import psycopg2
 from sqlalchemy import Engine, text
 from sqlalchemy import exc as sa_exc
 
-from reportlib.errors import DatabaseUnavailableError
+from reportlib.errors import DatabaseAccessError, DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,25 @@ UNREACHABLE_MESSAGE: Final = (
     "The database is not reachable right now (connection refused, lost or timed out)."
 )
 TIMEOUT_MESSAGE: Final = "The database did not answer in time (the query was cancelled)."
+ACCESS_MESSAGE: Final = (
+    "The database refused the configured user or password, or the configured database does "
+    "not exist. This will not fix itself: check DATABASE_URL (or DASHBOARD_DATABASE_URL)."
+)
+
+# SQLSTATE 28xxx (invalid authorization) and 3D000 (invalid catalog name). libpq reports
+# the same problems at connect time without a SQLSTATE; then only the message tells, so it
+# is matched against these fixed phrases (and never shown or logged).
+_ACCESS_SQLSTATE_CLASS: Final = "28"
+_ACCESS_SQLSTATES: Final = frozenset({"3D000"})
+_ACCESS_PHRASES: Final = (
+    "password authentication failed",
+    "authentication failed",
+    "no password supplied",
+    "no pg_hba.conf entry",
+    "pg_hba.conf rejects connection",
+    "does not exist",
+    "permission denied for database",
+)
 
 # SQLSTATE classes and codes that mean "not available now, try again later" rather than
 # "this request is wrong": connection exceptions, operator intervention (which includes
@@ -80,7 +99,12 @@ def _classify(error: BaseException) -> str | None:
         return UNREACHABLE_MESSAGE
     if isinstance(driver_error, (psycopg2.OperationalError, psycopg2.InterfaceError)):
         code = _sqlstate(driver_error)
+        if code is not None and (code[:2] == _ACCESS_SQLSTATE_CLASS or code in _ACCESS_SQLSTATES):
+            return ACCESS_MESSAGE
         if code is None:  # raised by libpq itself: refused, timed out, connection lost
+            text = str(driver_error).lower()
+            if any(phrase in text for phrase in _ACCESS_PHRASES):
+                return ACCESS_MESSAGE  # wrong password, unknown role or database
             return UNREACHABLE_MESSAGE
         if code == _QUERY_CANCELED:
             return TIMEOUT_MESSAGE
@@ -92,6 +116,11 @@ def _classify(error: BaseException) -> str | None:
         if isinstance(code_number, int) and code_number & 0xFF in _SQLITE_UNAVAILABLE_CODES:
             return UNREACHABLE_MESSAGE
     return None
+
+
+def is_database_access_error(error: BaseException) -> bool:
+    """Whether ``error`` means wrong credentials or an unknown database (waiting won't help)."""
+    return isinstance(error, DatabaseAccessError) or _classify(error) == ACCESS_MESSAGE
 
 
 def is_database_unavailable(error: BaseException) -> bool:
@@ -131,6 +160,8 @@ def translate_db_errors() -> Iterator[None]:
             type(driver_error).__name__,
             _sqlstate(driver_error) or "none",
         )
+        if message == ACCESS_MESSAGE:
+            raise DatabaseAccessError(message) from None
         raise DatabaseUnavailableError(message) from None
 
 
@@ -147,9 +178,11 @@ def check_database(engine: Engine) -> None:
 
 
 __all__ = [
+    "ACCESS_MESSAGE",
     "TIMEOUT_MESSAGE",
     "UNREACHABLE_MESSAGE",
     "check_database",
+    "is_database_access_error",
     "is_database_unavailable",
     "translate_db_errors",
 ]

@@ -10,7 +10,11 @@ no request bodies), and every event, transaction and breadcrumb passes through a
 filters that rebuild it from known-safe parts. Exception messages are replaced by a summary
 (exception type, SQLSTATE, constraint and table names, the name of a bad field), because
 SQLAlchemy and psycopg messages embed SQL parameters and "Failing row contains (...)". Log
-records keep their unformatted template; their arguments and ``extra`` are dropped.
+records of reportlib's and the dashboard's own loggers keep their unformatted template; their
+arguments and ``extra`` are dropped. Records of any other logger (the host's, libraries')
+are sent as logger name and level only, because their message may have been formatted
+before logging (an f-string). Breadcrumb data and tags are allow-lists of keys *and* value
+shapes (ids, counts, numbers, lower-case enum words), not a denylist of personal keys.
 
 None of these helpers ever raises into the caller: a Sentry failure must not break
 processing. Failures are logged at debug level without values.
@@ -50,7 +54,12 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "BREADCRUMB_ENUM_KEYS",
+    "BREADCRUMB_ID_KEYS",
+    "BREADCRUMB_NUMBER_KEYS",
+    "LOG_MESSAGE_WITHHELD",
     "MAX_BREADCRUMBS",
+    "OWN_LOGGERS",
     "SAFE_TAG_KEYS",
     "add_breadcrumb",
     "capture_exception",
@@ -84,7 +93,94 @@ SAFE_TAG_KEYS: Final = frozenset(
         "status",
     }
 )
-"""Tags that may be sent. Any other tag is dropped: tags are indexed and searchable."""
+"""Tags that may be sent. Any other tag is dropped: tags are indexed and searchable.
+
+Each key also has a value shape (see ``_TAG_SHAPES``): a tag whose value does not fit it
+(an email address as ``actor``, a name as ``intent``) is dropped too.
+"""
+
+# Value shapes. Enum words are what stages, agents, routes, intents and outcomes look like:
+# no spaces, no "@", no upper case, so free text, names and addresses do not fit.
+_NUMERIC_ID: Final = re.compile(r"[0-9]{1,20}")
+_TOKEN_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+_ENUM_WORD: Final = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,63}")
+_ROUTE: Final = re.compile(r"high|medium|low")
+_PAGE_PATH: Final = re.compile(r"/?[A-Za-z0-9][A-Za-z0-9_/-]{0,63}")
+_TAG_SHAPES: Final[Mapping[str, re.Pattern[str]]] = {
+    "actor": _ENUM_WORD,
+    "agent": _ENUM_WORD,
+    "component": _ENUM_WORD,
+    "confidence_route": _ROUTE,
+    "correlation_id": _TOKEN_ID,
+    "email_id": _NUMERIC_ID,
+    "intent": _ENUM_WORD,
+    "model": _ENUM_WORD,
+    "page": _PAGE_PATH,
+    "report_id": _NUMERIC_ID,
+    "route": _ROUTE,
+    "stage": _ENUM_WORD,
+    "status": _ENUM_WORD,
+}
+
+BREADCRUMB_NUMBER_KEYS: Final = frozenset(
+    {
+        "attachments",
+        "attempt",
+        "attempts",
+        "batch_size",
+        "confidence",
+        "count",
+        "duration_ms",
+        "elapsed_ms",
+        "fields",
+        "missing_count",
+        "overall_confidence",
+        "processing_time_ms",
+        "retries",
+        "rows",
+        "size",
+        "sources_processed",
+        "status_code",
+        "tokens",
+        "total_tokens_used",
+    }
+)
+"""Breadcrumb ``data`` keys whose values may be sent when they are numbers or flags."""
+
+BREADCRUMB_ID_KEYS: Final = frozenset(
+    {"correlation_id", "decision_id", "email_id", "job", "report_id", "trace_id"}
+)
+"""Breadcrumb ``data`` keys whose values may be sent when they are whole numbers or
+token-shaped ids (letters, digits, ``_ . : -``)."""
+
+BREADCRUMB_ENUM_KEYS: Final = frozenset(
+    {
+        "action",
+        "agent",
+        "component",
+        "confidence_route",
+        "field",
+        "intent",
+        "kind",
+        "missing",
+        "model",
+        "operation",
+        "outcome",
+        "route",
+        "source_kind",
+        "stage",
+        "status",
+        "verdict",
+    }
+)
+"""Breadcrumb ``data`` keys whose values may be sent when they are lower-case enum words
+(or lists of them, at most 50), numbers or flags."""
+
+OWN_LOGGERS: Final = ("reportlib", "dashboard")
+"""Loggers whose records keep their message template; every other logger's message is
+withheld (logger name and level only)."""
+
+LOG_MESSAGE_WITHHELD: Final = "(log message withheld)"
 
 _LEVELS: Final = frozenset({"fatal", "error", "warning", "info", "debug"})
 _MAX_TEXT: Final = 200
@@ -463,8 +559,9 @@ def add_breadcrumb(
     """Record a step (``category`` like ``"extraction"``) shown before the next event.
 
     ``message`` should be a constant sentence; put ids, counts, confidences and routes in
-    ``data``. Values under personal keys (names, amounts, references, ``value`` ...) and
-    anything that is not a plain scalar are dropped before the breadcrumb is stored.
+    ``data``. Only keys on the allow-lists (:data:`BREADCRUMB_NUMBER_KEYS`,
+    :data:`BREADCRUMB_ID_KEYS`, :data:`BREADCRUMB_ENUM_KEYS`) with a value of the
+    matching shape are kept; everything else is dropped before the breadcrumb is stored.
     """
     try:
         sentry_sdk.add_breadcrumb(
@@ -565,10 +662,50 @@ def _strip_url(url: Any) -> str | None:
     return url.split("?", 1)[0].split("#", 1)[0][:_MAX_MESSAGE]
 
 
+def _own_logger(name: object) -> bool:
+    return isinstance(name, str) and any(
+        name == own or name.startswith(own + ".") for own in OWN_LOGGERS
+    )
+
+
 def _log_template(record: logging.LogRecord) -> str:
     # The template is source code; the arguments and the formatted text carry values.
+    # Another logger's "template" may be an f-string already holding values: withheld.
+    if not _own_logger(record.name):
+        return LOG_MESSAGE_WITHHELD
     msg = record.msg
     return msg[:_MAX_MESSAGE] if isinstance(msg, str) else f"<{type(msg).__name__}>"
+
+
+def _shaped(value: Any, pattern: re.Pattern[str]) -> bool:
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def _number(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float))
+
+
+def _breadcrumb_data(data: Mapping[Any, Any]) -> dict[str, Any]:
+    """Breadcrumb ``data`` reduced to allow-listed keys with values of the right shape."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if not isinstance(key, str):
+            continue
+        if key in BREADCRUMB_NUMBER_KEYS:
+            keep = _number(value)
+        elif key in BREADCRUMB_ID_KEYS:
+            keep = (_number(value) and not isinstance(value, float)) or _shaped(value, _TOKEN_ID)
+        elif key in BREADCRUMB_ENUM_KEYS:
+            if isinstance(value, (list, tuple)):
+                value = list(value[:_MAX_LIST])
+                keep = all(_shaped(item, _ENUM_WORD) for item in value)
+            else:
+                keep = _number(value) or _shaped(value, _ENUM_WORD)
+        else:
+            keep = False
+        if keep:
+            out[key] = value
+    return out
 
 
 def _scrub_breadcrumb(crumb: Mapping[str, Any], record: logging.LogRecord | None) -> dict[str, Any]:
@@ -584,7 +721,8 @@ def _scrub_breadcrumb(crumb: Mapping[str, Any], record: logging.LogRecord | None
     message = crumb.get("message")
     data = crumb.get("data")
     if record is not None:
-        out["message"] = _log_template(record)
+        if _own_logger(record.name):  # another logger's crumb: logger name and level only
+            out["message"] = _log_template(record)
     elif kind == "log":
         # Already reduced to its template when it was recorded.
         text = _safe_text(message, _MAX_MESSAGE)
@@ -611,7 +749,7 @@ def _scrub_breadcrumb(crumb: Mapping[str, Any], record: logging.LogRecord | None
         if text is not None:
             out["message"] = text
         if isinstance(data, Mapping):
-            out["data"] = _safe_mapping(data)
+            out["data"] = _breadcrumb_data(data)
     return out
 
 
@@ -855,11 +993,15 @@ def _scrub_tags(tags: Any) -> dict[str, str]:
         items = [pair for pair in tags if isinstance(pair, (list, tuple)) and len(pair) == 2]
     else:
         return {}
-    return {
-        key: str(value)[:_MAX_TEXT]
-        for key, value in items
-        if key in SAFE_TAG_KEYS and isinstance(value, (str, int, float, bool))
-    }
+    out: dict[str, str] = {}
+    for key, value in items:
+        if key not in SAFE_TAG_KEYS or not isinstance(value, (str, int, float, bool)):
+            continue
+        text = str(value)
+        shape = _TAG_SHAPES.get(key)
+        if shape is not None and shape.fullmatch(text):
+            out[key] = text
+    return out
 
 
 def _scrub_request(request: Any) -> dict[str, Any]:
@@ -910,8 +1052,11 @@ def _scrub_error_event(event: Mapping[str, Any], hint: Mapping[str, Any]) -> dic
     if isinstance(record, logging.LogRecord):
         out["logentry"] = {"message": _log_template(record)}
     elif isinstance(logentry, Mapping):
-        # A log entry without its record: keep only a template that was never formatted.
+        # A log entry without its record: keep only a template that was never formatted,
+        # and only from our own loggers.
         template = _safe_text(logentry.get("message"), _MAX_MESSAGE)
+        if not _own_logger(event.get("logger")):
+            template = LOG_MESSAGE_WITHHELD
         if template is not None and not logentry.get("params"):
             out["logentry"] = {"message": template}
     message = event.get("message")

@@ -18,8 +18,9 @@ from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from reportlib import jsoncodec
 from reportlib.config import get_settings
-from reportlib.errors import ReportValidationError, UnknownEmailError
+from reportlib.errors import ReportTooLargeError, ReportValidationError, UnknownEmailError
 from reportlib.models import ROUTES, IncomingEmail, ProcessingReport, utcnow
 
 INT32_MAX = 2_147_483_647
@@ -103,8 +104,31 @@ def _check_json_text(value: str, field: str) -> None:
         raise ReportValidationError(field, "is not valid Unicode text") from None
 
 
+def _json_size(value: Any) -> int:
+    return len(jsoncodec.dumps(value).encode("utf-8"))
+
+
 def _check_json_value(value: Any, field: str, depth: int = 0) -> Any:
-    """Return ``value`` as it will be stored, or raise naming ``field``."""
+    """Return ``value`` as it will be stored, or raise naming ``field``.
+
+    Bounded by the settings: a string longer than ``MAX_VALUE_BYTES``, a list or object
+    with more than ``MAX_LIST_ITEMS`` entries, or a whole value whose JSON text exceeds
+    ``MAX_VALUE_BYTES`` raises :class:`ReportTooLargeError` (checked before the value is
+    walked, so a huge input costs little).
+    """
+    settings = get_settings()
+    if isinstance(value, str) and len(value) > settings.max_value_bytes:
+        raise ReportTooLargeError(field, f"is longer than {settings.max_value_bytes} bytes")
+    if isinstance(value, (list, tuple, Mapping)) and len(value) > settings.max_list_items:
+        raise ReportTooLargeError(field, f"has more than {settings.max_list_items} items")
+    checked = _check_json_item(value, field, depth)
+    if depth == 0 and not isinstance(checked, (bool, int, decimal.Decimal, type(None))):
+        if _json_size(checked) > settings.max_value_bytes:
+            raise ReportTooLargeError(field, f"is larger than {settings.max_value_bytes} bytes")
+    return checked
+
+
+def _check_json_item(value: Any, field: str, depth: int) -> Any:
     if depth > 32:
         raise ReportValidationError(field, "is nested too deeply")
     if value is None or isinstance(value, bool):
@@ -181,6 +205,10 @@ def build_report_values(
     )
     metadata = _mapping(data.get("extraction_metadata"), "extraction_metadata")
     fields = tuple(key_fields) if key_fields is not None else get_settings().key_fields
+    if len(data) > get_settings().max_list_items:
+        raise ReportTooLargeError(
+            "extracted_data", f"has more than {get_settings().max_list_items} fields"
+        )
 
     overall = _check_confidence(overall_confidence, "overall_confidence")
     if confidence_route not in ROUTES:
@@ -226,6 +254,9 @@ def build_report_values(
             "source": _check_json_value(source, f"extraction_metadata.{name}.source"),
         }
     missing = [name for name in fields if _is_empty(data.get(name))]
+    limit = get_settings().max_report_bytes
+    if _json_size(extracted_fields) > limit:
+        raise ReportTooLargeError("extracted_data", f"is larger than {limit} bytes in total")
 
     return {
         "email_id": email_id,

@@ -211,7 +211,7 @@ def test_source_kind(source: object, kind: str) -> None:
     ("claims", "expected"),
     [
         ({"email": "Lead@Example.com", "email_verified": True}, "lead@example.com"),
-        ({"email": "lead@example.com"}, "lead@example.com"),  # provider sends no claim
+        ({"email": "lead@example.com"}, None),  # no claim: not known to be verified
         ({"email": "lead@example.com", "email_verified": False}, None),
         ({"email": None}, None),
         ({"email": 42}, None),
@@ -229,7 +229,8 @@ def test_resolve_user_builds_the_audited_identity() -> None:
     assert resolve_user(claims, settings=SETTINGS) == DashboardUser(
         actor="lead@example.com", display_name="Lea Lead", role="admin"
     )
-    assert resolve_user({"email": "r@example.com"}, settings=SETTINGS) == DashboardUser(
+    verified = {"email": "r@example.com", "email_verified": True}
+    assert resolve_user(verified, settings=SETTINGS) == DashboardUser(
         actor="r@example.com", display_name="r@example.com", role="reviewer"
     )
 

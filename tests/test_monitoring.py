@@ -29,6 +29,7 @@ from reportlib import ProcessingReport, create_processing_report, ensure_incomin
 from reportlib.config import Settings
 from reportlib.errors import ReportValidationError
 from reportlib.monitoring import (
+    LOG_MESSAGE_WITHHELD,
     add_breadcrumb,
     capture_exception,
     capture_message,
@@ -678,19 +679,19 @@ def test_canaries_never_reach_sentry(
         ),
         (
             "pipeline.extraction",
-            "could not store report for %s",
+            LOG_MESSAGE_WITHHELD,
             [],
             {"email_id": str(email_id), "actor": "agent_4_report", "correlation_id": "corr-canary"},
         ),
         (
             "pipeline.extraction",
-            "<ValueError>",
+            LOG_MESSAGE_WITHHELD,
             [],
             {"email_id": str(email_id), "actor": "agent_4_report", "correlation_id": "corr-canary"},
         ),
         (
             "pipeline.extraction",
-            "storing failed for %s",
+            LOG_MESSAGE_WITHHELD,
             ["ValueError"],
             {"email_id": str(email_id), "actor": "agent_4_report", "correlation_id": "corr-canary"},
         ),
@@ -746,13 +747,11 @@ def test_canaries_never_reach_sentry(
             "type": "log",
             "category": "pipeline.extraction",
             "level": "info",
-            "message": "extracted %s owing %s",
         },
         {
             "type": "log",
             "category": "pipeline.extraction",
             "level": "warning",
-            "message": "low confidence for %s",
         },
     ]
     assert all("user" not in e and "extra" not in e for e in events)
