@@ -22,8 +22,9 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard import auth, boundary, data, filters  # noqa: E402
+from dashboard import auth, boundary  # noqa: E402
 from reportlib.access import can_see_audit  # noqa: E402
+from reportlib.config import get_settings  # noqa: E402
 from reportlib.errors import DatabaseUnavailableError  # noqa: E402
 
 st.set_page_config(
@@ -31,7 +32,13 @@ st.set_page_config(
     layout="wide",
     initial_sidebar_state="expanded",
 )
+# Settings are read inside the error boundary, before any module that reads them when it
+# is imported (dashboard.data): a malformed variable ends in the boundary's message, which
+# names the variable but never repeats its value.
+boundary.run_page(get_settings, page="settings", filters=dict)
 boundary.start_error_reporting()
+
+from dashboard import data, filters  # noqa: E402 - read settings when imported
 
 # Nothing below runs for a visitor who is not let in: require_user stops the script with
 # the login prompt or the refusal, and a broken login configuration ends in its message.

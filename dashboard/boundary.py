@@ -15,6 +15,7 @@ from typing import TypeVar
 import sqlalchemy.exc
 import streamlit as st
 
+from dashboard.values import markdown_text
 from reportlib.config import ConfigurationError
 from reportlib.errors import (
     DatabaseUnavailableError,
@@ -22,7 +23,7 @@ from reportlib.errors import (
     ReportNotFoundError,
     ReportValidationError,
 )
-from reportlib.health import is_database_unavailable
+from reportlib.health import ACCESS_MESSAGE, is_database_access_error, is_database_unavailable
 from reportlib.monitoring import capture_page_error, init_sentry
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ def _is_missing_table(exc: BaseException) -> bool:
 
 def database_problem(exc: BaseException) -> str | None:
     """The message to show when ``exc`` means the database is down, slow or not set up."""
+    if is_database_access_error(exc):
+        return ACCESS_MESSAGE  # wrong credentials or no such database: waiting won't help
     if isinstance(exc, DatabaseUnavailableError):
         return f"{exc} {RETRY}"  # fixed text from reportlib.health
     if is_database_unavailable(exc):  # raised outside a translated block
@@ -86,7 +89,8 @@ def run_page(render: Callable[[], T], *, page: str, filters: Callable[[], Mappin
         st.error(f"The dashboard is not configured correctly: {exc}")
         st.stop()
     except ReportValidationError as exc:
-        st.warning(f"This view cannot be shown: {exc.field} {exc.problem}.")
+        # The field name may come from a report: Markdown-inert, like every message.
+        st.warning(markdown_text(f"This view cannot be shown: {exc.field} {exc.problem}."))
         st.stop()
     except ReportNotFoundError:
         st.info("There is no processing report for that email.")
@@ -97,7 +101,7 @@ def run_page(render: Callable[[], T], *, page: str, filters: Callable[[], Mappin
     except Exception as exc:  # noqa: BLE001 - the boundary: no traceback reaches a viewer
         problem = database_problem(exc)
         if problem is None and isinstance(exc, ReportlibError):
-            problem = f"This view cannot be shown: {exc}"
+            problem = markdown_text(f"This view cannot be shown: {exc}")
         safe_filters = _safe(filters)
         if problem == DATABASE_NOT_SET_UP:
             st.info(problem)

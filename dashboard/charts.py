@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.values import plain_text
 from reportlib.queries import BINS, bin_label
 
 ROUTE_COLORS = {"high": "#3E8E7E", "medium": "#E0A458", "low": "#C8553D"}
@@ -24,7 +25,7 @@ FONT = {"family": "Source Sans Pro, sans-serif", "size": 13, "color": "#1F2A33"}
 
 def plain(text: object) -> str:
     """``text`` escaped so plotly shows it literally instead of reading tags or entities."""
-    return html.escape(str(text), quote=True)
+    return html.escape(plain_text(text), quote=True)
 
 
 def _plain_all(values: Iterable[object]) -> list[str]:

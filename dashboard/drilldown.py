@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import ui
-from dashboard.values import EMPTY, display_value
+from dashboard.values import EMPTY, display_value, plain_text
 from reportlib.queries import ReportDetail
 from reportlib.service import INT32_MAX
 
@@ -20,7 +20,7 @@ ROUTE_NAMES = {"high": "High", "medium": "Medium", "low": "Low"}
 def _labelled(label: str, value: str) -> None:
     # The label is ours (safe to style); the value is untrusted and stays plain text.
     st.caption(label)
-    st.text(value)
+    st.text(plain_text(value))
 
 
 def render(detail: ReportDetail) -> None:
@@ -66,17 +66,17 @@ def render(detail: ReportDetail) -> None:
             column.caption(title)
         for item in detail.fields:
             name, value, confidence, source = st.columns([2, 4, 2, 2])
-            name.text(item.name)
+            name.text(plain_text(item.name))
             value.code(display_value(item.name, item.value), language=None, wrap_lines=True)
             if item.confidence is None:
                 confidence.text(EMPTY)
             else:
                 confidence.progress(min(max(item.confidence, 0.0), 1.0))
                 confidence.text(f"{item.confidence:.2f}")
-            source.text(item.source or EMPTY)
+            source.text(plain_text(item.source or EMPTY))
 
         st.markdown("**Missing fields**")
-        st.text(", ".join(detail.missing_fields) if detail.missing_fields else "None")
+        st.text(plain_text(", ".join(detail.missing_fields)) if detail.missing_fields else "None")
 
         # ---- Review actions ------------------------------------------------------------
         # The review workflow's claim / decide panel goes here, e.g.

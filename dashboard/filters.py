@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from dashboard.values import plain_text
 from reportlib.models import ROUTES
 from reportlib.queries import MAX_RANGE_DAYS, NONE_LABEL, ReportFilter
 from reportlib.service import INTENT_MAX
@@ -196,6 +197,7 @@ def sidebar(
             "Intent",
             options=options,
             key=_INTENTS_KEY,
+            format_func=plain_text,
             placeholder="All intents",
             help=f"{NONE_LABEL} is reports without an intent.",
             disabled=not reports,

@@ -21,6 +21,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
+from dashboard.values import plain_text
 from reportlib import quality, review
 from reportlib.config import get_settings
 from reportlib.quality import CalibrationReport, MissingReport, ThresholdWhatIf
@@ -199,8 +200,8 @@ def decide(
 
 
 def field_label(name: str | None) -> str:
-    """``All fields`` for the overall rows, else the field name."""
-    return ALL_FIELDS if name is None else name
+    """``All fields`` for the overall rows, else the field name (bidi controls visible)."""
+    return ALL_FIELDS if name is None else plain_text(name)
 
 
 def calibration_bins(report: CalibrationReport, field_name: str | None) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth, boundary, review_data, ui
-from dashboard.values import EMPTY, display_value
+from dashboard.values import EMPTY, display_value, markdown_text, plain_frame, plain_text
 from reportlib.access import can_review
 from reportlib.errors import ReportlibError
 from reportlib.queries import ReportDetail
@@ -54,8 +54,6 @@ EXTRACTED_VERDICTS = {
 MISSING_VERDICTS = {"absent": "Truly absent", "corrected": "Missed: give the value"}
 OUTCOMES = {"approved": "Approved", "corrected": "Corrected", "rejected": "Rejected"}
 VERDICT_NAMES = {"correct": "correct", "corrected": "corrected", "absent": "absent"}
-_MARKDOWN_SPECIALS = str.maketrans({ch: "\\" + ch for ch in "\\`*_[]<>#~|$"})
-
 
 # --------------------------------------------------------------------------- identity
 
@@ -120,7 +118,7 @@ def render_identity() -> str | None:
                 st.caption(
                     "Reviewing as" + (" (local mode, not verified)" if user.local_mode else "")
                 )
-                st.text(who)
+                st.text(plain_text(who))
             if user.local_mode:
                 middle.button("Change name", key="review_change_name", on_click=_change_name)
         right.button(
@@ -146,8 +144,9 @@ def _flash(email_id: int | None, kind: str, text: str) -> None:
 
 
 def _md(text: str) -> str:
-    # Messages come from reportlib and name fields; field names may hold underscores.
-    return text.translate(_MARKDOWN_SPECIALS)
+    # Messages come from reportlib and name fields (and people): st.error renders
+    # Markdown, so every punctuation mark is escaped and no URL becomes a link.
+    return markdown_text(text)
 
 
 def render_flash(email_id: int | None) -> None:
@@ -255,7 +254,7 @@ def _render_claim(item: ReviewItem, who: str | None) -> bool:
         elif mine:
             st.text(f"You hold this report until {ui.utc_text(claim.expires_at)}.")
         else:
-            st.text(f"Held by {claim.reviewer} until {ui.utc_text(claim.expires_at)}.")
+            st.text(f"Held by {plain_text(claim.reviewer)} until {ui.utc_text(claim.expires_at)}.")
     with right, st.container(horizontal=True, horizontal_alignment="right"):
         if mine:
             st.button(
@@ -452,7 +451,7 @@ def _render_form(item: ReviewItem) -> None:
         name, confidence, verdict_col, value_col = st.columns(
             [2, 1, 4, 4], vertical_alignment="center"
         )
-        name.text(field.name)
+        name.text(plain_text(field.name))
         if field.was_missing:
             confidence.text("missing")
         else:
@@ -526,7 +525,7 @@ def _render_done(email_id: int) -> None:
         icon=":material/task_alt:",
     )
     for field_name, value in done["corrections"]:
-        st.text(f"{field_name} → {value}")
+        st.text(plain_text(f"{field_name} → {value}"))
     st.button(
         "Next item",
         key="review_next_after",
@@ -572,14 +571,14 @@ def _render_history(item: ReviewItem) -> None:
             key=f"review_history_{decision.id}",
         ):
             st.text(
-                f"Reviewer: {decision.reviewer}\n"
+                f"Reviewer: {plain_text(decision.reviewer)}\n"
                 f"Processing of {ui.utc_text(decision.report_created_at)}"
             )
             if decision.note:
-                st.text(f"Note: {decision.note}")
+                st.text(plain_text(f"Note: {decision.note}"))
             if decision.verdicts:
                 st.dataframe(
-                    _history_frame(decision),
+                    plain_frame(_history_frame(decision)),
                     hide_index=True,
                     key=f"review_history_table_{decision.id}",
                 )

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, data
+from dashboard import auth, data, values
 from reportlib.access import DashboardUser, can_see_values
 from reportlib.queries import ReportFilter
 
@@ -46,6 +46,13 @@ def period_caption(flt: ReportFilter) -> None:
     )
 
 
+def plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` for ``st.dataframe``: bidi controls in text cells made visible
+    (:func:`dashboard.values.plain_frame`)."""
+    shown: pd.DataFrame = values.plain_frame(frame)
+    return shown
+
+
 def as_percent(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     """A copy with share columns (0–1) turned into percentages, for display tables."""
     return frame.assign(**{column: frame[column] * 100 for column in columns})
@@ -56,15 +63,46 @@ def percent_column() -> Any:
     return st.column_config.NumberColumn(format="%.1f%%")
 
 
+# Cells a spreadsheet would read as a formula (OWASP "CSV injection"): = + - @, and tab
+# or carriage return, which some tools skip before looking for those.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """``value`` safe for a spreadsheet: text starting like a formula gets a leading ``'``.
+
+    Numbers stay numbers (a negative number is not a formula); only text is changed.
+    This is the OWASP recommendation; spreadsheet tools show the ``'`` or hide it, but
+    none evaluates the cell.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text cells and headers cannot become formulas."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if not (
+            pd.api.types.is_numeric_dtype(safe[column]) or pd.api.types.is_bool_dtype(safe[column])
+        ):
+            safe[column] = safe[column].map(csv_cell, na_action="ignore")
+    safe.columns = [csv_cell(str(name)) for name in safe.columns]
+    return safe
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """UTF-8 CSV with a header row and no index."""
-    return frame.to_csv(index=False).encode("utf-8")
+    """UTF-8 CSV with a header row and no index; every cell is formula-safe
+    (:func:`csv_safe`) and every text field is quoted."""
+    return csv_safe(frame).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode("utf-8")
 
 
 CsvSource = pd.DataFrame | Callable[[], pd.DataFrame | bytes]
 
 
 def _payload(built: pd.DataFrame | bytes) -> tuple[bytes, int]:
+    # Builders that return bytes must make them with csv_bytes (the only CSV writer).
     if isinstance(built, pd.DataFrame):
         return csv_bytes(built), len(built)
     rows = sum(1 for _ in csv.reader(io.StringIO(built.decode("utf-8")))) - 1

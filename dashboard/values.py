@@ -25,6 +25,57 @@ from reportlib.queries import FieldDetail, ReportDetail
 
 EMPTY = "—"
 
+# Bidirectional controls reorder what is shown around them: "invoice\u202egpj.exe"
+# displays as "invoiceexe.jpg". Every one is replaced by a visible marker like [U+202E].
+BIDI_CONTROLS: Final = frozenset(
+    {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+)
+_BIDI_TABLE: Final = {code: f"[U+{code:04X}]" for code in BIDI_CONTROLS}
+_MARKDOWN_TABLE: Final = {
+    **{ord(ch): "\\" + ch for ch in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"},
+    ord("\n"): " ",
+    ord("\r"): " ",
+    **_BIDI_TABLE,
+}
+
+
+def plain_text(text: object) -> str:
+    """``text`` as a string with every bidi control made visible (``[U+202E]``).
+
+    Every untrusted string the dashboard shows (values, subjects, senders, intents, review
+    reasons, field names, reviewer names) goes through this before a text element, a
+    table cell or a chart label.
+    """
+    return str(text).translate(_BIDI_TABLE)
+
+
+def markdown_text(text: object) -> str:
+    """``text`` for an element that renders Markdown (``st.error``, ``st.info``...).
+
+    Every ASCII punctuation character is backslash-escaped, so nothing in it can become
+    emphasis, a link, an autolinked URL or address, an image, HTML, a colour or an icon
+    directive; line breaks become spaces and bidi controls are made visible. Use it for
+    messages that name fields or people; prefer ``st.text`` for anything longer.
+    """
+    return str(text).translate(_MARKDOWN_TABLE)
+
+
+def plain_frame(frame: Any) -> Any:
+    """A copy of a display table (``pandas.DataFrame``) with bidi controls made visible
+    in every text cell and header. Numbers, dates and flags are left as they are."""
+    import pandas as pd  # local import: the rest of this module does not need pandas
+
+    shown = frame.copy()
+    for column in shown.columns:
+        if pd.api.types.is_object_dtype(shown[column]) or pd.api.types.is_string_dtype(
+            shown[column]
+        ):
+            shown[column] = shown[column].map(
+                lambda cell: plain_text(cell) if isinstance(cell, str) else cell
+            )
+    shown.columns = [plain_text(name) if isinstance(name, str) else name for name in shown.columns]
+    return shown
+
 
 class _CurrentRole:
     def __repr__(self) -> str:
@@ -88,7 +139,7 @@ def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return value if value.strip() else EMPTY
+        return plain_text(value) if value.strip() else EMPTY
     if isinstance(value, (int, decimal.Decimal)):
         return str(value)
     if isinstance(value, float):
@@ -99,5 +150,5 @@ def _as_text(value: Any) -> str:
         parts = [_as_text(item) for item in value]
         return ", ".join(parts) if parts else EMPTY
     if isinstance(value, Mapping):
-        return jsoncodec.dumps(value)
-    return str(value)
+        return plain_text(jsoncodec.dumps(value))
+    return plain_text(value)

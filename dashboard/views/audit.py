@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import auth, data, drilldown, filters, ui
+from dashboard.values import plain_frame
 from reportlib.access import can_see_audit
 from reportlib.audit import AUDIT_ACTIONS, check_actor
 from reportlib.errors import ReportValidationError
@@ -36,7 +37,8 @@ def _filters(left: Any, middle: Any, right: Any) -> tuple[str | None, str | None
         "Actor",
         key="audit_actor",
         placeholder="Anyone",
-        help="The exact identity: a lower-cased email address, or local-mode.",
+        help="The exact identity (upper or lower case): an email address, a local-mode "
+        "reviewer name, or local-mode.",
     )
     action = middle.selectbox(
         "Action",
@@ -107,7 +109,7 @@ def render() -> None:
     )
     frame = data.audit_frame(entries)
     st.dataframe(
-        frame.assign(
+        plain_frame(frame).assign(
             occurred_at=frame["occurred_at"].dt.tz_localize(None),
             email_id=[ui.fmt_email_id(value) for value in frame["email_id"]],
         ),

@@ -56,7 +56,7 @@ def render() -> None:
     st.subheader("Per field")
     st.plotly_chart(charts.field_confidence_heatmap(per_field), key="chart_fields")
     st.dataframe(
-        summary.rename(
+        ui.plain_frame(summary).rename(
             columns={
                 "field": "Field",
                 "extracted": "Extracted",
@@ -82,7 +82,7 @@ def render() -> None:
     left.plotly_chart(charts.confidence_by_intent(by_intent), key="chart_intent")
     right.plotly_chart(charts.route_mix_by_intent(by_intent), key="chart_route_mix")
     st.dataframe(
-        ui.as_percent(by_intent, "needs_review_rate").rename(
+        ui.plain_frame(ui.as_percent(by_intent, "needs_review_rate")).rename(
             columns={
                 "intent": "Intent",
                 "reports": "Reports",

@@ -28,7 +28,7 @@ def render() -> None:
     left.plotly_chart(charts.missing_frequency(frequency), key="chart_frequency")
     right.plotly_chart(charts.missing_count_distribution(counts), key="chart_counts")
     st.dataframe(
-        ui.as_percent(frequency, "share").rename(
+        ui.plain_frame(ui.as_percent(frequency, "share")).rename(
             columns={
                 "field": "Field",
                 "missing": "Reports missing it",

@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, drilldown, filters, quality_charts, review_data, review_panel, ui
+from dashboard.values import plain_frame, plain_text
 from reportlib.queries import MAX_QUEUE_ROWS, QUEUE_SORTS, ReportFilter
 
 PAGE_SIZE = 50
@@ -60,7 +61,7 @@ def _render_queue(flt: ReportFilter) -> int | None:
         middle.multiselect(
             "Review reason",
             options=list(counts),
-            format_func=lambda reason: f"{reason} ({counts.get(reason, 0):,})",
+            format_func=lambda reason: f"{plain_text(reason)} ({counts.get(reason, 0):,})",
             key="queue_reasons",
             placeholder="All reasons",
         )
@@ -89,7 +90,7 @@ def _render_queue(flt: ReportFilter) -> int | None:
     )
     nonce = st.session_state.get("queue_nonce", 0)
     event = st.dataframe(
-        _queue_table(frame, dt.datetime.now(dt.UTC), review_data.held_items()),
+        plain_frame(_queue_table(frame, dt.datetime.now(dt.UTC), review_data.held_items())),
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
@@ -211,7 +212,7 @@ def _render_stats(flt: ReportFilter) -> None:
         return
     st.plotly_chart(quality_charts.reviewer_throughput(throughput), key="chart_throughput")
     st.dataframe(
-        throughput.rename(
+        plain_frame(throughput).rename(
             columns={
                 "reviewer": "Reviewer",
                 "decisions": "Decisions",
