@@ -59,13 +59,13 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 # Page name (as in bench.dashboard_queries) -> URL path (dashboard/app.py's url_path).
-# The pages whose data the harness times; Quality (review verdicts, which generated data
-# does not have) and the admin-only Audit log are left out.
+# Every page a non-admin sees; the admin-only Audit log is a paged, indexed list.
 PAGES: dict[str, str] = {
     "overview": "",
     "confidence": "confidence",
     "missing_fields": "missing-fields",
     "review": "review",
+    "quality": "quality",
 }
 QUIET_MS = 500
 LOAD_TIMEOUT_MS = 180_000

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from bench import raw_queries
 from bench.database import FLUSH_FACTOR, CacheFlusher
-from reportlib import queries, review, rollups
+from reportlib import quality, queries, review, rollups
 from reportlib.config import get_settings
 from reportlib.db import make_engine
 from reportlib.models import ProcessingReport
@@ -113,7 +113,29 @@ def page_steps(q: Any) -> dict[str, list[tuple[str, Query]]]:
             ("count_review_queue", lambda s, c: q.count_review_queue(s, flt=c.flt)),
             ("review_queue_reasons", lambda s, c: q.review_queue_reasons(s, flt=c.flt)),
         ],
+        "quality": [
+            *sidebar,
+            ("get_calibration", lambda s, c: quality.get_calibration(s, **_quality_window(q, c))),
+            (
+                "get_threshold_whatif",
+                lambda s, c: quality.get_threshold_whatif(s, **_quality_window(q, c)),
+            ),
+            (
+                "get_missing_outcomes",
+                lambda s, c: quality.get_missing_outcomes(s, **_quality_window(q, c)),
+            ),
+        ],
     }
+
+
+def _quality_window(q: Any, ctx: PageContext) -> dict[str, dt.datetime]:
+    """The Quality page's window: whole UTC days (served by the verdict rollup). For the
+    raw baseline it starts one microsecond later, which sends reportlib.quality to the raw
+    verdicts; it leaves out only verdicts on processings written at that very instant."""
+    start, end = ctx.flt.bounds()
+    if q is not queries:
+        start += dt.timedelta(microseconds=1)
+    return {"start": start, "end": end}
 
 
 def interaction_steps(q: Any, *, next_item: bool = True) -> dict[str, list[tuple[str, Query]]]:

@@ -259,8 +259,10 @@ def bin_label(index: int) -> str:
     return f"{low:.2f}–{high:.2f}"
 
 
-def _rollup(session: Session, name: str, flt: ReportFilter) -> Subquery:
-    return rollup_source(session, BY_TABLE[name], start=flt.start, end=flt.end)
+def _rollup(
+    session: Session, name: str, flt: ReportFilter, dirty: Sequence[dt.date] | None = None
+) -> Subquery:
+    return rollup_source(session, BY_TABLE[name], start=flt.start, end=flt.end, dirty=dirty)
 
 
 def _dims(flt: ReportFilter, source: Subquery) -> list[ColumnElement[bool]]:
@@ -357,7 +359,9 @@ def percentile_from_sorted_pair(low: float, high: float, fraction: float) -> flo
     return low + fraction * (high - low)
 
 
-def _bucket_values(session: Session, flt: ReportFilter, bucket: int) -> list[tuple[int, int]]:
+def _bucket_values(
+    session: Session, flt: ReportFilter, bucket: int, dirty: Sequence[dt.date]
+) -> list[tuple[int, int]]:
     """Distinct processing times in ``bucket`` within the window, ascending, with their
     counts: ``[(ms, reports), ...]``."""
     low = bucket * PROCESSING_TIME_BUCKET_MS
@@ -374,8 +378,8 @@ def _bucket_values(session: Session, flt: ReportFilter, bucket: int) -> list[tup
         )
         return [(int(ms), int(n)) for ms, n in session.execute(raw_stmt).all() if ms is not None]
     # The per-day values rollup (no intent or route): one index range per day.
-    dirty = set(dirty_days(session, start=flt.start, end=flt.end))
-    clean = [day for day in flt.dates() if day not in dirty]
+    dirty_in_window = {day for day in dirty if flt.start <= day <= flt.end}
+    clean = [day for day in flt.dates() if day not in dirty_in_window]
     rollup = BY_TABLE["rollup_processing_time_values"]
     t = rollup.table
     parts = [
@@ -383,8 +387,8 @@ def _bucket_values(session: Session, flt: ReportFilter, bucket: int) -> list[tup
             t.c.day.in_(clean), t.c.processing_time_ms >= low, t.c.processing_time_ms < high
         )
     ]
-    if dirty:
-        raw = rollup.raw(on_days(sorted(dirty))).subquery()
+    if dirty_in_window:
+        raw = rollup.raw(on_days(sorted(dirty_in_window))).subquery()
         parts.append(
             select(raw.c.processing_time_ms, raw.c.reports).where(
                 raw.c.processing_time_ms >= low, raw.c.processing_time_ms < high
@@ -400,12 +404,14 @@ def _bucket_values(session: Session, flt: ReportFilter, bucket: int) -> list[tup
     return [(int(ms), int(n)) for ms, n in session.execute(stmt).all()]
 
 
-def _percentiles(session: Session, flt: ReportFilter, timed: int) -> list[float | None]:
+def _percentiles(
+    session: Session, flt: ReportFilter, timed: int, dirty: Sequence[dt.date]
+) -> list[float | None]:
     """Exact percentiles of the window's processing times: the rollup's bucket counts
     locate each rank's bucket, then that bucket's values give the rank itself."""
     if timed == 0:
         return [None for _ in PERCENTILES]
-    s = _rollup(session, "rollup_processing_time", flt)
+    s = _rollup(session, "rollup_processing_time", flt, dirty)
     buckets = session.execute(
         select(s.c.bucket, func.sum(s.c.reports))
         .where(*_dims(flt, s))
@@ -420,7 +426,7 @@ def _percentiles(session: Session, flt: ReportFilter, timed: int) -> list[float 
         for bucket, n in buckets:
             if rank < before + int(n):
                 if bucket not in values:
-                    values[bucket] = _bucket_values(session, flt, int(bucket))
+                    values[bucket] = _bucket_values(session, flt, int(bucket), dirty)
                 seen = before
                 for ms, count in values[bucket]:
                     seen += count
@@ -447,7 +453,18 @@ def queue_snapshot(
     routes: Sequence[str] = (),
 ) -> QueueSnapshot:
     """Size and oldest item of the open review queue at ``as_of``, for the given intents
-    and routes (all when empty), over all dates.
+    and routes (all when empty), over all dates."""
+    return _queue_snapshot(session, as_of, intents, routes, dirty_days(session))
+
+
+def _queue_snapshot(
+    session: Session,
+    as_of: dt.datetime,
+    intents: Sequence[str],
+    routes: Sequence[str],
+    dirty: Sequence[dt.date],
+) -> QueueSnapshot:
+    """:func:`queue_snapshot` with the dirty days already read.
 
     Items written before ``as_of``'s UTC day and closed after it (or never) come from the
     queue rollup; the rest, written or closed on that day, from the raw rows.
@@ -460,7 +477,11 @@ def queue_snapshot(
     flt_dims = ReportFilter(day, day, intent_labels, route_labels)
 
     s = rollup_source(
-        session, BY_TABLE["rollup_review_queue"], start=None, end=day - dt.timedelta(days=1)
+        session,
+        BY_TABLE["rollup_review_queue"],
+        start=None,
+        end=day - dt.timedelta(days=1),
+        dirty=dirty,
     )
     earlier, first_day = session.execute(
         select(_total(s.c["items"]), func.min(s.c.day)).where(s.c.closed_day > day, *_dims(flt_dims, s))
@@ -511,8 +532,10 @@ def queue_snapshot(
     )
 
 
-def _period_kpis(session: Session, flt: ReportFilter, now: dt.datetime) -> PeriodKpis:
-    s = _rollup(session, "rollup_reports", flt)
+def _period_kpis(
+    session: Session, flt: ReportFilter, now: dt.datetime, dirty: Sequence[dt.date]
+) -> PeriodKpis:
+    s = _rollup(session, "rollup_reports", flt, dirty)
     reports, confidence_sum, flagged, tokens, timed = session.execute(
         select(
             _total(s.c.reports),
@@ -522,9 +545,9 @@ def _period_kpis(session: Session, flt: ReportFilter, now: dt.datetime) -> Perio
             _total(s.c.timed_reports),
         ).where(*_dims(flt, s))
     ).one()
-    percentiles = _percentiles(session, flt, int(timed))
+    percentiles = _percentiles(session, flt, int(timed), dirty)
     _, end = flt.bounds()
-    queue = queue_snapshot(session, as_of=min(end, now), intents=flt.intents, routes=flt.routes)
+    queue = _queue_snapshot(session, min(end, now), flt.intents, flt.routes, dirty)
     return PeriodKpis(
         start=flt.start,
         end=flt.end,
@@ -547,8 +570,10 @@ def overview_kpis(session: Session, *, flt: ReportFilter, now: dt.datetime) -> O
     filters.
     """
     _check_aware(now, "now")
+    dirty = dirty_days(session)  # one read serves both periods and their queue snapshots
     return OverviewKpis(
-        current=_period_kpis(session, flt, now), previous=_period_kpis(session, flt.previous(), now)
+        current=_period_kpis(session, flt, now, dirty),
+        previous=_period_kpis(session, flt.previous(), now, dirty),
     )
 
 
@@ -881,7 +906,11 @@ def threshold_what_if(session: Session, *, flt: ReportFilter, threshold: float) 
 
 def count_reports(session: Session, *, flt: ReportFilter) -> int:
     """Number of reports in the filtered window."""
-    s = _rollup(session, "rollup_reports", flt)
+    return _count_reports(session, flt, None)
+
+
+def _count_reports(session: Session, flt: ReportFilter, dirty: Sequence[dt.date] | None) -> int:
+    s = _rollup(session, "rollup_reports", flt, dirty)
     return int(session.execute(select(_total(s.c.reports)).where(*_dims(flt, s))).scalar_one())
 
 
@@ -899,13 +928,13 @@ def _missing_names(missing_set: str | None) -> tuple[str, ...]:
 
 
 def _missing_sets(
-    session: Session, flt: ReportFilter, *by: str
+    session: Session, flt: ReportFilter, dirty: Sequence[dt.date], *by: str
 ) -> list[tuple[tuple[Any, ...], tuple[str, ...], int]]:
     """Reports per (``by`` columns, set of missing fields): ``[(by values, names, n)]``.
 
     SQL groups by the whole set; splitting a set into its fields is left to the caller.
     """
-    s = _rollup(session, "rollup_missing_sets", flt)
+    s = _rollup(session, "rollup_missing_sets", flt, dirty)
     keys = [s.c[name] for name in by]
     rows = session.execute(
         select(*keys, s.c.missing_set, func.sum(s.c.reports))
@@ -932,12 +961,13 @@ def missing_field_frequency(
     ``share``.
     """
     keys = _key_fields(key_fields)
+    dirty = dirty_days(session, start=flt.start, end=flt.end)
     tally: dict[str, int] = defaultdict(int)
-    for _, missing, n in _missing_sets(session, flt):
+    for _, missing, n in _missing_sets(session, flt, dirty):
         for name in missing:
             tally[name] += n
     counts = _top_missing(tally, MAX_GROUPS + len(keys))
-    total = count_reports(session, flt=flt)
+    total = _count_reports(session, flt, dirty)
     names = _ordered_fields(list(counts) + list(keys), keys)
     # Most missing first; ties keep key-field order, then names.
     names.sort(key=lambda name: -counts.get(name, 0))
@@ -958,14 +988,15 @@ def missing_fields_daily(
     ``share`` (NaN on days without reports).
     """
     keys = _key_fields(key_fields)
+    dirty = dirty_days(session, start=flt.start, end=flt.end)
     counts: dict[tuple[dt.date, str], int] = defaultdict(int)
     tally: dict[str, int] = defaultdict(int)
-    for (day,), missing, n in _missing_sets(session, flt, "day"):
+    for (day,), missing, n in _missing_sets(session, flt, dirty, "day"):
         for name in missing:
             counts[(_as_date(day), name)] += n
             tally[name] += n
     kept = _top_missing(tally, MAX_GROUPS + len(keys))
-    s = _rollup(session, "rollup_reports", flt)
+    s = _rollup(session, "rollup_reports", flt, dirty)
     totals = {
         _as_date(day): int(n)
         for day, n in session.execute(
@@ -1004,7 +1035,8 @@ def missing_fields_by_intent(
     ``field``, ``missing``, ``reports``, ``share``.
     """
     keys = _key_fields(key_fields)
-    s = _rollup(session, "rollup_reports", flt)
+    dirty = dirty_days(session, start=flt.start, end=flt.end)
+    s = _rollup(session, "rollup_reports", flt, dirty)
     n_reports = func.sum(s.c.reports)
     intents = session.execute(
         select(s.c.intent, n_reports)
@@ -1015,7 +1047,7 @@ def missing_fields_by_intent(
     ).all()
     counts: dict[tuple[str | None, str], int] = defaultdict(int)
     tally: dict[str, int] = defaultdict(int)
-    for (intent,), missing, n in _missing_sets(session, flt, "intent"):
+    for (intent,), missing, n in _missing_sets(session, flt, dirty, "intent"):
         for name in missing:
             counts[(intent, name)] += n
             tally[name] += n
@@ -1048,9 +1080,10 @@ def missing_field_cooccurrence(
     it never was). Columns: ``field``, ``other``, ``reports``, ``share``.
     """
     keys = _key_fields(key_fields)
+    dirty = dirty_days(session, start=flt.start, end=flt.end)
     counts: dict[tuple[str, str], int] = defaultdict(int)
     tally: dict[str, int] = defaultdict(int)
-    for _, missing, n in _missing_sets(session, flt):
+    for _, missing, n in _missing_sets(session, flt, dirty):
         for x in missing:
             tally[x] += n
             for y in missing:
@@ -1072,11 +1105,12 @@ def missing_count_distribution(
     """How many reports miss 0, 1, 2, ... fields (up to the number of key fields, or more
     if a report lists more). Columns: ``missing_fields``, ``reports``, ``share``."""
     keys = _key_fields(key_fields)
+    dirty = dirty_days(session, start=flt.start, end=flt.end)
     counts: dict[int, int] = defaultdict(int)
-    for _, missing, n in _missing_sets(session, flt):
+    for _, missing, n in _missing_sets(session, flt, dirty):
         if missing:
             counts[len(missing)] += n
-    total = count_reports(session, flt=flt)
+    total = _count_reports(session, flt, dirty)
     counts[0] = total - sum(counts.values())
     top = max([len(keys), *counts])
     records = [(n, counts.get(n, 0), _share(counts.get(n, 0), total)) for n in range(top + 1)]

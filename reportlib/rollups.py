@@ -320,15 +320,25 @@ def dirty_days(
 
 
 def rollup_source(
-    session: Session, rollup: Rollup, *, start: dt.date | None, end: dt.date
+    session: Session,
+    rollup: Rollup,
+    *,
+    start: dt.date | None,
+    end: dt.date,
+    dirty: Sequence[dt.date] | None = None,
 ) -> Subquery:
     """Rows of ``rollup`` for the days ``[start, end]`` (``start`` None: every day up to
     ``end``): from the table for clean days, computed from the raw rows for dirty ones.
 
     Callers aggregate over the result; a day's rows come from exactly one of the two.
+    ``dirty``: the dirty days as the caller just read them with :func:`dirty_days`, so
+    that one read serves several sources (read here when None).
     """
     table = rollup.table
-    dirty = dirty_days(session, start=start, end=end)
+    if dirty is None:
+        dirty = dirty_days(session, start=start, end=end)
+    else:
+        dirty = [d for d in dirty if d <= end and (start is None or d >= start)]
     in_range: list[ColumnElement[bool]] = [table.c.day <= end]
     if start is not None:
         in_range.append(table.c.day >= start)

@@ -69,10 +69,12 @@ def test_harness_prints_every_target_with_a_figure(smoke: dict[str, Any]) -> Non
         "confidence data, cold",
         "missing_fields data, cold",
         "review data, cold",
+        "quality data, cold",
         "overview data, warm",
         "confidence data, warm",
         "missing_fields data, warm",
         "review data, warm",
+        "quality data, warm",
         "Queue first page, cold",
         "Queue count, cold",
         "Next item (claim_next_report, rolled back), cold",
@@ -94,7 +96,7 @@ def test_harness_prints_every_target_with_a_figure(smoke: dict[str, Any]) -> Non
         assert row["measured"] > 0, row
         assert isinstance(row["met"], bool)
     # Data targets carry the raw-query baseline of the same run.
-    assert all(row["baseline"] > 0 for row in targets[:12] if not row["workload"].startswith("Next"))
+    assert all(row["baseline"] > 0 for row in targets[:14] if not row["workload"].startswith("Next"))
     assert "load average (1/5/15 min) at start:" in printed
     assert "results: " in printed
 
@@ -102,7 +104,7 @@ def test_harness_prints_every_target_with_a_figure(smoke: dict[str, Any]) -> Non
 def test_results_cover_pages_queries_naive_and_ingest(smoke: dict[str, Any]) -> None:
     results = smoke["results"]
     pages = results["dashboard"]["pages"]
-    assert set(pages) == {"overview", "confidence", "missing_fields", "review"}
+    assert set(pages) == {"overview", "confidence", "missing_fields", "review", "quality"}
     interactions = {
         "review_first_page", "review_first_page_lowest_confidence", "review_count", "drill_down"
     }
@@ -169,9 +171,13 @@ def test_data_time_comparison_against_an_earlier_run(
     results = dict(smoke["results"])
     results["data_time_comparison"] = bench_run.compare_data_time(results, earlier)
     assert results["data_time_comparison"]["ratio"] == pytest.approx(2.0, abs=0.02)
-    (row,) = [r for r in bench_run.evaluate(results) if r["workload"].startswith("Data time")]
-    assert row["workload"] == f"Data time, N={N:,} vs N={N // 2:,}"
-    assert row["met"] is False
+    rows = [r for r in bench_run.evaluate(results) if f"N={N:,} vs N={N // 2:,}" in r["workload"]]
+    assert [r["workload"] for r in rows] == [
+        f"{page} data {mode}, N={N:,} vs N={N // 2:,}"
+        for page in bench_run.PAGE_NAMES
+        for mode in ("cold", "warm")
+    ]
+    assert all(r["measured"] == pytest.approx(2.0, abs=0.02) and r["met"] is False for r in rows)
     assert "Data time at N=" in bench_run.markdown({**results,
                                                     "targets": bench_run.evaluate(results)})
 
@@ -290,7 +296,7 @@ def test_dashboard_cache_probe_hits_the_cache(
         page: len([name for name, _ in steps if name != "check_available"])
         for page, steps in dashboard_cache._pages().items()
     }
-    assert set(out["pages"]) == {"overview", "confidence", "missing_fields", "review"}
+    assert set(out["pages"]) == {"overview", "confidence", "missing_fields", "review", "quality"}
     for page, figures in out["pages"].items():
         # The sidebar's two queries are already cached after the first page.
         first_page = page == "overview"
@@ -314,7 +320,7 @@ def test_browser_timings_against_hello_world(
         out = browser.run_browser(smoke["url"], runs=1, results_dir=tmp_path,
                                   chromium=chromium_path)
     assert out["hello_ms"] > 0
-    assert set(out["pages"]) == {"overview", "confidence", "missing_fields", "review"}
+    assert set(out["pages"]) == {"overview", "confidence", "missing_fields", "review", "quality"}
     for name, figures in out["pages"].items():
         assert figures["new_filter_ms"] > 0 and figures["repeated_ms"] > 0
         assert len(figures["new_filter_runs_ms"]) == len(figures["repeated_runs_ms"]) == 1
