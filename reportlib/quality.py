@@ -40,17 +40,14 @@ from typing import Any, Final
 from sqlalchemy import (
     ColumnElement,
     Float,
-    Integer,
     Subquery,
     and_,
     case,
     false,
     func,
     literal,
-    literal_column,
     select,
     true,
-    type_coerce,
 )
 from sqlalchemy.orm import Session
 
@@ -65,6 +62,8 @@ MAX_THRESHOLDS: Final = 50
 MAX_FIELDS: Final = 50
 #: The last day an open-ended window reaches in the rollups.
 LAST_DAY: Final = dt.date(9999, 12, 30)
+#: Distinct field names read from the verdict rollup (each page shows at most MAX_FIELDS).
+MAX_ROLLUP_FIELDS: Final = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,26 +223,55 @@ def _verdict_source(
     return rollup_source(db, BY_TABLE["rollup_verdicts"], start=first, end=last)
 
 
-def _rollup_top_fields(
-    db: Session,
-    source: Subquery,
-    conditions: Sequence[ColumnElement[bool]],
-    fields: tuple[str, ...] | None,
-    max_fields: int,
-) -> tuple[list[str], bool]:
-    if fields is not None:
-        conditions = [*conditions, source.c.field_name.in_(fields)]
-    n = func.sum(source.c.verdicts)
-    names = list(
-        db.scalars(
-            select(source.c.field_name)
-            .where(*conditions)
-            .group_by(source.c.field_name)
-            .order_by(n.desc(), source.c.field_name)
-            .limit(max_fields + 1)
+@dataclass(frozen=True, slots=True)
+class _CentileCounts:
+    """Verdicts on extracted values per field and exact confidence centile:
+    ``counts[field][centile] = (verdicts, correct, confidence_sum)``."""
+
+    counts: dict[str, dict[int, tuple[int, int, float]]]
+
+    def top_fields(
+        self, wanted: tuple[str, ...] | None, max_fields: int
+    ) -> tuple[list[str], bool]:
+        totals = {
+            name: sum(n for n, _, _ in by_centile.values())
+            for name, by_centile in self.counts.items()
+            if wanted is None or name in wanted
+        }
+        ranked = sorted(totals, key=lambda name: (-totals[name], name))
+        return ranked[:max_fields], len(ranked) > max_fields
+
+    def overall(self) -> dict[int, tuple[int, int, float]]:
+        merged: dict[int, tuple[int, int, float]] = {}
+        for by_centile in self.counts.values():
+            for centile, (n, correct, total) in by_centile.items():
+                m = merged.get(centile, (0, 0, 0.0))
+                merged[centile] = (m[0] + n, m[1] + correct, m[2] + total)
+        return merged
+
+
+def _centile_counts(db: Session, source: Subquery) -> _CentileCounts:
+    """One grouped read of the verdict rollup: the rest is arithmetic on at most
+    fields x 101 rows."""
+    rows = db.execute(
+        select(
+            source.c.field_name,
+            source.c.centile,
+            func.sum(source.c.verdicts),
+            func.coalesce(
+                func.sum(case((source.c.verdict == "correct", source.c.verdicts), else_=0)), 0
+            ),
+            func.sum(source.c.confidence_sum),
         )
-    )
-    return names[:max_fields], len(names) > max_fields
+        .where(~source.c.was_missing, source.c.centile.is_not(None))
+        .group_by(source.c.field_name, source.c.centile)
+        .order_by(source.c.field_name, source.c.centile)
+        .limit(MAX_ROLLUP_FIELDS * 101)
+    ).all()
+    counts: dict[str, dict[int, tuple[int, int, float]]] = {}
+    for name, centile, n, correct, total in rows:
+        counts.setdefault(name, {})[int(centile)] = (int(n), int(correct), float(total or 0.0))
+    return _CentileCounts(counts)
 
 
 def _on_centile_grid(value: float) -> bool:
@@ -426,43 +454,21 @@ def _rollup_calibration(
 ) -> CalibrationReport:
     """:func:`get_calibration` from the verdict rollup: with ``n_bins`` dividing 100, bin
     ``floor(centile * n_bins / 100)`` (capped) is exactly the bin the raw edges give."""
-    extracted = [~source.c.was_missing, source.c.centile.is_not(None)]
-    names, truncated = _rollup_top_fields(db, source, extracted, wanted, max_fields)
-    scaled = type_coerce(
-        (source.c.centile * literal_column(str(n_bins))).op("/")(literal_column("100")), Integer
-    )
-    bin_index = case((source.c.centile >= 100, n_bins - 1), else_=scaled)
-    measures = (
-        func.sum(source.c.verdicts),
-        func.coalesce(
-            func.sum(case((source.c.verdict == "correct", source.c.verdicts), else_=0)), 0
-        ),
-        func.sum(source.c.confidence_sum),
-    )
-    overall = {
-        int(index): (int(n), int(correct), float(confidence_sum))
-        for index, n, correct, confidence_sum in db.execute(
-            select(bin_index, *measures)
-            .where(*extracted)
-            .group_by(bin_index)
-            .order_by(bin_index)
-            .limit(MAX_BINS)
-        )
-    }
-    per_field: dict[str, dict[int, tuple[int, int, float]]] = {name: {} for name in names}
-    if names:
-        for name, index, n, correct, confidence_sum in db.execute(
-            select(source.c.field_name, bin_index, *measures)
-            .where(*extracted, source.c.field_name.in_(names))
-            .group_by(source.c.field_name, bin_index)
-            .order_by(source.c.field_name, bin_index)
-            .limit(MAX_FIELDS * MAX_BINS)
-        ):
-            per_field[name][int(index)] = (int(n), int(correct), float(confidence_sum))
+    counts = _centile_counts(db, source)
+    names, truncated = counts.top_fields(wanted, max_fields)
+
+    def binned(by_centile: dict[int, tuple[int, int, float]]) -> dict[int, tuple[int, int, float]]:
+        bins: dict[int, tuple[int, int, float]] = {}
+        for centile, (n, correct, total) in by_centile.items():
+            index = min(centile * n_bins // 100, n_bins - 1)
+            b = bins.get(index, (0, 0, 0.0))
+            bins[index] = (b[0] + n, b[1] + correct, b[2] + total)
+        return bins
+
     return CalibrationReport(
         n_bins=n_bins,
-        overall=_calibration(None, n_bins, overall),
-        fields=tuple(_calibration(name, n_bins, per_field[name]) for name in names),
+        overall=_calibration(None, n_bins, binned(counts.overall())),
+        fields=tuple(_calibration(name, n_bins, binned(counts.counts[name])) for name in names),
         fields_truncated=truncated,
     )
 
@@ -492,31 +498,32 @@ def get_threshold_whatif(
     source = (
         _verdict_source(db, start, end) if all(map(_on_centile_grid, levels)) else None
     )
-    columns: list[Any]
+    results: list[tuple[str | None, Sequence[Any]]]
     if source is not None:
         # Exact centiles: confidence < t <=> centile < 100 t for t on the 0.01 grid.
-        extracted = [~source.c.was_missing, source.c.centile.is_not(None)]
-        names, truncated = _rollup_top_fields(db, source, extracted, wanted, max_fields)
-        count = source.c.verdicts
-        is_wrong = source.c.verdict != "correct"
-        columns = [func.sum(count), func.coalesce(func.sum(case((is_wrong, count), else_=0)), 0)]
-        for level in levels:
-            edge = round(level * 100)
-            columns.append(
-                func.coalesce(func.sum(case((source.c.centile < edge, count), else_=0)), 0)
-            )
-            columns.append(
-                func.coalesce(
-                    func.sum(case((and_(source.c.centile >= edge, is_wrong), count), else_=0)), 0
+        counts = _centile_counts(db, source)
+        names, truncated = counts.top_fields(wanted, max_fields)
+        edges = [round(level * 100) for level in levels]
+
+        def outcome_row(by_centile: dict[int, tuple[int, int, float]]) -> list[int]:
+            row = [
+                sum(n for n, _, _ in by_centile.values()),
+                sum(n - correct for n, correct, _ in by_centile.values()),
+            ]
+            for edge in edges:
+                row.append(sum(n for c, (n, _, _) in by_centile.items() if c < edge))
+                row.append(
+                    sum(n - ok for c, (n, ok, _) in by_centile.items() if c >= edge)
                 )
-            )
-        base = select(*columns).where(*extracted)
-        field_name: Any = source.c.field_name
+            return row
+
+        results = [(None, outcome_row(counts.overall()))]
+        results += [(name, outcome_row(counts.counts[name])) for name in names]
     else:
         names, truncated = _top_fields(db, conditions, wanted, max_fields)
         confidence = ReviewFieldVerdict.extracted_confidence
         wrong = ReviewFieldVerdict.verdict != "correct"
-        columns = [func.count(), func.coalesce(func.sum(_is_wrong()), 0)]
+        columns: list[Any] = [func.count(), func.coalesce(func.sum(_is_wrong()), 0)]
         for level in levels:
             bound = literal(level, Float())
             columns.append(func.coalesce(func.sum(case((confidence < bound, 1), else_=0)), 0))
@@ -529,17 +536,16 @@ def get_threshold_whatif(
             .join(ReviewDecision, ReviewDecision.id == ReviewFieldVerdict.decision_id)
             .where(*conditions)
         )
-        field_name = ReviewFieldVerdict.field_name
-    results: list[tuple[str | None, Sequence[Any]]] = [(None, db.execute(base).one())]
-    if names:
-        per_field = db.execute(
-            base.add_columns(field_name)
-            .where(field_name.in_(names))
-            .group_by(field_name)
-            .limit(MAX_FIELDS)
-        ).all()
-        by_name = {row[-1]: row for row in per_field}
-        results += [(name, by_name[name]) for name in names]
+        results = [(None, db.execute(base).one())]
+        if names:
+            per_field = db.execute(
+                base.add_columns(ReviewFieldVerdict.field_name)
+                .where(ReviewFieldVerdict.field_name.in_(names))
+                .group_by(ReviewFieldVerdict.field_name)
+                .limit(MAX_FIELDS)
+            ).all()
+            by_name = {row[-1]: row for row in per_field}
+            results += [(name, by_name[name]) for name in names]
 
     rows: list[ThresholdOutcome] = []
     for name, row in results:
@@ -595,26 +601,36 @@ def get_missing_outcomes(
     wanted = _check_fields(fields)
     conditions = [*_window(start, end), ReviewFieldVerdict.was_missing == true()]
     source = _verdict_source(db, start, end)
-    field_name: Any
+    per_field: dict[str, MissingOutcome] = {}
     if source is not None:
-        marked_missing = [source.c.was_missing]
-        names, truncated = _rollup_top_fields(db, source, marked_missing, wanted, max_fields)
-        count = source.c.verdicts
-        verdict: Any = source.c.verdict
-        measures: tuple[Any, ...] = (
-            func.coalesce(func.sum(count), 0),
-            func.coalesce(func.sum(case((verdict == "corrected", count), else_=0)), 0),
-            func.coalesce(func.sum(case((verdict == "absent", count), else_=0)), 0),
-        )
-        base = select(*measures).where(*marked_missing)
-        field_name = source.c.field_name
+        # One grouped read; totals and the most-reviewed fields follow from its rows.
+        tallies: dict[str, list[int]] = {}
+        for name, verdict, count in db.execute(
+            select(source.c.field_name, source.c.verdict, func.sum(source.c.verdicts))
+            .where(source.c.was_missing)
+            .group_by(source.c.field_name, source.c.verdict)
+            .order_by(source.c.field_name, source.c.verdict)
+            .limit(MAX_ROLLUP_FIELDS * 3)
+        ):
+            tally = tallies.setdefault(name, [0, 0, 0])
+            tally[0] += int(count)
+            tally[1] += int(count) if verdict == "corrected" else 0
+            tally[2] += int(count) if verdict == "absent" else 0
+        n = sum(t[0] for t in tallies.values())
+        missed = sum(t[1] for t in tallies.values())
+        absent = sum(t[2] for t in tallies.values())
+        eligible = [name for name in tallies if wanted is None or name in wanted]
+        ranked = sorted(eligible, key=lambda name: (-tallies[name][0], name))
+        names, truncated = ranked[:max_fields], len(ranked) > max_fields
+        for name in names:
+            per_field[name] = _missing_outcome(name, *tallies[name])
     else:
         names, truncated = _top_fields(db, conditions, wanted, max_fields)
-        verdict = ReviewFieldVerdict.verdict
+        verdict_column = ReviewFieldVerdict.verdict
         measures = (
             func.count(),
-            func.coalesce(func.sum(case((verdict == "corrected", 1), else_=0)), 0),
-            func.coalesce(func.sum(case((verdict == "absent", 1), else_=0)), 0),
+            func.coalesce(func.sum(case((verdict_column == "corrected", 1), else_=0)), 0),
+            func.coalesce(func.sum(case((verdict_column == "absent", 1), else_=0)), 0),
         )
         base = (
             select(*measures)
@@ -622,17 +638,17 @@ def get_missing_outcomes(
             .join(ReviewDecision, ReviewDecision.id == ReviewFieldVerdict.decision_id)
             .where(*conditions)
         )
-        field_name = ReviewFieldVerdict.field_name
-    n, missed, absent = db.execute(base).one()
-    per_field: dict[str, MissingOutcome] = {}
-    if names:
-        for row in db.execute(
-            base.add_columns(field_name)
-            .where(field_name.in_(names))
-            .group_by(field_name)
-            .limit(MAX_FIELDS)
-        ):
-            per_field[row[3]] = _missing_outcome(row[3], int(row[0]), int(row[1]), int(row[2]))
+        n, missed, absent = db.execute(base).one()
+        if names:
+            for row in db.execute(
+                base.add_columns(ReviewFieldVerdict.field_name)
+                .where(ReviewFieldVerdict.field_name.in_(names))
+                .group_by(ReviewFieldVerdict.field_name)
+                .limit(MAX_FIELDS)
+            ):
+                per_field[row[3]] = _missing_outcome(
+                    row[3], int(row[0]), int(row[1]), int(row[2])
+                )
     return MissingReport(
         overall=_missing_outcome(None, int(n), int(missed), int(absent)),
         fields=tuple(per_field[name] for name in names),
