@@ -456,19 +456,53 @@ class AuditEvent(Base):
 # rebuild are listed in rollup_dirty_days and read from the raw rows until then.
 # --------------------------------------------------------------------------------------
 
+#: Fixed-width confidence bins of the histograms (width 0.05; the last one holds 1.0).
+CONFIDENCE_BINS = 20
+#: Confidence centiles: ``c`` with ``c/100 <= confidence < (c+1)/100`` (100 for 1.0).
+CENTILES = 101
 #: Width of a processing-time bucket in milliseconds (exact percentiles read one bucket).
 PROCESSING_TIME_BUCKET_MS = 256
+#: Processing-time buckets; the last one also holds every longer time.
+PROCESSING_TIME_BUCKETS = 64
 #: Stand-in ``closed_day`` for review items still open (sorts after every real day).
 OPEN_DAY = dt.date(9999, 12, 31)
 
 
-def _rollup_table(name: str, *columns: Column[Any], dims: bool = True) -> Table:
-    keys: list[Column[Any]] = [Column("day", Date, nullable=False)]
-    if dims:
-        keys += [Column("intent", String(50)), Column("route", String(20), nullable=False)]
+def bin_column(index: int) -> str:
+    """Name of the column counting confidence bin ``index``."""
+    return f"bin_{index:02d}"
+
+
+def centile_column(centile: int) -> str:
+    """Name of the column counting confidence centile ``centile``."""
+    return f"centile_{centile:03d}"
+
+
+def centile_sum_column(centile: int) -> str:
+    """Name of the column summing the confidences in centile ``centile``."""
+    return f"confidence_sum_{centile:03d}"
+
+
+def ms_bucket_column(bucket: int) -> str:
+    """Name of the column counting processing-time bucket ``bucket``."""
+    return f"ms_bucket_{bucket:02d}"
+
+
+def _counts(names: list[str]) -> list[Column[Any]]:
+    return [Column(name, Integer, nullable=False) for name in names]
+
+
+def _rollup_table(name: str, *columns: Column[Any]) -> Table:
+    keys: list[Column[Any]] = [
+        Column("day", Date, nullable=False),
+        Column("intent", String(50)),
+        Column("route", String(20), nullable=False),
+    ]
     return Table(name, Base.metadata, *keys, *columns, Index(f"ix_{name}_day", "day"))
 
 
+# Histograms are columns, not rows: a day has one row per intent, route and flag however
+# many reports it holds, so reading a window costs the same at any traffic.
 rollup_reports = _rollup_table(
     "rollup_reports",
     Column("needs_review", Boolean, nullable=False),
@@ -476,20 +510,9 @@ rollup_reports = _rollup_table(
     Column("confidence_sum", Float, nullable=False),
     Column("tokens", BigInteger, nullable=False),
     Column("timed_reports", Integer, nullable=False),
-)
-
-rollup_confidence = _rollup_table(
-    "rollup_confidence",
-    Column("needs_review", Boolean, nullable=False),
-    Column("confidence_bin", Integer, nullable=False),
-    Column("centile", Integer, nullable=False),
-    Column("reports", Integer, nullable=False),
-)
-
-rollup_processing_time = _rollup_table(
-    "rollup_processing_time",
-    Column("bucket", Integer, nullable=False),
-    Column("reports", Integer, nullable=False),
+    *_counts([bin_column(i) for i in range(CONFIDENCE_BINS)]),
+    *_counts([centile_column(c) for c in range(CENTILES)]),
+    *_counts([ms_bucket_column(b) for b in range(PROCESSING_TIME_BUCKETS)]),
 )
 
 # Without intent and route: the exact values of one bucket for an unfiltered window.
@@ -511,13 +534,7 @@ rollup_fields = _rollup_table(
     Column("confidence_sum", Float),
     Column("confidence_min", Float),
     Column("confidence_max", Float),
-)
-
-rollup_field_confidence = _rollup_table(
-    "rollup_field_confidence",
-    Column("field_name", String(100), nullable=False),
-    Column("confidence_bin", Integer, nullable=False),
-    Column("field_values", Integer, nullable=False),
+    *_counts([bin_column(i) for i in range(CONFIDENCE_BINS)]),
 )
 
 # The set of missing fields of each report, as the JSON text of its missing_fields list.
@@ -540,10 +557,9 @@ rollup_review_queue = Table(
     Index("ix_rollup_review_queue_closed_day", "closed_day", "day"),
 )
 
-# No unique key: a writer checks NOT EXISTS and never waits on another writer's
-# uncommitted day (two writers may list the same day twice, which is harmless).
 # Reviewer verdicts by the UTC day of the processing they reviewed (report_created_at),
-# field, kind and exact confidence centile (NULL when the field had no confidence).
+# field, kind and verdict: counts and confidence sums per exact confidence centile, and
+# how many had no confidence.
 rollup_verdicts = Table(
     "rollup_verdicts",
     Base.metadata,
@@ -551,12 +567,15 @@ rollup_verdicts = Table(
     Column("field_name", String(100), nullable=False),
     Column("was_missing", Boolean, nullable=False),
     Column("verdict", String(20), nullable=False),
-    Column("centile", Integer),
     Column("verdicts", Integer, nullable=False),
-    Column("confidence_sum", Float),
+    Column("unscored", Integer, nullable=False),
+    *_counts([centile_column(c) for c in range(CENTILES)]),
+    *[Column(centile_sum_column(c), Float, nullable=False) for c in range(CENTILES)],
     Index("ix_rollup_verdicts_day", "day"),
 )
 
+# No unique key: a writer checks NOT EXISTS and never waits on another writer's
+# uncommitted day (two writers may list the same day twice, which is harmless).
 rollup_dirty_days = Table(
     "rollup_dirty_days",
     Base.metadata,
@@ -566,11 +585,8 @@ rollup_dirty_days = Table(
 
 ROLLUP_TABLES: tuple[Table, ...] = (
     rollup_reports,
-    rollup_confidence,
-    rollup_processing_time,
     rollup_processing_time_values,
     rollup_fields,
-    rollup_field_confidence,
     rollup_missing_sets,
     rollup_review_queue,
     rollup_verdicts,

@@ -52,7 +52,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from reportlib.errors import ReportValidationError
-from reportlib.models import ReviewDecision, ReviewFieldVerdict
+from reportlib.models import (
+    CENTILES,
+    FIELD_VERDICTS,
+    ReviewDecision,
+    ReviewFieldVerdict,
+    centile_column,
+    centile_sum_column,
+)
 from reportlib.rollups import BY_TABLE, rollup_source
 
 DEFAULT_BINS: Final = 10
@@ -251,27 +258,35 @@ class _CentileCounts:
 
 
 def _centile_counts(db: Session, source: Subquery) -> _CentileCounts:
-    """One grouped read of the verdict rollup: the rest is arithmetic on at most
-    fields x 101 rows."""
+    """One grouped read of the verdict rollup (fields x verdicts rows): the rest is
+    arithmetic on those rows' centile columns."""
     rows = db.execute(
         select(
             source.c.field_name,
-            source.c.centile,
-            func.sum(source.c.verdicts),
-            func.coalesce(
-                func.sum(case((source.c.verdict == "correct", source.c.verdicts), else_=0)), 0
-            ),
-            func.sum(source.c.confidence_sum),
+            source.c.verdict,
+            *(func.sum(source.c[centile_column(c)]) for c in range(CENTILES)),
+            *(func.sum(source.c[centile_sum_column(c)]) for c in range(CENTILES)),
         )
-        .where(~source.c.was_missing, source.c.centile.is_not(None))
-        .group_by(source.c.field_name, source.c.centile)
-        .order_by(source.c.field_name, source.c.centile)
-        .limit(MAX_ROLLUP_FIELDS * 101)
+        .where(~source.c.was_missing)
+        .group_by(source.c.field_name, source.c.verdict)
+        .order_by(source.c.field_name, source.c.verdict)
+        .limit(MAX_ROLLUP_FIELDS * len(FIELD_VERDICTS))
     ).all()
     counts: dict[str, dict[int, tuple[int, int, float]]] = {}
-    for name, centile, n, correct, total in rows:
-        counts.setdefault(name, {})[int(centile)] = (int(n), int(correct), float(total or 0.0))
-    return _CentileCounts(counts)
+    for row in rows:
+        name, verdict = row[0], row[1]
+        numbers, sums = row[2 : 2 + CENTILES], row[2 + CENTILES :]
+        by_centile = counts.setdefault(name, {})
+        for centile in range(CENTILES):
+            n = int(numbers[centile] or 0)
+            if n:
+                seen, correct, total = by_centile.get(centile, (0, 0, 0.0))
+                by_centile[centile] = (
+                    seen + n,
+                    correct + (n if verdict == "correct" else 0),
+                    total + float(sums[centile] or 0.0),
+                )
+    return _CentileCounts({name: by for name, by in counts.items() if by})
 
 
 def _on_centile_grid(value: float) -> bool:

@@ -58,10 +58,14 @@ from reportlib.dialect import BINS, confidence_bin, utc_date
 from reportlib.errors import ReportValidationError
 from reportlib.models import (
     PROCESSING_TIME_BUCKET_MS,
+    PROCESSING_TIME_BUCKETS,
     ROUTES,
     IncomingEmail,
     ProcessingReport,
     ReportField,
+    bin_column,
+    centile_column,
+    ms_bucket_column,
 )
 from reportlib.rollups import BY_TABLE, dirty_days, on_days, rollup_source
 from reportlib.service import INT32_MAX, INTENT_MAX, utc_day_bounds
@@ -77,6 +81,8 @@ MAX_GROUPS: Final = 50
 #: At most this many distinct sets of missing fields are read per breakdown.
 MAX_MISSING_SETS: Final = 10_000
 PERCENTILES: Final = (0.5, 0.95)
+#: Distinct processing times read for one bucket (the last, open-ended one included).
+MAX_BUCKET_VALUES: Final = 100_000
 
 #: Allow-list of review queue orders; ties always fall back to age, then id.
 QUEUE_SORTS: Final[dict[str, str]] = {
@@ -365,7 +371,8 @@ def _bucket_values(
     """Distinct processing times in ``bucket`` within the window, ascending, with their
     counts: ``[(ms, reports), ...]``."""
     low = bucket * PROCESSING_TIME_BUCKET_MS
-    high = low + PROCESSING_TIME_BUCKET_MS
+    # The last bucket also holds every longer time.
+    high = low + PROCESSING_TIME_BUCKET_MS if bucket < PROCESSING_TIME_BUCKETS - 1 else INT32_MAX
     if flt.intents or flt.routes:
         # Filtered by intent or route: the raw values of the bucket, by index range.
         r = ProcessingReport
@@ -374,7 +381,7 @@ def _bucket_values(
             .where(*_report_window(flt), r.processing_time_ms >= low, r.processing_time_ms < high)
             .group_by(r.processing_time_ms)
             .order_by(r.processing_time_ms)
-            .limit(PROCESSING_TIME_BUCKET_MS)
+            .limit(MAX_BUCKET_VALUES)
         )
         return [(int(ms), int(n)) for ms, n in session.execute(raw_stmt).all() if ms is not None]
     # The per-day values rollup (no intent or route): one index range per day.
@@ -399,7 +406,7 @@ def _bucket_values(
         select(values.c.processing_time_ms, func.sum(values.c.reports))
         .group_by(values.c.processing_time_ms)
         .order_by(values.c.processing_time_ms)
-        .limit(PROCESSING_TIME_BUCKET_MS)
+        .limit(MAX_BUCKET_VALUES)
     )
     return [(int(ms), int(n)) for ms, n in session.execute(stmt).all()]
 
@@ -411,14 +418,13 @@ def _percentiles(
     locate each rank's bucket, then that bucket's values give the rank itself."""
     if timed == 0:
         return [None for _ in PERCENTILES]
-    s = _rollup(session, "rollup_processing_time", flt, dirty)
-    buckets = session.execute(
-        select(s.c.bucket, func.sum(s.c.reports))
-        .where(*_dims(flt, s))
-        .group_by(s.c.bucket)
-        .order_by(s.c.bucket)
-        .limit(INT32_MAX // PROCESSING_TIME_BUCKET_MS + 1)
-    ).all()
+    s = _rollup(session, "rollup_reports", flt, dirty)
+    counts = session.execute(
+        select(
+            *(_total(s.c[ms_bucket_column(b)]) for b in range(PROCESSING_TIME_BUCKETS))
+        ).where(*_dims(flt, s))
+    ).one()
+    buckets = [(b, int(n)) for b, n in enumerate(counts) if n]
     values: dict[int, list[tuple[int, int]]] = {}
 
     def value(rank: int) -> float:
@@ -652,15 +658,15 @@ def confidence_histogram(session: Session, *, flt: ReportFilter) -> pd.DataFrame
     when unfiltered), zeros included. Columns: ``bin``, ``lower``, ``upper``, ``label``,
     ``route``, ``reports``.
     """
-    s = _rollup(session, "rollup_confidence", flt)
+    s = _rollup(session, "rollup_reports", flt)
     rows = session.execute(
-        select(s.c.confidence_bin, s.c.route, func.sum(s.c.reports))
+        select(s.c.route, *(_total(s.c[bin_column(i)]) for i in range(BINS)))
         .where(*_dims(flt, s))
-        .group_by(s.c.confidence_bin, s.c.route)
-        .order_by(s.c.confidence_bin, s.c.route)
-        .limit(BINS * len(ROUTES))
+        .group_by(s.c.route)
+        .order_by(s.c.route)
+        .limit(len(ROUTES))
     ).all()
-    counts = {(int(b), route): int(n) for b, route, n in rows}
+    counts = {(i, row[0]): int(n) for row in rows for i, n in enumerate(row[1:])}
     routes = flt.routes or ROUTES
     records = [
         (i, *bin_edges(i), bin_label(i), route, counts.get((i, route), 0))
@@ -754,15 +760,15 @@ def field_confidence_histogram(
     names = list(dict.fromkeys(fields))[: MAX_GROUPS * 2]
     counts: dict[tuple[str, int], int] = {}
     if names:
-        s = _rollup(session, "rollup_field_confidence", flt)
+        s = _rollup(session, "rollup_fields", flt)
         rows = session.execute(
-            select(s.c.field_name, s.c.confidence_bin, func.sum(s.c.field_values))
+            select(s.c.field_name, *(_total(s.c[bin_column(i)]) for i in range(BINS)))
             .where(*_dims(flt, s), s.c.field_name.in_(names))
-            .group_by(s.c.field_name, s.c.confidence_bin)
-            .order_by(s.c.field_name, s.c.confidence_bin)
-            .limit(len(names) * BINS)
+            .group_by(s.c.field_name)
+            .order_by(s.c.field_name)
+            .limit(len(names))
         ).all()
-        counts = {(name, int(b)): int(n) for name, b, n in rows}
+        counts = {(row[0], i): int(n) for row in rows for i, n in enumerate(row[1:])}
     totals = {name: sum(counts.get((name, i), 0) for i in range(BINS)) for name in names}
     records = [
         (
@@ -868,14 +874,16 @@ def threshold_what_if(session: Session, *, flt: ReportFilter, threshold: float) 
     t = float(threshold)
     centile = round(t * 100)
     if centile / 100 == t:
-        s = _rollup(session, "rollup_confidence", flt)
-        below = s.c.centile < centile
+        s = _rollup(session, "rollup_reports", flt)
+        below: Any = sum(
+            (s.c[centile_column(c)] for c in range(centile)), start=literal_column("0")
+        )
         row = session.execute(
             select(
                 _total(s.c.reports),
-                _total(case((below, s.c.reports), else_=0)),
-                _total(case((and_(below, ~s.c.needs_review), s.c.reports), else_=0)),
-                _total(case((and_(~below, s.c.needs_review), s.c.reports), else_=0)),
+                _total(below),
+                _total(case((~s.c.needs_review, below), else_=0)),
+                _total(case((s.c.needs_review, s.c.reports - below), else_=0)),
             ).where(*_dims(flt, s))
         ).one()
     else:

@@ -15,11 +15,18 @@ cheaper, never more correct. The dashboard runs it every
 ``ROLLUP_REFRESH_INTERVAL_S`` seconds; ``python -m reportlib rollups refresh`` does the
 same from cron.
 
-**Writers never wait on a hot row.** A write's only rollup work is an ``INSERT ... ON
-CONFLICT DO NOTHING`` of its day into ``rollup_dirty_days``, which takes no row lock when
-the day is already listed. A refresh takes ``rollup_dirty_days`` in EXCLUSIVE mode on
-PostgreSQL: writers that already marked a day finish first, so the rebuild sees their
-rows, and writers arriving meanwhile wait until it commits, then mark their day again.
+**Writers never wait on a hot row.** A write's only rollup work is one ``INSERT ...
+SELECT ... WHERE NOT EXISTS`` of its day into ``rollup_dirty_days`` (no unique key, so a
+writer never waits for another writer's uncommitted day; a day listed twice is harmless).
+A refresh takes ``rollup_dirty_days`` in EXCLUSIVE mode on PostgreSQL: writers that
+already marked a day finish first, so the rebuild sees their rows, and writers arriving
+meanwhile wait until it commits, then mark their day again. The refresh waits at most
+``REFRESH_LOCK_TIMEOUT_MS`` and otherwise gives way.
+
+**Reads cost the same at any traffic.** Histograms (confidence bins and centiles,
+processing-time buckets, verdict centiles) are columns of one row per day, intent, route
+and flag, not rows per bucket, so a 30-day window reads about a thousand short rows
+whether a day holds ten reports or a hundred thousand.
 """
 
 from __future__ import annotations
@@ -64,19 +71,23 @@ from reportlib.dialect import (
 )
 from reportlib.errors import ReportlibError
 from reportlib.models import (
+    CENTILES,
+    CONFIDENCE_BINS,
     OPEN_DAY,
     PROCESSING_TIME_BUCKET_MS,
+    PROCESSING_TIME_BUCKETS,
     ROLLUP_TABLES,
     ProcessingReport,
     ReportField,
     ReviewDecision,
     ReviewFieldVerdict,
-    rollup_confidence,
+    bin_column,
+    centile_column,
+    centile_sum_column,
+    ms_bucket_column,
     rollup_dirty_days,
-    rollup_field_confidence,
     rollup_fields,
     rollup_missing_sets,
-    rollup_processing_time,
     rollup_processing_time_values,
     rollup_reports,
     rollup_review_queue,
@@ -113,46 +124,59 @@ def _grouped(keys: list[Any], measures: list[Any], where: ColumnElement[bool]) -
     return select(*keys, *measures).where(where).group_by(*(key.element for key in keys))
 
 
+def _count_where(column: Any, value: int) -> Any:
+    return func.sum(case((column == value, 1), else_=0))
+
+
 def _reports_rows(where: Where) -> Select[Any]:
     r = ProcessingReport
-    return _grouped(
-        [*_report_keys(), r.needs_review.label("needs_review")],
-        [
-            func.count().label("reports"),
-            func.sum(r.overall_confidence).label("confidence_sum"),
-            func.sum(r.total_tokens_used).label("tokens"),
-            func.count(r.processing_time_ms).label("timed_reports"),
-        ],
-        where(r.created_at),
-    )
-
-
-def _confidence_rows(where: Where) -> Select[Any]:
-    r = ProcessingReport
-    return _grouped(
-        [
+    ms = r.processing_time_ms
+    # Each report's bin, centile and processing-time bucket once, then one count per column.
+    per_report = (
+        select(
             *_report_keys(),
             r.needs_review.label("needs_review"),
-            confidence_bin(r.overall_confidence).label("confidence_bin"),
+            r.overall_confidence.label("confidence"),
+            r.total_tokens_used.label("tokens"),
+            ms.label("ms"),
+            confidence_bin(r.overall_confidence).label("bin"),
             confidence_centile(r.overall_confidence).label("centile"),
-        ],
-        [func.count().label("reports")],
-        where(r.created_at),
+            processing_time_bucket(ms).label("bucket"),
+        )
+        .where(where(r.created_at))
+        .subquery()
+    )
+    p = per_report.c
+    keys = [p.day, p.intent, p.route, p.needs_review]
+    return (
+        select(
+            *keys,
+            func.count().label("reports"),
+            func.sum(p.confidence).label("confidence_sum"),
+            func.sum(p.tokens).label("tokens"),
+            func.count(p.ms).label("timed_reports"),
+            *(_count_where(p.bin, i).label(bin_column(i)) for i in range(CONFIDENCE_BINS)),
+            *(_count_where(p.centile, c).label(centile_column(c)) for c in range(CENTILES)),
+            *(
+                _count_where(p.bucket, b).label(ms_bucket_column(b))
+                for b in range(PROCESSING_TIME_BUCKETS)
+            ),
+        )
+        .group_by(*keys)
     )
 
 
 def processing_time_bucket(column: Any) -> ColumnElement[int]:
-    """The bucket of a processing time: ``ms // PROCESSING_TIME_BUCKET_MS``."""
-    # A literal, not a bound value: GROUP BY must repeat the very same expression.
-    return type_coerce(column.op("/")(literal_column(str(PROCESSING_TIME_BUCKET_MS))), Integer)
-
-
-def _processing_time_rows(where: Where) -> Select[Any]:
-    r = ProcessingReport
-    return _grouped(
-        [*_report_keys(), processing_time_bucket(r.processing_time_ms).label("bucket")],
-        [func.count().label("reports")],
-        and_(where(r.created_at), r.processing_time_ms.is_not(None)),
+    """The bucket of a processing time: ``ms // PROCESSING_TIME_BUCKET_MS``, the last
+    bucket also holding every longer time (NULL for NULL)."""
+    last = PROCESSING_TIME_BUCKETS - 1
+    # Literals, not bound values: GROUP BY and CASE repeat the very same expression.
+    quotient = type_coerce(
+        column.op("/")(literal_column(str(PROCESSING_TIME_BUCKET_MS))), Integer
+    )
+    return case(
+        (column >= literal_column(str(last * PROCESSING_TIME_BUCKET_MS)), literal_column(str(last))),
+        else_=quotient,
     )
 
 
@@ -165,38 +189,38 @@ def _processing_time_value_rows(where: Where) -> Select[Any]:
     )
 
 
-def _field_keys() -> list[Any]:
-    rf = ReportField
-    return [
-        utc_date(rf.created_at).label("day"),
-        rf.intent.label("intent"),
-        rf.confidence_route.label("route"),
-        rf.field_name.label("field_name"),
-    ]
-
-
 def _fields_rows(where: Where) -> Select[Any]:
     rf = ReportField
-    return _grouped(
-        _field_keys(),
-        [
-            func.sum(case((rf.is_missing, 0), else_=1)).label("extracted"),
-            func.sum(case((rf.is_missing, 1), else_=0)).label("missing"),
-            func.count(rf.confidence).label("scored"),
-            func.sum(rf.confidence).label("confidence_sum"),
-            func.min(rf.confidence).label("confidence_min"),
-            func.max(rf.confidence).label("confidence_max"),
-        ],
-        where(rf.created_at),
+    scored_bin = case(
+        (or_(rf.is_missing, rf.confidence.is_(None)), None), else_=confidence_bin(rf.confidence)
     )
-
-
-def _field_confidence_rows(where: Where) -> Select[Any]:
-    rf = ReportField
-    return _grouped(
-        [*_field_keys(), confidence_bin(rf.confidence).label("confidence_bin")],
-        [func.count().label("field_values")],
-        and_(where(rf.created_at), ~rf.is_missing, rf.confidence.is_not(None)),
+    per_field = (
+        select(
+            utc_date(rf.created_at).label("day"),
+            rf.intent.label("intent"),
+            rf.confidence_route.label("route"),
+            rf.field_name.label("field_name"),
+            rf.is_missing.label("is_missing"),
+            rf.confidence.label("confidence"),
+            scored_bin.label("bin"),
+        )
+        .where(where(rf.created_at))
+        .subquery()
+    )
+    f = per_field.c
+    keys = [f.day, f.intent, f.route, f.field_name]
+    return (
+        select(
+            *keys,
+            func.sum(case((f.is_missing, 0), else_=1)).label("extracted"),
+            func.sum(case((f.is_missing, 1), else_=0)).label("missing"),
+            func.count(f.confidence).label("scored"),
+            func.sum(f.confidence).label("confidence_sum"),
+            func.min(f.confidence).label("confidence_min"),
+            func.max(f.confidence).label("confidence_max"),
+            *(_count_where(f.bin, i).label(bin_column(i)) for i in range(CONFIDENCE_BINS)),
+        )
+        .group_by(*keys)
     )
 
 
@@ -223,33 +247,44 @@ def _verdict_rows(where: Where) -> Select[Any]:
     v = ReviewFieldVerdict
     d = ReviewDecision
     confidence = v.extracted_confidence
-    centile = case((confidence.is_(None), None), else_=confidence_centile(confidence))
-    keys: list[Any] = [
-        utc_date(d.report_created_at).label("day"),
-        v.field_name.label("field_name"),
-        v.was_missing.label("was_missing"),
-        v.verdict.label("verdict"),
-        centile.label("centile"),
-    ]
-    stmt: Select[Any] = (
+    per_verdict = (
         select(
-            *keys,
-            func.count().label("verdicts"),
-            func.sum(confidence).label("confidence_sum"),
+            utc_date(d.report_created_at).label("day"),
+            v.field_name.label("field_name"),
+            v.was_missing.label("was_missing"),
+            v.verdict.label("verdict"),
+            confidence.label("confidence"),
+            case((confidence.is_(None), None), else_=confidence_centile(confidence)).label(
+                "centile"
+            ),
         )
         .select_from(v)
         .join(d, d.id == v.decision_id)
         .where(where(d.report_created_at))
-        .group_by(*(key.element for key in keys))
+        .subquery()
     )
+    p = per_verdict.c
+    keys = [p.day, p.field_name, p.was_missing, p.verdict]
+    stmt: Select[Any] = select(
+        *keys,
+        func.count().label("verdicts"),
+        func.sum(case((p.confidence.is_(None), 1), else_=0)).label("unscored"),
+        *(_count_where(p.centile, c).label(centile_column(c)) for c in range(CENTILES)),
+        *(
+            func.sum(case((p.centile == c, p.confidence), else_=0.0)).label(centile_sum_column(c))
+            for c in range(CENTILES)
+        ),
+    ).group_by(*keys)
     return stmt
 
 
 @dataclass(frozen=True, slots=True)
 class Rollup:
-    """A rollup table and the SQL that computes its rows from the raw rows."""
+    """A rollup table, its grouping columns and the SQL that computes its rows from the
+    raw rows."""
 
     table: Table
+    keys: tuple[str, ...]
     raw_rows: Callable[[Where], Select[Any]]
 
     def raw(self, where: Where) -> Select[Any]:
@@ -258,16 +293,14 @@ class Rollup:
         return select(*(rows.c[column.name] for column in self.table.c))
 
 
+_DIMS = ("day", "intent", "route")
 ROLLUPS: Final[tuple[Rollup, ...]] = (
-    Rollup(rollup_reports, _reports_rows),
-    Rollup(rollup_confidence, _confidence_rows),
-    Rollup(rollup_processing_time, _processing_time_rows),
-    Rollup(rollup_processing_time_values, _processing_time_value_rows),
-    Rollup(rollup_fields, _fields_rows),
-    Rollup(rollup_field_confidence, _field_confidence_rows),
-    Rollup(rollup_missing_sets, _missing_set_rows),
-    Rollup(rollup_review_queue, _review_queue_rows),
-    Rollup(rollup_verdicts, _verdict_rows),
+    Rollup(rollup_reports, (*_DIMS, "needs_review"), _reports_rows),
+    Rollup(rollup_processing_time_values, ("day", "processing_time_ms"), _processing_time_value_rows),
+    Rollup(rollup_fields, (*_DIMS, "field_name"), _fields_rows),
+    Rollup(rollup_missing_sets, (*_DIMS, "missing_set"), _missing_set_rows),
+    Rollup(rollup_review_queue, (*_DIMS, "closed_day"), _review_queue_rows),
+    Rollup(rollup_verdicts, ("day", "field_name", "was_missing", "verdict"), _verdict_rows),
 )
 assert tuple(rollup.table for rollup in ROLLUPS) == ROLLUP_TABLES
 
@@ -490,9 +523,8 @@ def _close(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _by_key(rows: Iterator[Any], table: Table, skip: set[dt.date]) -> dict[tuple[Any, ...], Any]:
-    measures = [c.name for c in table.c if c.name not in _key_names(table)]
-    keys = _key_names(table)
+def _by_key(rows: Iterator[Any], rollup: Rollup, skip: set[dt.date]) -> dict[tuple[Any, ...], Any]:
+    measures = [c.name for c in rollup.table.c if c.name not in rollup.keys]
     out: dict[tuple[Any, ...], Any] = {}
     for row in rows:
         mapping = row._mapping
@@ -501,27 +533,9 @@ def _by_key(rows: Iterator[Any], table: Table, skip: set[dt.date]) -> dict[tuple
             day = dt.date.fromisoformat(day)
         if day in skip:
             continue
-        key = (day, *(mapping[k] for k in keys[1:]))
+        key = (day, *(mapping[k] for k in rollup.keys[1:]))
         out[key] = tuple(mapping[m] for m in measures)
     return out
-
-
-def _key_names(table: Table) -> list[str]:
-    measures = {
-        "reports",
-        "confidence_sum",
-        "tokens",
-        "timed_reports",
-        "extracted",
-        "missing",
-        "scored",
-        "confidence_min",
-        "confidence_max",
-        "field_values",
-        "items",
-        "verdicts",
-    }
-    return [c.name for c in table.c if c.name not in measures]
 
 
 def verify_rollups(session: Session, *, limit: int = 100) -> list[RollupDifference]:
@@ -531,8 +545,8 @@ def verify_rollups(session: Session, *, limit: int = 100) -> list[RollupDifferen
     differences: list[RollupDifference] = []
     for rollup in ROLLUPS:
         table = rollup.table
-        stored = _by_key(iter(session.execute(select(*table.c))), table, skip)
-        raw = _by_key(iter(session.execute(rollup.raw(lambda column: true()))), table, skip)
+        stored = _by_key(iter(session.execute(select(*table.c))), rollup, skip)
+        raw = _by_key(iter(session.execute(rollup.raw(lambda column: true()))), rollup, skip)
         for key in sorted(set(stored) | set(raw), key=repr):
             a, b = stored.get(key), raw.get(key)
             if a is not None and b is not None and all(map(_close, a, b)):

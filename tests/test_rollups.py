@@ -148,7 +148,7 @@ def _raw_numbers(db: Session) -> dict[str, Any]:
     return numbers
 
 
-@pytest.mark.parametrize("seed_value", [1, 2, 3])
+@pytest.mark.parametrize("seed_value", [1, 2])
 def test_random_writes_rewrites_and_decisions_keep_rollups_exact(
     db: Session, seed_value: int
 ) -> None:
@@ -156,7 +156,7 @@ def test_random_writes_rewrites_and_decisions_keep_rollups_exact(
     emails = list(range(900_000 + seed_value * 1000, 900_000 + seed_value * 1000 + 40))
     for email_id in emails:
         ensure_incoming_email(db, email_id, subject="Mahnung", sender="x@example.test")
-    for step in range(160):
+    for step in range(120):
         action = rng.random()
         if action < 0.7:
             _write(db, rng, rng.choice(emails))  # new reports and re-processings alike

@@ -41,13 +41,31 @@ CLOSED = {
 }
 
 
-def _rollup_table(name: str, *columns: sa.Column, dims: bool = True) -> None:
-    keys = [sa.Column("day", sa.Date(), nullable=False)]
-    if dims:
-        keys += [
-            sa.Column("intent", sa.String(50), nullable=True),
-            sa.Column("route", sa.String(20), nullable=False),
-        ]
+# Frozen copies of reportlib.models' rollup layout (a migration must not change when the
+# models do).
+CONFIDENCE_BINS = 20
+CENTILES = 101
+PROCESSING_TIME_BUCKETS = 64
+
+
+def _counts(names: list[str]) -> list[sa.Column]:
+    return [sa.Column(name, sa.Integer(), nullable=False) for name in names]
+
+
+def _bins() -> list[sa.Column]:
+    return _counts([f"bin_{i:02d}" for i in range(CONFIDENCE_BINS)])
+
+
+def _centiles() -> list[sa.Column]:
+    return _counts([f"centile_{c:03d}" for c in range(CENTILES)])
+
+
+def _rollup_table(name: str, *columns: sa.Column) -> None:
+    keys = [
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("intent", sa.String(50), nullable=True),
+        sa.Column("route", sa.String(20), nullable=False),
+    ]
     op.create_table(name, *keys, *columns)
     op.create_index(f"ix_{name}_day", name, ["day"], unique=False)
 
@@ -60,18 +78,9 @@ def _create_rollup_tables() -> None:
         sa.Column("confidence_sum", sa.Float(), nullable=False),
         sa.Column("tokens", sa.BigInteger(), nullable=False),
         sa.Column("timed_reports", sa.Integer(), nullable=False),
-    )
-    _rollup_table(
-        "rollup_confidence",
-        sa.Column("needs_review", sa.Boolean(), nullable=False),
-        sa.Column("confidence_bin", sa.Integer(), nullable=False),
-        sa.Column("centile", sa.Integer(), nullable=False),
-        sa.Column("reports", sa.Integer(), nullable=False),
-    )
-    _rollup_table(
-        "rollup_processing_time",
-        sa.Column("bucket", sa.Integer(), nullable=False),
-        sa.Column("reports", sa.Integer(), nullable=False),
+        *_bins(),
+        *_centiles(),
+        *_counts([f"ms_bucket_{b:02d}" for b in range(PROCESSING_TIME_BUCKETS)]),
     )
     op.create_table(
         "rollup_processing_time_values",
@@ -94,12 +103,7 @@ def _create_rollup_tables() -> None:
         sa.Column("confidence_sum", sa.Float(), nullable=True),
         sa.Column("confidence_min", sa.Float(), nullable=True),
         sa.Column("confidence_max", sa.Float(), nullable=True),
-    )
-    _rollup_table(
-        "rollup_field_confidence",
-        sa.Column("field_name", sa.String(100), nullable=False),
-        sa.Column("confidence_bin", sa.Integer(), nullable=False),
-        sa.Column("field_values", sa.Integer(), nullable=False),
+        *_bins(),
     )
     _rollup_table(
         "rollup_missing_sets",
@@ -127,9 +131,13 @@ def _create_rollup_tables() -> None:
         sa.Column("field_name", sa.String(100), nullable=False),
         sa.Column("was_missing", sa.Boolean(), nullable=False),
         sa.Column("verdict", sa.String(20), nullable=False),
-        sa.Column("centile", sa.Integer(), nullable=True),
         sa.Column("verdicts", sa.Integer(), nullable=False),
-        sa.Column("confidence_sum", sa.Float(), nullable=True),
+        sa.Column("unscored", sa.Integer(), nullable=False),
+        *_centiles(),
+        *[
+            sa.Column(f"confidence_sum_{c:03d}", sa.Float(), nullable=False)
+            for c in range(CENTILES)
+        ],
     )
     op.create_index("ix_rollup_verdicts_day", "rollup_verdicts", ["day"], unique=False)
     op.create_index(
@@ -144,11 +152,8 @@ def _create_rollup_tables() -> None:
 
 ROLLUP_TABLES = (
     "rollup_reports",
-    "rollup_confidence",
-    "rollup_processing_time",
     "rollup_processing_time_values",
     "rollup_fields",
-    "rollup_field_confidence",
     "rollup_missing_sets",
     "rollup_review_queue",
     "rollup_verdicts",
