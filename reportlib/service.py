@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import functools
+import io
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,21 +95,32 @@ def _check_text(value: Any, field: str, max_length: int) -> str | None:
     return value
 
 
-def _check_json_text(value: str, field: str) -> None:
-    # PostgreSQL text and JSONB refuse NUL characters and unpaired surrogates.
+def _check_json_text(value: str, field: str) -> int:
+    """Refuse what PostgreSQL text and JSONB refuse (NUL characters, unpaired surrogates);
+    return the text's size in UTF-8 bytes."""
     if "\x00" in value:
         raise ReportValidationError(field, "contains a NUL character")
     try:
-        value.encode("utf-8")
+        return len(value.encode("utf-8"))
     except UnicodeEncodeError:
         raise ReportValidationError(field, "is not valid Unicode text") from None
 
 
-def _json_size(value: Any) -> int:
-    return len(jsoncodec.dumps(value).encode("utf-8"))
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    value_bytes: int
+    list_items: int
+    report_bytes: int
 
 
-def _check_json_value(value: Any, field: str, depth: int = 0) -> Any:
+def _limits() -> _Limits:
+    settings = get_settings()
+    return _Limits(settings.max_value_bytes, settings.max_list_items, settings.max_report_bytes)
+
+
+def _check_json_value(
+    value: Any, field: str, depth: int = 0, *, limits: _Limits | None = None
+) -> Any:
     """Return ``value`` as it will be stored, or raise naming ``field``.
 
     Bounded by the settings: a string longer than ``MAX_VALUE_BYTES``, a list or object
@@ -116,55 +128,74 @@ def _check_json_value(value: Any, field: str, depth: int = 0) -> Any:
     ``MAX_VALUE_BYTES`` raises :class:`ReportTooLargeError` (checked before the value is
     walked, so a huge input costs little).
     """
-    settings = get_settings()
-    if isinstance(value, str) and len(value) > settings.max_value_bytes:
-        raise ReportTooLargeError(field, f"is longer than {settings.max_value_bytes} bytes")
-    if isinstance(value, (list, tuple, Mapping)) and len(value) > settings.max_list_items:
-        raise ReportTooLargeError(field, f"has more than {settings.max_list_items} items")
-    checked = _check_json_item(value, field, depth)
-    if depth == 0 and not isinstance(checked, (bool, int, decimal.Decimal, type(None))):
-        if _json_size(checked) > settings.max_value_bytes:
-            raise ReportTooLargeError(field, f"is larger than {settings.max_value_bytes} bytes")
-    return checked
+    return _check_sized(value, field, depth, limits or _limits())[0]
 
 
-def _check_json_item(value: Any, field: str, depth: int) -> Any:
+def _check_sized(value: Any, field: str, depth: int, limits: _Limits) -> tuple[Any, int]:
+    """:func:`_check_json_value` that also returns the size of the value's JSON text in
+    bytes (UTF-8, separators included; escapes aside), summed while walking it rather than
+    by encoding it once more."""
+    if type(value) is str and depth <= 32:  # the common case first: plain text
+        if len(value) > limits.value_bytes:
+            raise ReportTooLargeError(field, f"is longer than {limits.value_bytes} bytes")
+        size = _check_json_text(value, field) + 2
+        if depth == 0 and size > limits.value_bytes:
+            raise ReportTooLargeError(field, f"is larger than {limits.value_bytes} bytes")
+        return value, size
+    if isinstance(value, str) and len(value) > limits.value_bytes:
+        raise ReportTooLargeError(field, f"is longer than {limits.value_bytes} bytes")
+    if isinstance(value, (list, tuple, Mapping)) and len(value) > limits.list_items:
+        raise ReportTooLargeError(field, f"has more than {limits.list_items} items")
+    checked, size = _check_json_item(value, field, depth, limits)
+    if depth == 0 and size > limits.value_bytes:
+        raise ReportTooLargeError(field, f"is larger than {limits.value_bytes} bytes")
+    return checked, size
+
+
+def _check_json_item(value: Any, field: str, depth: int, limits: _Limits) -> tuple[Any, int]:
     if depth > 32:
         raise ReportValidationError(field, "is nested too deeply")
     if value is None or isinstance(value, bool):
-        return value
+        return value, 5
+    if isinstance(value, str):
+        return value, _check_json_text(value, field) + 2
     if isinstance(value, int):
         if not -_INT_LIMIT < value < _INT_LIMIT:
             raise ReportValidationError(
                 field, f"has a number of more than {MAX_NUMBER_DIGITS} digits"
             )
-        return value
-    if isinstance(value, str):
-        _check_json_text(value, field)
-        return value
+        return value, 20 if -(10**19) < value < 10**19 else len(str(value))
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ReportValidationError(field, "must be a finite number")
-        return decimal.Decimal(repr(value))
+        return decimal.Decimal(repr(value)), 24
     if isinstance(value, decimal.Decimal):
         if not value.is_finite():
             raise ReportValidationError(field, "must be a finite number")
         exponent = int(value.as_tuple().exponent)
-        if max(value.adjusted() + 1, 0) + max(-exponent, 0) > MAX_NUMBER_DIGITS:
+        digits = max(value.adjusted() + 1, 0) + max(-exponent, 0)
+        if digits > MAX_NUMBER_DIGITS:
             raise ReportValidationError(
                 field, f"has a number of more than {MAX_NUMBER_DIGITS} digits"
             )
-        return value
+        return value, digits + 2
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
+        size = 2
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ReportValidationError(field, "has a key that is not text")
-            _check_json_text(key, field)
-            out[key] = _check_json_value(item, field, depth + 1)
-        return out
+            out[key], item_size = _check_sized(item, field, depth + 1, limits)
+            size += _check_json_text(key, field) + 4 + item_size
+        return out, size
     if isinstance(value, (list, tuple)):
-        return [_check_json_value(item, field, depth + 1) for item in value]
+        items = []
+        size = 2
+        for item in value:
+            checked, item_size = _check_sized(item, field, depth + 1, limits)
+            items.append(checked)
+            size += item_size + 1
+        return items, size
     raise ReportValidationError(field, f"cannot be stored as JSON ({type(value).__name__})")
 
 
@@ -204,11 +235,11 @@ def build_report_values(
         extraction.get("field_confidence"), "agent_2_extraction.field_confidence"
     )
     metadata = _mapping(data.get("extraction_metadata"), "extraction_metadata")
-    fields = tuple(key_fields) if key_fields is not None else get_settings().key_fields
-    if len(data) > get_settings().max_list_items:
-        raise ReportTooLargeError(
-            "extracted_data", f"has more than {get_settings().max_list_items} fields"
-        )
+    settings = get_settings()
+    limits = _Limits(settings.max_value_bytes, settings.max_list_items, settings.max_report_bytes)
+    fields = tuple(key_fields) if key_fields is not None else settings.key_fields
+    if len(data) > limits.list_items:
+        raise ReportTooLargeError("extracted_data", f"has more than {limits.list_items} fields")
 
     overall = _check_confidence(overall_confidence, "overall_confidence")
     if confidence_route not in ROUTES:
@@ -226,13 +257,14 @@ def build_report_values(
     )
 
     extracted_fields: dict[str, Any] = {}
+    report_bytes = 2
     names = list(fields) + [k for k in data if k not in fields and k != "extraction_metadata"]
     for name in names:
         if not isinstance(name, str) or not name or len(name) > FIELD_NAME_MAX:
             raise ReportValidationError(
                 "extracted_data", f"field names must be text of 1 to {FIELD_NAME_MAX} characters"
             )
-        _check_json_text(name, "extracted_data")
+        name_bytes = _check_json_text(name, "extracted_data")
         value = data.get(name)
         if _is_empty(value):
             continue
@@ -248,15 +280,22 @@ def build_report_values(
         source = field_meta.get("source", "unknown")
         if not isinstance(source, str):
             raise ReportValidationError(f"extraction_metadata.{name}.source", "must be text")
+        checked_value, value_bytes = _check_sized(value, name, 0, limits)
+        checked_source, source_bytes = _check_sized(
+            source, f"extraction_metadata.{name}.source", 0, limits
+        )
         extracted_fields[name] = {
-            "value": _check_json_value(value, name),
+            "value": checked_value,
             "confidence": _check_confidence(confidence, where),
-            "source": _check_json_value(source, f"extraction_metadata.{name}.source"),
+            "source": checked_source,
         }
+        # {"name":{"value":…,"confidence":0.123…,"source":…}},
+        report_bytes += name_bytes + value_bytes + source_bytes + 64
     missing = [name for name in fields if _is_empty(data.get(name))]
-    limit = get_settings().max_report_bytes
-    if _json_size(extracted_fields) > limit:
-        raise ReportTooLargeError("extracted_data", f"is larger than {limit} bytes in total")
+    if report_bytes > limits.report_bytes:
+        raise ReportTooLargeError(
+            "extracted_data", f"is larger than {limits.report_bytes} bytes in total"
+        )
 
     return {
         "email_id": email_id,
@@ -389,7 +428,7 @@ def create_processing_reports(
     reports: Iterable[ReportInput],
     *,
     key_fields: Sequence[str] | None = None,
-    chunk_size: int = 1000,
+    chunk_size: int = 10_000,
 ) -> int:
     """Store many reports at once (backfills), with the same validation and upsert rules.
 
@@ -426,10 +465,100 @@ def create_processing_reports(
         position = next(i for i, row in enumerate(ordered) if row["email_id"] not in known)
         raise UnknownEmailError(f"reports[{position}].email_id")
     db.flush()
+    connection = db.connection(bind_arguments={"mapper": ProcessingReport})
+    copy = _copy_writer(connection.connection.driver_connection)
+    if copy is not None:
+        _copy_upsert(connection, copy, ordered, chunk_size)
+        return len(ordered)
     stmt = _batch_upsert(_dialect_name(db))
     for start in range(0, len(ordered), chunk_size):
         db.execute(stmt, ordered[start : start + chunk_size]).all()
     return len(ordered)
+
+
+# -- COPY: PostgreSQL batches through a staging table -------------------------------------
+
+_STAGE = "reportlib_batch_stage"
+# ON COMMIT DROP: nothing of the stage outlives the caller's transaction.
+_CREATE_STAGE = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} ("
+    "email_id integer NOT NULL, extracted_fields jsonb NOT NULL, missing_fields jsonb, "
+    "overall_confidence double precision NOT NULL, confidence_route varchar(20) NOT NULL, "
+    "needs_review boolean NOT NULL, review_reason varchar(100), intent varchar(50), "
+    "sources_processed integer NOT NULL, total_tokens_used integer NOT NULL, "
+    "processing_time_ms integer) ON COMMIT DROP"
+)
+_COPY_STAGE = f"COPY {_STAGE} ({', '.join(_COLUMNS)}) FROM STDIN"
+_UPSERT_FROM_STAGE = (
+    f"INSERT INTO processing_reports ({', '.join(_COLUMNS)}) "
+    f"SELECT {', '.join(_COLUMNS)} FROM {_STAGE} ORDER BY email_id "
+    "ON CONFLICT (email_id) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in _UPDATED_ON_CONFLICT)
+    + ", created_at = statement_timestamp()"
+)
+# COPY's text format: backslash escapes for the characters that delimit fields and rows.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, float):
+        return repr(value)  # shortest text that reads back as the same double
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    return jsoncodec.dumps(value).translate(_COPY_ESCAPES)
+
+
+def _copy_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    return "".join(
+        "\t".join(_copy_field(row[name]) for name in _COLUMNS) + "\n" for row in rows
+    )
+
+
+CopyWriter = Callable[[Any, str, str], None]
+
+
+def _copy_psycopg2(cursor: Any, sql: str, data: str) -> None:
+    cursor.copy_expert(sql, io.StringIO(data))
+
+
+def _copy_psycopg(cursor: Any, sql: str, data: str) -> None:
+    with cursor.copy(sql) as copy:
+        copy.write(data)
+
+
+def _copy_writer(driver_connection: Any) -> CopyWriter | None:
+    """How to COPY on this driver connection: psycopg2 and psycopg 3 can; others
+    (SQLite, asyncpg behind run_sync) write multi-row INSERTs instead."""
+    kind = type(driver_connection)
+    if kind.__module__.startswith("psycopg2"):
+        return _copy_psycopg2
+    if kind.__module__.startswith("psycopg.") and kind.__name__ == "Connection":
+        return _copy_psycopg  # not AsyncConnection: its copy() must be awaited
+    return None
+
+
+def _copy_upsert(
+    connection: Any, copy: CopyWriter, rows: Sequence[Mapping[str, Any]], chunk_size: int
+) -> None:
+    """COPY validated rows into a temporary stage, then one upsert statement per chunk:
+    the same rows, conflict rule and triggers as the INSERT path, without a bound
+    parameter per value."""
+    connection.exec_driver_sql(_CREATE_STAGE)
+    for start in range(0, len(rows), chunk_size):
+        connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            copy(cursor, _COPY_STAGE, _copy_rows(rows[start : start + chunk_size]))
+        finally:
+            cursor.close()
+        # Rows go in email_id order (ORDER BY), so concurrent batches cannot deadlock.
+        connection.exec_driver_sql(_UPSERT_FROM_STAGE)
 
 
 def get_processing_report(db: Session, email_id: int) -> ProcessingReport | None:

@@ -366,7 +366,56 @@ def test_batch_writes_validate_everything_first(db: Session) -> None:
     db.expire_all()
     first = get_processing_report(db, ids[0])
     assert first is not None and (first.confidence_route, first.review_reason) == ("low", "again")
-    assert len({r.id for r in get_reports_by_date_range(db, dt.date.today(), dt.date.today())}) >= 3
+    # The database clock set created_at: look the reports up by their own UTC day (not
+    # the local date.today(), which is another day in other time zones or after midnight).
+    reports = [get_processing_report(db, email_id) for email_id in ids]
+    stamps = [report.created_at for report in reports if report is not None]
+    assert len(stamps) == len(ids)
+    assert all(abs(stamp - dt.datetime.now(UTC)) < dt.timedelta(minutes=5) for stamp in stamps)
+    days = sorted(stamp.astimezone(UTC).date() for stamp in stamps)
+    found = {r.email_id for r in get_reports_by_date_range(db, days[0], days[-1])}
+    assert set(ids) <= found
+
+
+def test_batch_writes_round_trip_every_character_and_number(db: Session) -> None:
+    # On PostgreSQL batches travel as COPY text: its delimiters and escapes must survive.
+    hostile = "tab\there\nnew line\r\\back\\slash \\N \\t ü€😀 \"quoted\" 'single'"
+    ids = [next_email_id() for _ in range(3)]
+    for email_id in ids:
+        ensure_incoming_email(db, email_id)
+    inputs = [
+        ReportInput(
+            ids[0],
+            {
+                "client_name": hostile,
+                "debt_amount": Decimal("1000000000000000.07"),
+                "reference_numbers": [hostile, "\\N"],
+                "extraction_metadata": {"client_name": {"confidence": 0.1 + 0.2, "source": hostile}},
+            },
+            checkpoints(intent=hostile[:50]),
+            0.30000000000000004,
+            "low",
+            True,
+            hostile[:100],
+            None,
+        ),
+        ReportInput(ids[1], {}, {}, 1.0, "high", False, None, 0),
+        ReportInput(ids[2], {"client_name": "\\N"}, {}, 0.0, "medium", False, "\\N", 7),
+    ]
+    assert create_processing_reports(db, inputs) == 3
+    db.expire_all()
+    first, second, third = (get_processing_report(db, email_id) for email_id in ids)
+    assert first is not None and second is not None and third is not None
+    fields = first.extracted_fields
+    assert fields["client_name"] == {"value": hostile, "confidence": 0.1 + 0.2, "source": hostile}
+    assert fields["debt_amount"]["value"] == Decimal("1000000000000000.07")
+    assert fields["reference_numbers"]["value"] == [hostile, "\\N"]
+    assert (first.intent, first.review_reason) == (hostile[:50], hostile[:100])
+    assert first.overall_confidence == 0.30000000000000004 and first.processing_time_ms is None
+    assert (second.extracted_fields, second.intent, second.review_reason) == ({}, None, None)
+    assert (second.overall_confidence, second.processing_time_ms) == (1.0, 0)
+    assert third.extracted_fields["client_name"]["value"] == "\\N"
+    assert third.review_reason == "\\N" and third.missing_fields is not None
 
 
 def test_ensure_incoming_email_keeps_known_details(db: Session) -> None:
