@@ -7,6 +7,7 @@ missing one fails the run.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import uuid
@@ -26,6 +27,38 @@ PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--demo-now",
+        metavar="ISO_TIME",
+        default=None,
+        help=(
+            "Seed the demo databases as if it were this moment (UTC, not in the future), "
+            "e.g. 2026-11-26T23:59:30Z: the suite then runs days after the seed and across "
+            "a day boundary, which shows whether a test depends on the day it runs. "
+            "Default: the moment the run starts."
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_now(request: pytest.FixtureRequest) -> dt.datetime:
+    """The reference time the demo databases are seeded at (``--demo-now``, else now)."""
+    now = dt.datetime.now(dt.UTC)
+    raw = request.config.getoption("--demo-now")
+    if raw is None:
+        return now
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise pytest.UsageError(f"--demo-now {raw!r} is not an ISO date and time") from None
+    if value.tzinfo is None:
+        raise pytest.UsageError("--demo-now needs a time zone, e.g. a trailing Z")
+    if value > now:
+        raise pytest.UsageError("--demo-now must not be in the future")
+    return value.astimezone(dt.UTC)
 
 
 def require(available: bool, reason: str) -> None:

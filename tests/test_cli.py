@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.clock import clear_of_utc_midnight
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -62,6 +64,8 @@ def test_migrate_seed_show(database_url: str) -> None:
 
 
 def test_seed_is_deterministic(tmp_path: Path) -> None:
+    # Each run seeds the days before its own "now": both must see the same UTC day.
+    clear_of_utc_midnight(60)
     documents = []
     for name in ("a", "b"):
         url = f"sqlite:///{tmp_path / name}.db"

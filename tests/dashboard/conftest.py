@@ -29,10 +29,11 @@ from tests.dashboard.helpers import (
 )
 
 
-def _seed(url: str) -> SeededDatabase:
+def _seed(url: str, now: dt.datetime) -> SeededDatabase:
+    """Demo data of the 60 days before ``now`` (the ``demo_now`` fixture), plus one
+    hostile report written at the database clock."""
     engine = make_engine(url)
     migrate.upgrade(engine)
-    now = dt.datetime.now(dt.UTC)
     with Session(engine) as session:
         seed_demo(session, count=400, seed=11, days=60, now=now)
         seed_review_history(session, rng=random.Random(5), now=now, share=0.6)
@@ -66,15 +67,18 @@ def _seed(url: str) -> SeededDatabase:
 
 
 @pytest.fixture(scope="session")
-def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededDatabase]:
-    database = _seed(f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'seeded.db'}")
+def seeded_sqlite(
+    tmp_path_factory: pytest.TempPathFactory, demo_now: dt.datetime
+) -> Iterator[SeededDatabase]:
+    database = _seed(f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'seeded.db'}", demo_now)
     yield database
     database.engine.dispose()
 
 
 @pytest.fixture(scope="session")
-def seeded_postgres(pg_databases: object) -> Iterator[SeededDatabase]:
-    database = _seed(pg_databases.create("reportlib_dashboard"))  # type: ignore[attr-defined]
+def seeded_postgres(pg_databases: object, demo_now: dt.datetime) -> Iterator[SeededDatabase]:
+    url = pg_databases.create("reportlib_dashboard")  # type: ignore[attr-defined]
+    database = _seed(url, demo_now)
     yield database
     database.engine.dispose()
 

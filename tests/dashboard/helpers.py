@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
+
+from dashboard import filters
+from reportlib.queries import ReportFilter
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
@@ -35,6 +39,25 @@ class SeededDatabase:
 def new_app() -> AppTest:
     """An AppTest of the real entry point (pages are switched with ``switch_page``)."""
     return AppTest.from_file(str(APP), default_timeout=90)
+
+
+def applied_filter(at: AppTest) -> ReportFilter:
+    """The filter the page applied in its last run, as the sidebar stored it.
+
+    Expectations are computed from this rather than from today's date, so a run that
+    crosses UTC midnight between the page and the assertion still compares like with like.
+    """
+    flt = at.session_state["report_filter"]
+    assert isinstance(flt, ReportFilter)
+    return flt
+
+
+def assert_default_filter(flt: ReportFilter) -> None:
+    """``flt`` is the default (last 30 UTC days, everything) of the day the page ran:
+    today, or yesterday if UTC midnight passed since."""
+    today = filters.utc_today()
+    assert flt.end in (today, today - dt.timedelta(days=1)), (flt, today)
+    assert flt == filters.default_filter(flt.end)
 
 
 CHROMIUM_ARGS = [

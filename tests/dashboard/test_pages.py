@@ -21,6 +21,8 @@ from tests.dashboard.helpers import (
     HOSTILE_SUBJECT,
     HOSTILE_VALUES,
     SeededDatabase,
+    applied_filter,
+    assert_default_filter,
     new_app,
 )
 
@@ -68,10 +70,6 @@ def metric(at: AppTest, label: str) -> str:
     return values[0]
 
 
-def default_filter() -> ReportFilter:
-    return filters.default_filter(filters.utc_today())
-
-
 def with_session(database: SeededDatabase, work: Callable[[Session], Any]) -> Any:
     with Session(database.engine) as session:
         return work(session)
@@ -94,7 +92,8 @@ def test_page_renders_with_charts_tables_and_export(sqlite_app: SeededDatabase, 
     assert len(at.dataframe) >= 1
     assert len(at.get("download_button")) >= 1
     assert [w.value for w in at.warning] == []
-    flt = default_filter()
+    flt = applied_filter(at)
+    assert_default_filter(flt)
     assert at.query_params == {"start": flt.start.isoformat(), "end": flt.end.isoformat()}
 
 
@@ -112,7 +111,8 @@ def test_page_renders_on_postgresql(
 
 def test_overview_shows_the_query_numbers(sqlite_app: SeededDatabase) -> None:
     at = open_page("overview")
-    flt = default_filter()
+    flt = applied_filter(at)
+    assert_default_filter(flt)
     now = data.now_minute()
     kpis = with_session(sqlite_app, lambda s: queries.overview_kpis(s, flt=flt, now=now))
     assert kpis.current.reports > 100
@@ -137,7 +137,9 @@ def test_route_filter_changes_numbers_and_url(sqlite_app: SeededDatabase) -> Non
     everything = metric(at, "Reports")
     at.multiselect(key="filter_routes").set_value(["low"]).run()
     assert_clean(at)
-    flt = ReportFilter(default_filter().start, default_filter().end, routes=("low",))
+    flt = applied_filter(at)
+    assert flt == ReportFilter(flt.start, flt.end, routes=("low",))
+    assert_default_filter(ReportFilter(flt.start, flt.end))
     low = with_session(sqlite_app, lambda s: queries.count_reports(s, flt=flt))
     assert metric(at, "Reports") == ui.fmt_int(low) != everything
     assert at.query_params["route"] == "low"
@@ -171,7 +173,9 @@ def test_filters_carry_over_between_pages(sqlite_app: SeededDatabase) -> None:
     assert_clean(at)
     assert at.multiselect(key="filter_intents").value == ["debt_claim"]
     assert at.query_params["intent"] == "debt_claim"
-    flt = ReportFilter(default_filter().start, default_filter().end, ("debt_claim",))
+    flt = applied_filter(at)
+    assert flt == ReportFilter(flt.start, flt.end, ("debt_claim",))
+    assert_default_filter(ReportFilter(flt.start, flt.end))
     frequency = with_session(sqlite_app, lambda s: queries.missing_field_frequency(s, flt=flt))
     shown = at.dataframe[0].value
     assert shown["Reports missing it"].tolist() == frequency["missing"].tolist()
@@ -195,7 +199,8 @@ def test_malformed_filter_params_fall_back_to_defaults(
     at = open_page("overview", params)
     assert_clean(at)
     assert len(at.warning) == 1 and message in at.warning[0].value
-    flt = default_filter()
+    flt = applied_filter(at)
+    assert_default_filter(flt)
     assert at.date_input(key="filter_dates").value == (flt.start, flt.end)
     assert at.query_params["start"] == flt.start.isoformat()
     assert "route" not in at.query_params and "intent" not in at.query_params
@@ -205,9 +210,10 @@ def test_confidence_threshold_what_if(sqlite_app: SeededDatabase) -> None:
     at = open_page("confidence")
     at.slider(key="threshold").set_value(0.55).run()
     assert_clean(at)
+    flt = applied_filter(at)
+    assert_default_filter(flt)
     what_if = with_session(
-        sqlite_app,
-        lambda s: queries.threshold_what_if(s, flt=default_filter(), threshold=0.55),
+        sqlite_app, lambda s: queries.threshold_what_if(s, flt=flt, threshold=0.55)
     )
     assert what_if.below > 0
     assert metric(at, "Reports below the threshold") == ui.fmt_int(what_if.below)
@@ -217,7 +223,8 @@ def test_confidence_threshold_what_if(sqlite_app: SeededDatabase) -> None:
 
 def test_review_queue_sorting_matches_queries(sqlite_app: SeededDatabase) -> None:
     at = open_page("review")
-    flt = default_filter()
+    flt = applied_filter(at)
+    assert_default_filter(flt)
     oldest = with_session(sqlite_app, lambda s: queries.review_queue_page(s, flt=flt, limit=50))
     assert at.dataframe[0].value["Email"].tolist() == oldest["email_id"].tolist()
     at.selectbox(key="queue_sort").set_value("lowest_confidence").run()

@@ -30,7 +30,13 @@ from reportlib.demo_review import seed_review_history
 from reportlib.models import AuditEvent, ReviewClaim, ReviewDecision, ReviewFieldVerdict
 from reportlib.queries import ReportFilter
 from reportlib.review import ReviewItem
-from tests.dashboard.helpers import SeededDatabase, new_app
+from tests.clock import clear_of_utc_midnight
+from tests.dashboard.helpers import (
+    SeededDatabase,
+    applied_filter,
+    assert_default_filter,
+    new_app,
+)
 
 REVIEWER = "Rita Reviewer"
 OTHER = "other.reviewer@inkasso.example"
@@ -40,10 +46,9 @@ CORRECTED_NAME = "Hanse Inkasso GmbH & Co. KG"
 # --------------------------------------------------------------------------- fixtures
 
 
-def _seed_file(path: Path, *, reviews: bool) -> None:
+def _seed_file(path: Path, *, reviews: bool, now: dt.datetime) -> None:
     engine = make_engine(f"sqlite:///{path}")
     migrate.upgrade(engine)
-    now = dt.datetime.now(dt.UTC)
     with Session(engine) as session:
         seed_demo(session, count=300, seed=23, days=45, now=now)
         if reviews:
@@ -53,16 +58,16 @@ def _seed_file(path: Path, *, reviews: bool) -> None:
 
 
 @pytest.fixture(scope="module")
-def review_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def review_template(tmp_path_factory: pytest.TempPathFactory, demo_now: dt.datetime) -> Path:
     path = tmp_path_factory.mktemp("review_flow") / "template.db"
-    _seed_file(path, reviews=True)
+    _seed_file(path, reviews=True, now=demo_now)
     return path
 
 
 @pytest.fixture(scope="module")
-def unreviewed_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def unreviewed_template(tmp_path_factory: pytest.TempPathFactory, demo_now: dt.datetime) -> Path:
     path = tmp_path_factory.mktemp("review_flow_unreviewed") / "template.db"
-    _seed_file(path, reviews=False)
+    _seed_file(path, reviews=False, now=demo_now)
     return path
 
 
@@ -516,7 +521,8 @@ def test_queue_shows_who_holds_each_item(db: Engine) -> None:
     assert shown.loc[target, "Held by"] == holder
     assert set(shown.drop(index=target)["Held by"]) == {"—"}
     # Sorting and filtering still follow reportlib.queries, holder column and all.
-    flt = filters.default_filter(filters.utc_today())
+    flt = applied_filter(at)
+    assert_default_filter(flt)
     at.selectbox(key="queue_sort").set_value("lowest_confidence").run()
     assert_clean(at)
     lowest = in_db(
@@ -539,11 +545,13 @@ def test_queue_shows_who_holds_each_item(db: Engine) -> None:
 
 
 def test_queue_statistics_move_with_a_decision(db: Engine) -> None:
+    clear_of_utc_midnight(180)  # "resolved today" is compared before and after a decision
     at = review_page()
     at.session_state["review_tab"] = "Statistics"
     at.run()
     assert_clean(at)
-    flt = filters.default_filter(filters.utc_today())
+    flt = applied_filter(at)
+    assert_default_filter(flt)
     start, end = review_data.window(flt)
     stats = in_db(db, lambda s: review.get_queue_stats(s, start=start))
     assert {
@@ -594,13 +602,21 @@ def quality_page() -> AppTest:
     return at
 
 
-def _window() -> tuple[dt.datetime, dt.datetime]:
+def _window(at: AppTest) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC window of the filter the page applied (the default one)."""
+    flt = applied_filter(at)
+    assert_default_filter(flt)
+    return review_data.window(flt)
+
+
+def _default_window() -> tuple[dt.datetime, dt.datetime]:
+    """The default window of today, for tests that compare no page with the database."""
     return review_data.window(filters.default_filter(filters.utc_today()))
 
 
 def test_quality_page_shows_reportlib_numbers(db: Engine) -> None:
     at = quality_page()
-    start, end = _window()
+    start, end = _window(at)
     calibration = in_db(db, lambda s: quality.get_calibration(s, start=start, end=end))
     whatif = in_db(db, lambda s: quality.get_threshold_whatif(s, start=start, end=end))
     missing = in_db(db, lambda s: quality.get_missing_outcomes(s, start=start, end=end))
@@ -663,9 +679,9 @@ def test_quality_page_shows_reportlib_numbers(db: Engine) -> None:
 
 
 def test_quality_verdict_count_rises_after_a_decision(db: Engine) -> None:
-    start, end = _window()
-    before = in_db(db, lambda s: quality.get_calibration(s, start=start, end=end)).overall.n
     at = quality_page()
+    start, end = _window(at)
+    before = in_db(db, lambda s: quality.get_calibration(s, start=start, end=end)).overall.n
     assert metric(at, "Verdicts") == ui.fmt_int(before)
     at.switch_page("views/review.py").run()
     at.text_input(key="review_name_input").set_value(REVIEWER).run()
@@ -717,7 +733,7 @@ def test_quality_page_on_an_empty_database(
 
 
 def test_frames_for_tables_follow_reportlib(db: Engine) -> None:
-    start, end = _window()
+    start, end = _default_window()
     calibration = in_db(db, lambda s: quality.get_calibration(s, start=start, end=end))
     bins = review_data.calibration_bins(calibration, "debt_amount")
     part = next(f for f in calibration.fields if f.field_name == "debt_amount")
@@ -740,7 +756,7 @@ def test_frames_for_tables_follow_reportlib(db: Engine) -> None:
 
 
 def test_chart_builders_draw_what_the_frames_hold(db: Engine) -> None:
-    start, end = _window()
+    start, end = _default_window()
     calibration = in_db(db, lambda s: quality.get_calibration(s, start=start, end=end))
     whatif = in_db(db, lambda s: quality.get_threshold_whatif(s, start=start, end=end))
     missing = in_db(db, lambda s: quality.get_missing_outcomes(s, start=start, end=end))
@@ -788,12 +804,12 @@ def test_statistics_and_quality_on_postgresql(
     assert_clean(at)
     stats = in_db(
         seeded_postgres.engine,
-        lambda s: review.get_queue_stats(s, start=_window()[0]),
+        lambda s: review.get_queue_stats(s, start=_window(at)[0]),
     )
     assert metric(at, "Open now") == ui.fmt_int(stats.open_count)
     assert at.dataframe[0].value["Decisions"].tolist() == [r.decisions for r in stats.throughput]
     at = quality_page()
-    start, end = _window()
+    start, end = _window(at)
     calibration = in_db(
         seeded_postgres.engine, lambda s: quality.get_calibration(s, start=start, end=end)
     )

@@ -151,10 +151,9 @@ class Setup:
     email_ids: tuple[int, ...]
 
 
-def _seed(url: str, hostile: Hostile) -> tuple[int, ...]:
+def _seed(url: str, hostile: Hostile, now: dt.datetime) -> tuple[int, ...]:
     engine = make_engine(url)
     migrate.upgrade(engine)
-    now = dt.datetime.now(dt.UTC)
     ids = []
     with Session(engine) as session:
         seed_demo(session, count=150, seed=3, days=30, now=now)
@@ -193,12 +192,12 @@ def _seed(url: str, hostile: Hostile) -> tuple[int, ...]:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+def setup(tmp_path_factory: pytest.TempPathFactory, demo_now: dt.datetime) -> Iterator[Setup]:
     receiver = Receiver()
     hostile = Hostile(receiver.port)
     folder = tmp_path_factory.mktemp("security_browser")
     url = f"sqlite:///{folder / 'hostile.db'}"
-    email_ids = _seed(url, hostile)
+    email_ids = _seed(url, hostile, demo_now)
     port = free_port()
     env = {
         key: value

@@ -9,6 +9,7 @@ answer; roles come from ``DASHBOARD_ROLES`` in the environment, as in production
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,12 +27,15 @@ from dashboard import auth, data, filters, ui
 from dashboard.values import display_value
 from reportlib import jsoncodec, queries
 from reportlib.access import LOCAL_MODE_USER, MASK, DashboardUser, source_kind
-from reportlib.audit import AuditEntry, list_audit_events
+from reportlib.audit import AuditEntry, count_audit_events, list_audit_events
 from reportlib.config import get_settings
 from reportlib.db import make_engine
+from reportlib.service import utc_day_bounds
 from tests.dashboard.helpers import (
     HOSTILE_VALUES,
     SeededDatabase,
+    applied_filter,
+    assert_default_filter,
     new_app,
 )
 
@@ -56,9 +60,22 @@ class AuditDb:
     engine: Engine
     hostile_email_id: int
 
-    def events(self, *, actor: str | None = None, action: str | None = None) -> list[AuditEntry]:
+    def events(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+    ) -> list[AuditEntry]:
         with Session(self.engine) as session:
-            return list_audit_events(session, actor=actor, action=action, limit=1000)
+            return list_audit_events(
+                session, actor=actor, action=action, start=start, end=end, limit=1000
+            )
+
+    def count(self, *, start: dt.datetime | None = None, end: dt.datetime | None = None) -> int:
+        with Session(self.engine) as session:
+            return count_audit_events(session, start=start, end=end)
 
 
 @pytest.fixture(scope="module")
@@ -420,7 +437,16 @@ def test_admin_reads_the_audit_log_with_filters(
     at.switch_page("views/audit.py").run()
     assert_clean(at)
     assert [t.value for t in at.title] == ["Audit log"]
-    expected = audit_db.events()
+    # The page shows the sidebar's date range, by default the last 30 UTC days of the day
+    # it ran: the expectation is that window's events, not the database's newest 50
+    # (the demo's events are seeded relative to the day the suite runs).
+    flt = applied_filter(at)
+    assert_default_filter(flt)
+    start, end = utc_day_bounds(flt.start, flt.end)
+    total = audit_db.count(start=start, end=end)
+    expected = audit_db.events(start=start, end=end)
+    assert 0 < total < audit_db.count()  # the window holds some events, not all
+    assert f"{total:,} events, page 1 of {math.ceil(total / 50)}." in [c.value for c in at.caption]
     assert expected[0].actor == ADMIN and expected[0].action == "audit_log_viewed"
     assert expected[1].actor == ADMIN and expected[1].action == "drilldown_viewed"
     assert expected[0].details == {"role": "admin", "page": "/audit", "is_filtered": False}
@@ -443,7 +469,9 @@ def test_admin_reads_the_audit_log_with_filters(
     assert_clean(at)
     table = at.dataframe[0].value
     mine = [
-        e for e in audit_db.events(actor=ADMIN, action="drilldown_viewed") if e.email_id == email_id
+        e
+        for e in audit_db.events(actor=ADMIN, action="drilldown_viewed", start=start, end=end)
+        if e.email_id == email_id
     ]
     assert len(mine) >= 1
     assert table["email_id"].tolist() == [str(email_id)] * len(mine)
@@ -570,7 +598,8 @@ def test_more_malformed_links_fall_back_to_defaults(
     at.run()
     assert_clean(at)
     assert len(at.warning) == 1 and message in at.warning[0].value
-    flt = filters.default_filter(filters.utc_today())
+    flt = applied_filter(at)
+    assert_default_filter(flt)
     assert at.date_input(key="filter_dates").value == (flt.start, flt.end)
 
 
