@@ -81,6 +81,18 @@ MAX_GROUPS: Final = 50
 #: At most this many distinct sets of missing fields are read per breakdown.
 MAX_MISSING_SETS: Final = 10_000
 PERCENTILES: Final = (0.5, 0.95)
+KPI_COLUMNS: Final = ("reports", "confidence_sum", "tokens", "timed_reports")
+FIELD_SUMMARY_COLUMNS: Final = (
+    "extracted",
+    "missing",
+    "scored",
+    "confidence_sum",
+    "confidence_min",
+    "confidence_max",
+)
+BIN_COLUMNS: Final = tuple(bin_column(i) for i in range(BINS))
+CENTILE_COLUMNS: Final = tuple(centile_column(c) for c in range(101))
+MS_BUCKET_COLUMNS: Final = tuple(ms_bucket_column(b) for b in range(PROCESSING_TIME_BUCKETS))
 #: Distinct processing times read for one bucket (the last, open-ended one included).
 MAX_BUCKET_VALUES: Final = 100_000
 
@@ -266,9 +278,15 @@ def bin_label(index: int) -> str:
 
 
 def _rollup(
-    session: Session, name: str, flt: ReportFilter, dirty: Sequence[dt.date] | None = None
+    session: Session,
+    name: str,
+    flt: ReportFilter,
+    dirty: Sequence[dt.date] | None = None,
+    columns: Sequence[str] = (),
 ) -> Subquery:
-    return rollup_source(session, BY_TABLE[name], start=flt.start, end=flt.end, dirty=dirty)
+    return rollup_source(
+        session, BY_TABLE[name], start=flt.start, end=flt.end, dirty=dirty, columns=columns
+    )
 
 
 def _dims(flt: ReportFilter, source: Subquery) -> list[ColumnElement[bool]]:
@@ -282,7 +300,7 @@ def _dims(flt: ReportFilter, source: Subquery) -> list[ColumnElement[bool]]:
 
 
 def _total(column: Any) -> Any:
-    return func.coalesce(func.sum(column), 0)
+    return func.coalesce(func.sum(column), literal_column("0"))
 
 
 # --------------------------------------------------------------------------------------
@@ -299,7 +317,7 @@ def has_reports(session: Session) -> bool:
 def list_intents(session: Session, *, flt: ReportFilter) -> list[str]:
     """Intents seen in the filter's date range (ignoring its intent and route choices),
     most frequent first; :data:`NONE_LABEL` stands for reports without one."""
-    s = _rollup(session, "rollup_reports", flt)
+    s = _rollup(session, "rollup_reports", flt, columns=("reports",))
     n = func.sum(s.c.reports)
     rows = session.execute(
         select(s.c.intent, n)
@@ -412,18 +430,16 @@ def _bucket_values(
 
 
 def _percentiles(
-    session: Session, flt: ReportFilter, timed: int, dirty: Sequence[dt.date]
+    session: Session,
+    flt: ReportFilter,
+    timed: int,
+    counts: Sequence[Any],
+    dirty: Sequence[dt.date],
 ) -> list[float | None]:
-    """Exact percentiles of the window's processing times: the rollup's bucket counts
-    locate each rank's bucket, then that bucket's values give the rank itself."""
+    """Exact percentiles of the window's processing times: the rollup's bucket
+    ``counts`` locate each rank's bucket, then that bucket's values give the rank."""
     if timed == 0:
         return [None for _ in PERCENTILES]
-    s = _rollup(session, "rollup_reports", flt, dirty)
-    counts = session.execute(
-        select(
-            *(_total(s.c[ms_bucket_column(b)]) for b in range(PROCESSING_TIME_BUCKETS))
-        ).where(*_dims(flt, s))
-    ).one()
     buckets = [(b, int(n)) for b, n in enumerate(counts) if n]
     values: dict[int, list[tuple[int, int]]] = {}
 
@@ -473,7 +489,8 @@ def _queue_snapshot(
     """:func:`queue_snapshot` with the dirty days already read.
 
     Items written before ``as_of``'s UTC day and closed after it (or never) come from the
-    queue rollup; the rest, written or closed on that day, from the raw rows.
+    queue rollup; the rest, written or closed on that day, from the raw rows. At a
+    midnight, which is where every past period ends, the rollup answers alone.
     """
     _check_aware(as_of, "as_of")
     intent_labels = _clean_labels(intents, "intents", INTENT_MAX)
@@ -489,8 +506,11 @@ def _queue_snapshot(
         end=day - dt.timedelta(days=1),
         dirty=dirty,
     )
+    at_midnight = as_of == day_start
+    # closed_day > day: closed after that day; at midnight, closed that day counts too.
+    closed_later = s.c.closed_day >= day if at_midnight else s.c.closed_day > day
     earlier, first_day = session.execute(
-        select(_total(s.c["items"]), func.min(s.c.day)).where(s.c.closed_day > day, *_dims(flt_dims, s))
+        select(_total(s.c["items"]), func.min(s.c.day)).where(closed_later, *_dims(flt_dims, s))
     ).one()
 
     r = ProcessingReport
@@ -500,21 +520,26 @@ def _queue_snapshot(
     if route_labels:
         dims.append(r.confidence_route.in_(route_labels))
     open_at = or_(r.review_closed_at.is_(None), r.review_closed_at >= as_of)
-    written_that_day = session.execute(
-        select(func.count(), func.min(r.created_at)).where(
-            r.needs_review, r.created_at >= day_start, r.created_at < as_of, open_at, *dims
-        )
-    ).one()
-    closed_that_day = session.execute(
-        select(func.count(), func.min(r.created_at)).where(
-            r.needs_review,
-            r.created_at < day_start,
-            r.review_closed_at >= max(as_of, day_start),
-            r.review_closed_at < day_end,
-            *dims,
-        )
-    ).one()
-    candidates = [written_that_day[1], closed_that_day[1]]
+    # Written that day before as_of and still open, or written earlier and closed that
+    # day at or after as_of: two index ranges (BitmapOr on PostgreSQL).
+    that_day: Any = (0, None)
+    if not at_midnight:
+        that_day = session.execute(
+            select(func.count(), func.min(r.created_at)).where(
+                r.needs_review,
+                r.created_at < as_of,
+                or_(
+                    and_(r.created_at >= day_start, open_at),
+                    and_(
+                        r.created_at < day_start,
+                        r.review_closed_at >= as_of,
+                        r.review_closed_at < day_end,
+                    ),
+                ),
+                *dims,
+            )
+        ).one()
+    candidates = [that_day[1]]
     if first_day is not None:
         if isinstance(first_day, str):
             first_day = dt.date.fromisoformat(first_day)
@@ -533,7 +558,7 @@ def _queue_snapshot(
     present = [c for c in candidates if c is not None]
     return QueueSnapshot(
         as_of=as_of,
-        size=int(earlier) + int(written_that_day[0]) + int(closed_that_day[0]),
+        size=int(earlier) + int(that_day[0]),
         oldest_created_at=min(present) if present else None,
     )
 
@@ -541,17 +566,19 @@ def _queue_snapshot(
 def _period_kpis(
     session: Session, flt: ReportFilter, now: dt.datetime, dirty: Sequence[dt.date]
 ) -> PeriodKpis:
-    s = _rollup(session, "rollup_reports", flt, dirty)
-    reports, confidence_sum, flagged, tokens, timed = session.execute(
+    s = _rollup(session, "rollup_reports", flt, dirty, columns=KPI_COLUMNS + MS_BUCKET_COLUMNS)
+    row = session.execute(
         select(
             _total(s.c.reports),
             func.sum(s.c.confidence_sum),
             _total(case((s.c.needs_review, s.c.reports), else_=0)),
             _total(s.c.tokens),
             _total(s.c.timed_reports),
+            *(_total(s.c[name]) for name in MS_BUCKET_COLUMNS),
         ).where(*_dims(flt, s))
     ).one()
-    percentiles = _percentiles(session, flt, int(timed), dirty)
+    reports, confidence_sum, flagged, tokens, timed = row[:5]
+    percentiles = _percentiles(session, flt, int(timed), row[5:], dirty)
     _, end = flt.bounds()
     queue = _queue_snapshot(session, min(end, now), flt.intents, flt.routes, dirty)
     return PeriodKpis(
@@ -605,7 +632,7 @@ def daily_trends(session: Session, *, flt: ReportFilter) -> pd.DataFrame:
     Columns: ``day`` (date), ``reports``, ``high``/``medium``/``low`` (reports per route),
     ``flagged``, ``needs_review_rate`` and ``avg_confidence`` (NaN on empty days).
     """
-    s = _rollup(session, "rollup_reports", flt)
+    s = _rollup(session, "rollup_reports", flt, columns=("reports", "confidence_sum"))
     rows = session.execute(
         select(
             s.c.day,
@@ -658,7 +685,7 @@ def confidence_histogram(session: Session, *, flt: ReportFilter) -> pd.DataFrame
     when unfiltered), zeros included. Columns: ``bin``, ``lower``, ``upper``, ``label``,
     ``route``, ``reports``.
     """
-    s = _rollup(session, "rollup_reports", flt)
+    s = _rollup(session, "rollup_reports", flt, columns=BIN_COLUMNS)
     rows = session.execute(
         select(s.c.route, *(_total(s.c[bin_column(i)]) for i in range(BINS)))
         .where(*_dims(flt, s))
@@ -698,7 +725,7 @@ def field_confidence_summary(
     ``max_confidence``.
     """
     keys = _key_fields(key_fields)
-    s = _rollup(session, "rollup_fields", flt)
+    s = _rollup(session, "rollup_fields", flt, columns=FIELD_SUMMARY_COLUMNS)
     seen = func.sum(s.c.extracted) + func.sum(s.c.missing)
     rows = session.execute(
         select(
@@ -760,7 +787,7 @@ def field_confidence_histogram(
     names = list(dict.fromkeys(fields))[: MAX_GROUPS * 2]
     counts: dict[tuple[str, int], int] = {}
     if names:
-        s = _rollup(session, "rollup_fields", flt)
+        s = _rollup(session, "rollup_fields", flt, columns=BIN_COLUMNS)
         rows = session.execute(
             select(s.c.field_name, *(_total(s.c[bin_column(i)]) for i in range(BINS)))
             .where(*_dims(flt, s), s.c.field_name.in_(names))
@@ -795,7 +822,7 @@ def confidence_by_intent(session: Session, *, flt: ReportFilter) -> pd.DataFrame
     Columns: ``intent`` (:data:`NONE_LABEL` for none), ``reports``, ``avg_confidence``,
     ``high``, ``medium``, ``low``, ``flagged``, ``needs_review_rate``.
     """
-    s = _rollup(session, "rollup_reports", flt)
+    s = _rollup(session, "rollup_reports", flt, columns=("reports", "confidence_sum"))
 
     def per_route(route: str) -> Any:
         return _total(case((s.c.route == route, s.c.reports), else_=0))
@@ -874,7 +901,7 @@ def threshold_what_if(session: Session, *, flt: ReportFilter, threshold: float) 
     t = float(threshold)
     centile = round(t * 100)
     if centile / 100 == t:
-        s = _rollup(session, "rollup_reports", flt)
+        s = _rollup(session, "rollup_reports", flt, columns=("reports", *CENTILE_COLUMNS))
         below: Any = sum(
             (s.c[centile_column(c)] for c in range(centile)), start=literal_column("0")
         )
@@ -918,7 +945,7 @@ def count_reports(session: Session, *, flt: ReportFilter) -> int:
 
 
 def _count_reports(session: Session, flt: ReportFilter, dirty: Sequence[dt.date] | None) -> int:
-    s = _rollup(session, "rollup_reports", flt, dirty)
+    s = _rollup(session, "rollup_reports", flt, dirty, columns=("reports",))
     return int(session.execute(select(_total(s.c.reports)).where(*_dims(flt, s))).scalar_one())
 
 
@@ -942,7 +969,7 @@ def _missing_sets(
 
     SQL groups by the whole set; splitting a set into its fields is left to the caller.
     """
-    s = _rollup(session, "rollup_missing_sets", flt, dirty)
+    s = _rollup(session, "rollup_missing_sets", flt, dirty, columns=("reports",))
     keys = [s.c[name] for name in by]
     rows = session.execute(
         select(*keys, s.c.missing_set, func.sum(s.c.reports))
@@ -1004,7 +1031,7 @@ def missing_fields_daily(
             counts[(_as_date(day), name)] += n
             tally[name] += n
     kept = _top_missing(tally, MAX_GROUPS + len(keys))
-    s = _rollup(session, "rollup_reports", flt, dirty)
+    s = _rollup(session, "rollup_reports", flt, dirty, columns=("reports",))
     totals = {
         _as_date(day): int(n)
         for day, n in session.execute(
@@ -1044,7 +1071,7 @@ def missing_fields_by_intent(
     """
     keys = _key_fields(key_fields)
     dirty = dirty_days(session, start=flt.start, end=flt.end)
-    s = _rollup(session, "rollup_reports", flt, dirty)
+    s = _rollup(session, "rollup_reports", flt, dirty, columns=("reports",))
     n_reports = func.sum(s.c.reports)
     intents = session.execute(
         select(s.c.intent, n_reports)

@@ -287,10 +287,18 @@ class Rollup:
     keys: tuple[str, ...]
     raw_rows: Callable[[Where], Select[Any]]
 
-    def raw(self, where: Where) -> Select[Any]:
-        """The raw rows under ``where`` grouped like the table, in its column order."""
+    def columns(self, names: Sequence[str] | None) -> list[str]:
+        """The table's column names, in order: all of them, or the keys plus ``names``."""
+        if names is None:
+            return [column.name for column in self.table.c]
+        wanted = set(self.keys) | set(names)
+        return [column.name for column in self.table.c if column.name in wanted]
+
+    def raw(self, where: Where, names: Sequence[str] | None = None) -> Select[Any]:
+        """The raw rows under ``where`` grouped like the table, in its column order (only
+        the keys and ``names`` when given)."""
         rows = self.raw_rows(where).subquery()
-        return select(*(rows.c[column.name] for column in self.table.c))
+        return select(*(rows.c[name] for name in self.columns(names)))
 
 
 _DIMS = ("day", "intent", "route")
@@ -359,13 +367,15 @@ def rollup_source(
     start: dt.date | None,
     end: dt.date,
     dirty: Sequence[dt.date] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> Subquery:
     """Rows of ``rollup`` for the days ``[start, end]`` (``start`` None: every day up to
     ``end``): from the table for clean days, computed from the raw rows for dirty ones.
 
     Callers aggregate over the result; a day's rows come from exactly one of the two.
     ``dirty``: the dirty days as the caller just read them with :func:`dirty_days`, so
-    that one read serves several sources (read here when None).
+    that one read serves several sources (read here when None). ``columns``: the measures
+    the caller reads (every column when None); the keys always come along.
     """
     table = rollup.table
     if dirty is None:
@@ -377,10 +387,11 @@ def rollup_source(
         in_range.append(table.c.day >= start)
     if dirty:
         in_range.append(table.c.day.not_in(dirty))
-    stored = select(*table.c).where(*in_range)
+    names = rollup.columns(columns)
+    stored = select(*(table.c[name] for name in names)).where(*in_range)
     if not dirty:
         return stored.subquery(table.name)
-    return union_all(stored, rollup.raw(on_days(dirty))).subquery(table.name)
+    return union_all(stored, rollup.raw(on_days(dirty), names)).subquery(table.name)
 
 
 # --------------------------------------------------------------------------------------
