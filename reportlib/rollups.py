@@ -128,10 +128,35 @@ def _count_where(column: Any, value: int) -> Any:
     return func.sum(case((column == value, 1), else_=0))
 
 
+def _pivot(
+    keys: Sequence[str],
+    groups: Sequence[Select[Any]],
+    columns: Sequence[tuple[str, Any]],
+) -> Select[Any]:
+    """Turn narrow groups into one wide row per key.
+
+    Each of ``groups`` selects the ``keys``, a ``kind`` tag, a bucket ``v``, a count ``n``
+    and further measures, already grouped; ``columns`` are ``(name, aggregate over the
+    union)``. Counting each report once per histogram and pivoting the few hundred
+    groups a day holds costs far less than a CASE per report per column.
+    """
+    union = union_all(*groups).subquery()
+    key_columns = [union.c[name] for name in keys]
+    return select(
+        *key_columns, *(aggregate(union).label(name) for name, aggregate in columns)
+    ).group_by(*key_columns)
+
+
+def _kind_count(kind: str, value: int) -> Callable[[Any], Any]:
+    def aggregate(union: Any) -> Any:
+        return func.sum(case((and_(union.c.kind == kind, union.c.v == value), union.c.n), else_=0))
+
+    return aggregate
+
+
 def _reports_rows(where: Where) -> Select[Any]:
     r = ProcessingReport
     ms = r.processing_time_ms
-    # Each report's bin, centile and processing-time bucket once, then one count per column.
     per_report = (
         select(
             *_report_keys(),
@@ -144,26 +169,50 @@ def _reports_rows(where: Where) -> Select[Any]:
             processing_time_bucket(ms).label("bucket"),
         )
         .where(where(r.created_at))
-        .subquery()
+        .cte("per_report")
     )
     p = per_report.c
-    keys = [p.day, p.intent, p.route, p.needs_review]
-    return (
-        select(
-            *keys,
-            func.count().label("reports"),
+    keys = ["day", "intent", "route", "needs_review"]
+    key_columns = [p[name] for name in keys]
+    none: Any = literal_column("NULL")
+
+    def group(kind: str, value: Any, *measures: Any) -> Select[Any]:
+        # Every branch has the same columns: keys, kind, v, n, then the totals' measures.
+        filler = [none.label(name) for name in ("confidence_sum", "tokens", "timed")]
+        return (
+            select(
+                *key_columns,
+                literal_column(f"'{kind}'").label("kind"),
+                value.label("v"),
+                func.count().label("n"),
+                *(measures or filler),
+            )
+            .select_from(per_report)
+            .group_by(*key_columns, *([] if kind == "t" else [value]))
+        )
+
+    groups = [
+        group(
+            "t",
+            literal_column("0"),
             func.sum(p.confidence).label("confidence_sum"),
             func.sum(p.tokens).label("tokens"),
-            func.count(p.ms).label("timed_reports"),
-            *(_count_where(p.bin, i).label(bin_column(i)) for i in range(CONFIDENCE_BINS)),
-            *(_count_where(p.centile, c).label(centile_column(c)) for c in range(CENTILES)),
-            *(
-                _count_where(p.bucket, b).label(ms_bucket_column(b))
-                for b in range(PROCESSING_TIME_BUCKETS)
-            ),
-        )
-        .group_by(*keys)
-    )
+            func.count(p.ms).label("timed"),
+        ),
+        group("b", p.bin),
+        group("c", p.centile),
+        group("m", p.bucket),
+    ]
+    columns: list[tuple[str, Any]] = [
+        ("reports", lambda u: func.sum(case((u.c.kind == "t", u.c.n), else_=0))),
+        ("confidence_sum", lambda u: func.sum(u.c.confidence_sum)),
+        ("tokens", lambda u: func.sum(u.c.tokens)),
+        ("timed_reports", lambda u: func.sum(case((u.c.kind == "t", u.c.timed), else_=0))),
+        *((bin_column(i), _kind_count("b", i)) for i in range(CONFIDENCE_BINS)),
+        *((centile_column(c), _kind_count("c", c)) for c in range(CENTILES)),
+        *((ms_bucket_column(b), _kind_count("m", b)) for b in range(PROCESSING_TIME_BUCKETS)),
+    ]
+    return _pivot(keys, groups, columns)
 
 
 def processing_time_bucket(column: Any) -> ColumnElement[int]:
@@ -261,21 +310,38 @@ def _verdict_rows(where: Where) -> Select[Any]:
         .select_from(v)
         .join(d, d.id == v.decision_id)
         .where(where(d.report_created_at))
-        .subquery()
+        .cte("per_verdict")
     )
     p = per_verdict.c
-    keys = [p.day, p.field_name, p.was_missing, p.verdict]
-    stmt: Select[Any] = select(
-        *keys,
-        func.count().label("verdicts"),
-        func.sum(case((p.confidence.is_(None), 1), else_=0)).label("unscored"),
-        *(_count_where(p.centile, c).label(centile_column(c)) for c in range(CENTILES)),
-        *(
-            func.sum(case((p.centile == c, p.confidence), else_=0.0)).label(centile_sum_column(c))
-            for c in range(CENTILES)
-        ),
-    ).group_by(*keys)
-    return stmt
+    keys = ["day", "field_name", "was_missing", "verdict"]
+    key_columns = [p[name] for name in keys]
+    # One narrow group per key and centile (NULL: no confidence), then pivoted.
+    groups = [
+        select(
+            *key_columns,
+            literal_column("'c'").label("kind"),
+            p.centile.label("v"),
+            func.count().label("n"),
+            func.sum(p.confidence).label("confidence_sum"),
+        ).group_by(*key_columns, p.centile)
+    ]
+
+    def centile_sum(centile: int) -> Callable[[Any], Any]:
+        def aggregate(union: Any) -> Any:
+            return func.coalesce(
+                func.sum(case((union.c.v == centile, union.c.confidence_sum), else_=0.0)),
+                literal_column("0.0"),
+            )
+
+        return aggregate
+
+    columns: list[tuple[str, Any]] = [
+        ("verdicts", lambda u: func.sum(u.c.n)),
+        ("unscored", lambda u: func.sum(case((u.c.v.is_(None), u.c.n), else_=0))),
+        *((centile_column(c), _kind_count("c", c)) for c in range(CENTILES)),
+        *((centile_sum_column(c), centile_sum(c)) for c in range(CENTILES)),
+    ]
+    return _pivot(keys, groups, columns)
 
 
 @dataclass(frozen=True, slots=True)
