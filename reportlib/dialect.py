@@ -41,6 +41,26 @@ def _utc_date_sqlite(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str
     return f"substr({compiler.process(column, **kw)}, 1, 10)"
 
 
+class utc_hour(FunctionElement[int]):
+    """The UTC hour (0-23) of a timestamp column."""
+
+    type = Integer()
+    name = "utc_hour"
+    inherit_cache = True
+
+
+@compiles(utc_hour, "postgresql")
+def _utc_hour_postgresql(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return f"CAST(EXTRACT(HOUR FROM ({compiler.process(column, **kw)} AT TIME ZONE 'UTC')) AS INTEGER)"
+
+
+@compiles(utc_hour, "sqlite")
+def _utc_hour_sqlite(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return f"CAST(substr({compiler.process(column, **kw)}, 12, 2) AS INTEGER)"
+
+
 class confidence_bin(FunctionElement[int]):
     """``min(floor(confidence * 20), 19)``: the fixed 0.05-wide bin of a confidence."""
 
@@ -153,4 +173,5 @@ __all__ = [
     "json_text",
     "lock_for_refresh",
     "utc_date",
+    "utc_hour",
 ]

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -508,9 +509,15 @@ def _counts(names: list[str]) -> list[Column[Any]]:
     return [Column(name, Integer, nullable=False) for name in names]
 
 
+def _hour() -> Column[Any]:
+    # NULL: the row covers its whole day; 0-23: one UTC hour of it (recent days).
+    return Column("hour", SmallInteger)
+
+
 def _rollup_table(name: str, *columns: Column[Any]) -> Table:
     keys: list[Column[Any]] = [
         Column("day", Date, nullable=False),
+        _hour(),
         Column("intent", String(50)),
         Column("route", String(20), nullable=False),
     ]
@@ -536,6 +543,7 @@ rollup_processing_time_values = Table(
     "rollup_processing_time_values",
     Base.metadata,
     Column("day", Date, nullable=False),
+    _hour(),
     Column("processing_time_ms", Integer, nullable=False),
     Column("reports", Integer, nullable=False),
     Index("ix_rollup_processing_time_values_day", "day", "processing_time_ms"),
@@ -565,6 +573,7 @@ rollup_review_queue = Table(
     "rollup_review_queue",
     Base.metadata,
     Column("day", Date, nullable=False),
+    _hour(),
     Column("intent", String(50)),
     Column("route", String(20), nullable=False),
     Column("closed_day", Date, nullable=False),
@@ -580,6 +589,7 @@ rollup_verdicts = Table(
     "rollup_verdicts",
     Base.metadata,
     Column("day", Date, nullable=False),
+    _hour(),
     Column("field_name", String(100), nullable=False),
     Column("was_missing", Boolean, nullable=False),
     Column("verdict", String(20), nullable=False),
@@ -590,13 +600,15 @@ rollup_verdicts = Table(
     Index("ix_rollup_verdicts_day", "day"),
 )
 
-# No unique key: a writer checks NOT EXISTS and never waits on another writer's
-# uncommitted day (two writers may list the same day twice, which is harmless).
+# The UTC hours changed since their last rebuild (hour NULL: the whole day). No unique
+# key: a writer checks NOT EXISTS and never waits on another writer's uncommitted mark
+# (two writers may list the same hour twice, which is harmless).
 rollup_dirty_days = Table(
     "rollup_dirty_days",
     Base.metadata,
     Column("day", Date, nullable=False),
-    Index("ix_rollup_dirty_days_day", "day"),
+    Column("hour", SmallInteger),
+    Index("ix_rollup_dirty_days_day", "day", "hour"),
 )
 
 ROLLUP_TABLES: tuple[Table, ...] = (

@@ -49,7 +49,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    union_all,
 )
 from sqlalchemy.orm import Session
 
@@ -67,7 +66,7 @@ from reportlib.models import (
     centile_column,
     ms_bucket_column,
 )
-from reportlib.rollups import BY_TABLE, dirty_days, on_days, rollup_source
+from reportlib.rollups import BY_TABLE, Dirty, read_dirty, rollup_source
 from reportlib.service import INT32_MAX, INTENT_MAX, utc_day_bounds
 
 #: Stand-in for a NULL intent or review reason in filters and results.
@@ -281,7 +280,7 @@ def _rollup(
     session: Session,
     name: str,
     flt: ReportFilter,
-    dirty: Sequence[dt.date] | None = None,
+    dirty: Dirty | None = None,
     columns: Sequence[str] = (),
 ) -> Subquery:
     return rollup_source(
@@ -384,7 +383,7 @@ def percentile_from_sorted_pair(low: float, high: float, fraction: float) -> flo
 
 
 def _bucket_values(
-    session: Session, flt: ReportFilter, bucket: int, dirty: Sequence[dt.date]
+    session: Session, flt: ReportFilter, bucket: int, dirty: Dirty
 ) -> list[tuple[int, int]]:
     """Distinct processing times in ``bucket`` within the window, ascending, with their
     counts: ``[(ms, reports), ...]``."""
@@ -403,25 +402,18 @@ def _bucket_values(
         )
         return [(int(ms), int(n)) for ms, n in session.execute(raw_stmt).all() if ms is not None]
     # The per-day values rollup (no intent or route): one index range per day.
-    dirty_in_window = {day for day in dirty if flt.start <= day <= flt.end}
-    clean = [day for day in flt.dates() if day not in dirty_in_window]
-    rollup = BY_TABLE["rollup_processing_time_values"]
-    t = rollup.table
-    parts = [
-        select(t.c.processing_time_ms, t.c.reports).where(
-            t.c.day.in_(clean), t.c.processing_time_ms >= low, t.c.processing_time_ms < high
-        )
-    ]
-    if dirty_in_window:
-        raw = rollup.raw(on_days(sorted(dirty_in_window))).subquery()
-        parts.append(
-            select(raw.c.processing_time_ms, raw.c.reports).where(
-                raw.c.processing_time_ms >= low, raw.c.processing_time_ms < high
-            )
-        )
-    values = union_all(*parts).subquery()
+    values = rollup_source(
+        session,
+        BY_TABLE["rollup_processing_time_values"],
+        start=flt.start,
+        end=flt.end,
+        dirty=dirty,
+        columns=("reports",),
+        day_list=True,
+    )
     stmt = (
         select(values.c.processing_time_ms, func.sum(values.c.reports))
+        .where(values.c.processing_time_ms >= low, values.c.processing_time_ms < high)
         .group_by(values.c.processing_time_ms)
         .order_by(values.c.processing_time_ms)
         .limit(MAX_BUCKET_VALUES)
@@ -434,7 +426,7 @@ def _percentiles(
     flt: ReportFilter,
     timed: int,
     counts: Sequence[Any],
-    dirty: Sequence[dt.date],
+    dirty: Dirty,
 ) -> list[float | None]:
     """Exact percentiles of the window's processing times: the rollup's bucket
     ``counts`` locate each rank's bucket, then that bucket's values give the rank."""
@@ -476,7 +468,7 @@ def queue_snapshot(
 ) -> QueueSnapshot:
     """Size and oldest item of the open review queue at ``as_of``, for the given intents
     and routes (all when empty), over all dates."""
-    return _queue_snapshot(session, as_of, intents, routes, dirty_days(session))
+    return _queue_snapshot(session, as_of, intents, routes, read_dirty(session))
 
 
 def _queue_snapshot(
@@ -484,7 +476,7 @@ def _queue_snapshot(
     as_of: dt.datetime,
     intents: Sequence[str],
     routes: Sequence[str],
-    dirty: Sequence[dt.date],
+    dirty: Dirty,
 ) -> QueueSnapshot:
     """:func:`queue_snapshot` with the dirty days already read.
 
@@ -564,7 +556,7 @@ def _queue_snapshot(
 
 
 def _period_kpis(
-    session: Session, flt: ReportFilter, now: dt.datetime, dirty: Sequence[dt.date]
+    session: Session, flt: ReportFilter, now: dt.datetime, dirty: Dirty
 ) -> PeriodKpis:
     s = _rollup(session, "rollup_reports", flt, dirty, columns=KPI_COLUMNS + MS_BUCKET_COLUMNS)
     row = session.execute(
@@ -603,7 +595,7 @@ def overview_kpis(session: Session, *, flt: ReportFilter, now: dt.datetime) -> O
     filters.
     """
     _check_aware(now, "now")
-    dirty = dirty_days(session)  # one read serves both periods and their queue snapshots
+    dirty = read_dirty(session)  # one read serves both periods and their queue snapshots
     return OverviewKpis(
         current=_period_kpis(session, flt, now, dirty),
         previous=_period_kpis(session, flt.previous(), now, dirty),
@@ -944,7 +936,7 @@ def count_reports(session: Session, *, flt: ReportFilter) -> int:
     return _count_reports(session, flt, None)
 
 
-def _count_reports(session: Session, flt: ReportFilter, dirty: Sequence[dt.date] | None) -> int:
+def _count_reports(session: Session, flt: ReportFilter, dirty: Dirty | None) -> int:
     s = _rollup(session, "rollup_reports", flt, dirty, columns=("reports",))
     return int(session.execute(select(_total(s.c.reports)).where(*_dims(flt, s))).scalar_one())
 
@@ -963,7 +955,7 @@ def _missing_names(missing_set: str | None) -> tuple[str, ...]:
 
 
 def _missing_sets(
-    session: Session, flt: ReportFilter, dirty: Sequence[dt.date], *by: str
+    session: Session, flt: ReportFilter, dirty: Dirty, *by: str
 ) -> list[tuple[tuple[Any, ...], tuple[str, ...], int]]:
     """Reports per (``by`` columns, set of missing fields): ``[(by values, names, n)]``.
 
@@ -996,7 +988,7 @@ def missing_field_frequency(
     ``share``.
     """
     keys = _key_fields(key_fields)
-    dirty = dirty_days(session, start=flt.start, end=flt.end)
+    dirty = read_dirty(session, start=flt.start, end=flt.end)
     tally: dict[str, int] = defaultdict(int)
     for _, missing, n in _missing_sets(session, flt, dirty):
         for name in missing:
@@ -1023,7 +1015,7 @@ def missing_fields_daily(
     ``share`` (NaN on days without reports).
     """
     keys = _key_fields(key_fields)
-    dirty = dirty_days(session, start=flt.start, end=flt.end)
+    dirty = read_dirty(session, start=flt.start, end=flt.end)
     counts: dict[tuple[dt.date, str], int] = defaultdict(int)
     tally: dict[str, int] = defaultdict(int)
     for (day,), missing, n in _missing_sets(session, flt, dirty, "day"):
@@ -1070,7 +1062,7 @@ def missing_fields_by_intent(
     ``field``, ``missing``, ``reports``, ``share``.
     """
     keys = _key_fields(key_fields)
-    dirty = dirty_days(session, start=flt.start, end=flt.end)
+    dirty = read_dirty(session, start=flt.start, end=flt.end)
     s = _rollup(session, "rollup_reports", flt, dirty, columns=("reports",))
     n_reports = func.sum(s.c.reports)
     intents = session.execute(
@@ -1115,7 +1107,7 @@ def missing_field_cooccurrence(
     it never was). Columns: ``field``, ``other``, ``reports``, ``share``.
     """
     keys = _key_fields(key_fields)
-    dirty = dirty_days(session, start=flt.start, end=flt.end)
+    dirty = read_dirty(session, start=flt.start, end=flt.end)
     counts: dict[tuple[str, str], int] = defaultdict(int)
     tally: dict[str, int] = defaultdict(int)
     for _, missing, n in _missing_sets(session, flt, dirty):
@@ -1140,7 +1132,7 @@ def missing_count_distribution(
     """How many reports miss 0, 1, 2, ... fields (up to the number of key fields, or more
     if a report lists more). Columns: ``missing_fields``, ``reports``, ``share``."""
     keys = _key_fields(key_fields)
-    dirty = dirty_days(session, start=flt.start, end=flt.end)
+    dirty = read_dirty(session, start=flt.start, end=flt.end)
     counts: dict[int, int] = defaultdict(int)
     for _, missing, n in _missing_sets(session, flt, dirty):
         if missing:

@@ -42,10 +42,12 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    SmallInteger,
     Subquery,
     Table,
     and_,
     case,
+    cast,
     delete,
     exists,
     false,
@@ -53,6 +55,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    null,
     or_,
     select,
     true,
@@ -68,6 +71,7 @@ from reportlib.dialect import (
     json_text,
     lock_for_refresh,
     utc_date,
+    utc_hour,
 )
 from reportlib.errors import ReportlibError
 from reportlib.models import (
@@ -92,6 +96,7 @@ from reportlib.models import (
     rollup_reports,
     rollup_review_queue,
     rollup_verdicts,
+    utcnow,
 )
 from reportlib.service import utc_day_bounds
 
@@ -111,17 +116,28 @@ Where = Callable[[Any], ColumnElement[bool]]
 # --------------------------------------------------------------------------------------
 
 
-def _report_keys() -> list[Any]:
+def _time_keys(column: Any, hourly: bool) -> list[Any]:
+    """``day`` and ``hour`` of a timestamp: the UTC hour for hourly rows, NULL for a
+    whole day's."""
+    hour = utc_hour(column) if hourly else cast(null(), SmallInteger)
+    return [utc_date(column).label("day"), hour.label("hour")]
+
+
+def _report_keys(hourly: bool) -> list[Any]:
     r = ProcessingReport
     return [
-        utc_date(r.created_at).label("day"),
+        *_time_keys(r.created_at, hourly),
         r.intent.label("intent"),
         r.confidence_route.label("route"),
     ]
 
 
-def _grouped(keys: list[Any], measures: list[Any], where: ColumnElement[bool]) -> Select[Any]:
-    return select(*keys, *measures).where(where).group_by(*(key.element for key in keys))
+def _grouped(
+    keys: list[Any], measures: list[Any], where: ColumnElement[bool], hourly: bool
+) -> Select[Any]:
+    # A whole day's NULL hour is a constant, not a grouping expression.
+    grouping = [key.element for key in keys if hourly or key.name != "hour"]
+    return select(*keys, *measures).where(where).group_by(*grouping)
 
 
 def _count_where(column: Any, value: int) -> Any:
@@ -154,12 +170,12 @@ def _kind_count(kind: str, value: int) -> Callable[[Any], Any]:
     return aggregate
 
 
-def _reports_rows(where: Where) -> Select[Any]:
+def _reports_rows(where: Where, hourly: bool) -> Select[Any]:
     r = ProcessingReport
     ms = r.processing_time_ms
     per_report = (
         select(
-            *_report_keys(),
+            *_report_keys(hourly),
             r.needs_review.label("needs_review"),
             r.overall_confidence.label("confidence"),
             r.total_tokens_used.label("tokens"),
@@ -172,7 +188,7 @@ def _reports_rows(where: Where) -> Select[Any]:
         .cte("per_report")
     )
     p = per_report.c
-    keys = ["day", "intent", "route", "needs_review"]
+    keys = ["day", "hour", "intent", "route", "needs_review"]
     key_columns = [p[name] for name in keys]
     none: Any = literal_column("NULL")
 
@@ -229,23 +245,24 @@ def processing_time_bucket(column: Any) -> ColumnElement[int]:
     )
 
 
-def _processing_time_value_rows(where: Where) -> Select[Any]:
+def _processing_time_value_rows(where: Where, hourly: bool) -> Select[Any]:
     r = ProcessingReport
     return _grouped(
-        [utc_date(r.created_at).label("day"), r.processing_time_ms.label("processing_time_ms")],
+        [*_time_keys(r.created_at, hourly), r.processing_time_ms.label("processing_time_ms")],
         [func.count().label("reports")],
         and_(where(r.created_at), r.processing_time_ms.is_not(None)),
+        hourly,
     )
 
 
-def _fields_rows(where: Where) -> Select[Any]:
+def _fields_rows(where: Where, hourly: bool) -> Select[Any]:
     rf = ReportField
     scored_bin = case(
         (or_(rf.is_missing, rf.confidence.is_(None)), None), else_=confidence_bin(rf.confidence)
     )
     per_field = (
         select(
-            utc_date(rf.created_at).label("day"),
+            *_time_keys(rf.created_at, hourly),
             rf.intent.label("intent"),
             rf.confidence_route.label("route"),
             rf.field_name.label("field_name"),
@@ -257,7 +274,7 @@ def _fields_rows(where: Where) -> Select[Any]:
         .subquery()
     )
     f = per_field.c
-    keys = [f.day, f.intent, f.route, f.field_name]
+    keys = [f.day, f.hour, f.intent, f.route, f.field_name]
     return (
         select(
             *keys,
@@ -273,32 +290,34 @@ def _fields_rows(where: Where) -> Select[Any]:
     )
 
 
-def _missing_set_rows(where: Where) -> Select[Any]:
+def _missing_set_rows(where: Where, hourly: bool) -> Select[Any]:
     r = ProcessingReport
     return _grouped(
-        [*_report_keys(), json_text(r.missing_fields).label("missing_set")],
+        [*_report_keys(hourly), json_text(r.missing_fields).label("missing_set")],
         [func.count().label("reports")],
         where(r.created_at),
+        hourly,
     )
 
 
-def _review_queue_rows(where: Where) -> Select[Any]:
+def _review_queue_rows(where: Where, hourly: bool) -> Select[Any]:
     r = ProcessingReport
     closed_day = func.coalesce(utc_date(r.review_closed_at), literal(OPEN_DAY, type_=utc_date.type))
     return _grouped(
-        [*_report_keys(), closed_day.label("closed_day")],
+        [*_report_keys(hourly), closed_day.label("closed_day")],
         [func.count().label("items")],
         and_(where(r.created_at), r.needs_review),
+        hourly,
     )
 
 
-def _verdict_rows(where: Where) -> Select[Any]:
+def _verdict_rows(where: Where, hourly: bool) -> Select[Any]:
     v = ReviewFieldVerdict
     d = ReviewDecision
     confidence = v.extracted_confidence
     per_verdict = (
         select(
-            utc_date(d.report_created_at).label("day"),
+            *_time_keys(d.report_created_at, hourly),
             v.field_name.label("field_name"),
             v.was_missing.label("was_missing"),
             v.verdict.label("verdict"),
@@ -313,7 +332,7 @@ def _verdict_rows(where: Where) -> Select[Any]:
         .cte("per_verdict")
     )
     p = per_verdict.c
-    keys = ["day", "field_name", "was_missing", "verdict"]
+    keys = ["day", "hour", "field_name", "was_missing", "verdict"]
     key_columns = [p[name] for name in keys]
     # One narrow group per key and centile (NULL: no confidence), then pivoted.
     groups = [
@@ -347,11 +366,11 @@ def _verdict_rows(where: Where) -> Select[Any]:
 @dataclass(frozen=True, slots=True)
 class Rollup:
     """A rollup table, its grouping columns and the SQL that computes its rows from the
-    raw rows."""
+    raw rows (grouped by day and hour, or by whole day)."""
 
     table: Table
     keys: tuple[str, ...]
-    raw_rows: Callable[[Where], Select[Any]]
+    raw_rows: Callable[[Where, bool], Select[Any]]
 
     def columns(self, names: Sequence[str] | None) -> list[str]:
         """The table's column names, in order: all of them, or the keys plus ``names``."""
@@ -360,21 +379,29 @@ class Rollup:
         wanted = set(self.keys) | set(names)
         return [column.name for column in self.table.c if column.name in wanted]
 
-    def raw(self, where: Where, names: Sequence[str] | None = None) -> Select[Any]:
+    def raw(
+        self, where: Where, names: Sequence[str] | None = None, *, hourly: bool = False
+    ) -> Select[Any]:
         """The raw rows under ``where`` grouped like the table, in its column order (only
-        the keys and ``names`` when given)."""
-        rows = self.raw_rows(where).subquery()
+        the keys and ``names`` when given); by hour with ``hourly``, else by whole day."""
+        rows = self.raw_rows(where, hourly).subquery()
         return select(*(rows.c[name] for name in self.columns(names)))
 
 
-_DIMS = ("day", "intent", "route")
+_DIMS = ("day", "hour", "intent", "route")
 ROLLUPS: Final[tuple[Rollup, ...]] = (
     Rollup(rollup_reports, (*_DIMS, "needs_review"), _reports_rows),
-    Rollup(rollup_processing_time_values, ("day", "processing_time_ms"), _processing_time_value_rows),
+    Rollup(
+        rollup_processing_time_values,
+        ("day", "hour", "processing_time_ms"),
+        _processing_time_value_rows,
+    ),
     Rollup(rollup_fields, (*_DIMS, "field_name"), _fields_rows),
     Rollup(rollup_missing_sets, (*_DIMS, "missing_set"), _missing_set_rows),
     Rollup(rollup_review_queue, (*_DIMS, "closed_day"), _review_queue_rows),
-    Rollup(rollup_verdicts, ("day", "field_name", "was_missing", "verdict"), _verdict_rows),
+    Rollup(
+        rollup_verdicts, ("day", "hour", "field_name", "was_missing", "verdict"), _verdict_rows
+    ),
 )
 assert tuple(rollup.table for rollup in ROLLUPS) == ROLLUP_TABLES
 
@@ -399,31 +426,88 @@ def day_runs(days: Sequence[dt.date]) -> list[tuple[dt.date, dt.date]]:
 
 def on_days(days: Sequence[dt.date]) -> Where:
     """A condition on a timestamp column: it falls on one of ``days`` (UTC)."""
-    runs = day_runs(days)
+    return on_ranges([utc_day_bounds(first, last) for first, last in day_runs(days)])
+
+
+def on_ranges(ranges: Sequence[tuple[dt.datetime, dt.datetime]]) -> Where:
+    """A condition on a timestamp column: it falls in one of the ``[start, end)`` ranges."""
 
     def where(column: Any) -> ColumnElement[bool]:
-        if not runs:
+        if not ranges:
             return false()
-        parts = []
-        for first, last in runs:
-            start, end = utc_day_bounds(first, last)
-            parts.append(and_(column >= start, column < end))
-        return or_(*parts)
+        return or_(*(and_(column >= start, column < end) for start, end in ranges))
 
     return where
+
+
+def _hour_range(day: dt.date, hour: int) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC)
+    return start, start + dt.timedelta(hours=1)
+
+
+#: Days this recent (0: today) are read by the hour: a changed hour is computed from the
+#: raw rows, not its whole day.
+READ_HOURLY_DAYS: Final = 1
+#: Days this recent are kept as hourly rows by a refresh; older days as whole-day rows.
+#: One more than READ_HOURLY_DAYS: a read never sees a day change form under it.
+KEEP_HOURLY_DAYS: Final = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Dirty:
+    """What changed since the last refresh, as read at one instant: ``today`` is the
+    database's UTC date then; ``hours[day]`` the changed hours of each day (None: the
+    whole day)."""
+
+    today: dt.date | None
+    hours: dict[dt.date, frozenset[int | None]]
+
+    @property
+    def days(self) -> list[dt.date]:
+        return sorted(self.hours)
+
+    def by_hour(self, day: dt.date) -> bool:
+        """Whether ``day`` is read by the hour: recent, and not changed as a whole."""
+        return (
+            self.today is not None
+            and day > self.today - dt.timedelta(days=READ_HOURLY_DAYS)
+            and None not in self.hours[day]
+        )
+
+    def within(self, start: dt.date | None, end: dt.date) -> Dirty:
+        return Dirty(
+            self.today,
+            {d: h for d, h in self.hours.items() if d <= end and (start is None or d >= start)},
+        )
+
+
+def read_dirty(
+    session: Session, *, start: dt.date | None = None, end: dt.date | None = None
+) -> Dirty:
+    """The changed hours within ``[start, end]``, with the database's date, in one read."""
+    d = rollup_dirty_days.c
+    stmt = select(d.day, d.hour, utc_date(utcnow())).distinct()
+    if start is not None:
+        stmt = stmt.where(d.day >= start)
+    if end is not None:
+        stmt = stmt.where(d.day <= end)
+    hours: dict[dt.date, set[int | None]] = {}
+    today = None
+    for day, hour, now_day in session.execute(stmt):
+        hours.setdefault(_as_date(day), set()).add(None if hour is None else int(hour))
+        today = _as_date(now_day)
+    return Dirty(today, {day: frozenset(h) for day, h in hours.items()})
+
+
+def _as_date(value: Any) -> dt.date:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def dirty_days(
     session: Session, *, start: dt.date | None = None, end: dt.date | None = None
 ) -> list[dt.date]:
-    """Days listed as changed since their last rebuild, within ``[start, end]``."""
-    d = rollup_dirty_days.c.day
-    stmt = select(d).distinct().order_by(d)
-    if start is not None:
-        stmt = stmt.where(d >= start)
-    if end is not None:
-        stmt = stmt.where(d <= end)
-    return list(session.scalars(stmt))
+    """Days with a change since their last rebuild, within ``[start, end]``."""
+    return read_dirty(session, start=start, end=end).days
 
 
 def rollup_source(
@@ -432,32 +516,50 @@ def rollup_source(
     *,
     start: dt.date | None,
     end: dt.date,
-    dirty: Sequence[dt.date] | None = None,
+    dirty: Dirty | None = None,
     columns: Sequence[str] | None = None,
+    day_list: bool = False,
 ) -> Subquery:
     """Rows of ``rollup`` for the days ``[start, end]`` (``start`` None: every day up to
-    ``end``): from the table for clean days, computed from the raw rows for dirty ones.
+    ``end``): from the table where nothing changed since the last refresh, computed from
+    the raw rows for the changed hours of recent days and the changed older days.
 
-    Callers aggregate over the result; a day's rows come from exactly one of the two.
-    ``dirty``: the dirty days as the caller just read them with :func:`dirty_days`, so
-    that one read serves several sources (read here when None). ``columns``: the measures
-    the caller reads (every column when None); the keys always come along.
+    Callers aggregate over the result; every raw row is counted exactly once. ``dirty``:
+    the changes as the caller just read them with :func:`read_dirty`, so that one read
+    serves several sources (read here when None). ``columns``: the measures the caller
+    reads (every column when None); the keys always come along. ``day_list``: name the
+    days one by one (an index on ``(day, …)`` then reads one range per day).
     """
     table = rollup.table
-    if dirty is None:
-        dirty = dirty_days(session, start=start, end=end)
-    else:
-        dirty = [d for d in dirty if d <= end and (start is None or d >= start)]
-    in_range: list[ColumnElement[bool]] = [table.c.day <= end]
-    if start is not None:
-        in_range.append(table.c.day >= start)
-    if dirty:
-        in_range.append(table.c.day.not_in(dirty))
+    changes = (dirty or read_dirty(session, start=start, end=end)).within(start, end)
     names = rollup.columns(columns)
-    stored = select(*(table.c[name] for name in names)).where(*in_range)
-    if not dirty:
+    conditions: list[ColumnElement[bool]] = []
+    if day_list and start is not None:
+        days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+        conditions.append(table.c.day.in_(days))
+    else:
+        conditions.append(table.c.day <= end)
+        if start is not None:
+            conditions.append(table.c.day >= start)
+    ranges: list[tuple[dt.datetime, dt.datetime]] = []
+    whole_days: list[dt.date] = []
+    for day in changes.days:
+        if changes.by_hour(day):
+            hours = sorted(h for h in changes.hours[day] if h is not None)
+            # The hourly rows of changed hours give way to the raw rows of those hours.
+            conditions.append(
+                or_(table.c.day != day, and_(table.c.hour.is_not(None), table.c.hour.not_in(hours)))
+            )
+            ranges += [_hour_range(day, hour) for hour in hours]
+        else:
+            whole_days.append(day)
+    if whole_days:
+        conditions.append(table.c.day.not_in(whole_days))
+        ranges += [utc_day_bounds(first, last) for first, last in day_runs(whole_days)]
+    stored = select(*(table.c[name] for name in names)).where(*conditions)
+    if not ranges:
         return stored.subquery(table.name)
-    return union_all(stored, rollup.raw(on_days(dirty), names)).subquery(table.name)
+    return union_all(stored, rollup.raw(on_ranges(ranges), names)).subquery(table.name)
 
 
 # --------------------------------------------------------------------------------------
@@ -465,21 +567,49 @@ def rollup_source(
 # --------------------------------------------------------------------------------------
 
 
-def _rebuild_days(session: Session, days: Sequence[dt.date]) -> None:
-    where = on_days(days)
+def _replace(session: Session, condition: Callable[[Table], Any], where: Where, hourly: bool) -> None:
     for rollup in ROLLUPS:
         table = rollup.table
-        session.execute(delete(table).where(table.c.day.in_(list(days))))
+        session.execute(delete(table).where(condition(table)))
         session.execute(
-            insert(table).from_select([c.name for c in table.c], rollup.raw(where))
+            insert(table).from_select(
+                [c.name for c in table.c], rollup.raw(where, hourly=hourly)
+            )
         )
+
+
+def _on_day(day: dt.date) -> Callable[[Table], Any]:
+    return lambda table: table.c.day == day
+
+
+def _rebuild_day(session: Session, day: dt.date, hours: frozenset[int | None], today: dt.date) -> None:
+    """Rebuild ``day``'s rollups: whole-day rows for an older day, hourly rows for a
+    recent one (only the changed ``hours`` when its rows are hourly already)."""
+    if day <= today - dt.timedelta(days=KEEP_HOURLY_DAYS):
+        _replace(session, _on_day(day), on_days([day]), hourly=False)
+        return
+    whole = rollup_reports.c
+    has_whole_day_rows = session.execute(
+        select(whole.day).where(whole.day == day, whole.hour.is_(None)).limit(1)
+    ).first()
+    if None in hours or has_whole_day_rows is not None:
+        _replace(session, _on_day(day), on_days([day]), hourly=True)
+        return
+    changed = sorted(h for h in hours if h is not None)
+    _replace(
+        session,
+        lambda t: and_(t.c.day == day, t.c.hour.in_(changed)),
+        on_ranges([_hour_range(day, hour) for hour in changed]),
+        hourly=True,
+    )
 
 
 def refresh_rollups(
     session: Session, *, max_days: int | None = None, lock_timeout_ms: int = REFRESH_LOCK_TIMEOUT_MS
 ) -> list[dt.date]:
-    """Rebuild the rollups of dirty days (the oldest ``max_days`` of them, or all) from
-    the raw rows and mark them clean. Returns those days.
+    """Rebuild the rollups of changed days (the oldest ``max_days`` of them, or all) from
+    the raw rows and mark them clean; fold the hourly rows of days that are no longer
+    recent into whole-day rows. Returns the days rebuilt.
 
     Flushes; the caller commits. On PostgreSQL writers wait while this runs (see the
     module docstring): keep ``max_days`` small on a busy database. When in-flight writers
@@ -490,22 +620,38 @@ def refresh_rollups(
         lock_for_refresh(session, table=rollup_dirty_days.name, lock_timeout_ms=lock_timeout_ms)
     except OperationalError as exc:
         raise RefreshBusyError() from exc
-    d = rollup_dirty_days.c.day
-    oldest = select(d).distinct().order_by(d)
+    d = rollup_dirty_days.c
+    oldest = select(d.day).distinct().order_by(d.day)
     if max_days is not None:
         oldest = oldest.limit(max_days)
     # DELETE first: on SQLite it takes the write lock before anything is read.
-    days = sorted(
-        set(
-            session.scalars(
-                delete(rollup_dirty_days).where(d.in_(oldest.scalar_subquery())).returning(d)
-            )
-        )
+    changed: dict[dt.date, set[int | None]] = {}
+    for day, hour in session.execute(
+        delete(rollup_dirty_days)
+        .where(d.day.in_(oldest.scalar_subquery()))
+        .returning(d.day, d.hour)
+    ):
+        changed.setdefault(_as_date(day), set()).add(None if hour is None else int(hour))
+    today = _as_date(session.scalar(select(utc_date(utcnow()))))
+    for day in sorted(changed):
+        _rebuild_day(session, day, frozenset(changed[day]), today)
+    # Hourly rows of days no longer recent become whole-day rows (a few days at a time).
+    cutoff = today - dt.timedelta(days=KEEP_HOURLY_DAYS - 1)
+    stale = select(rollup_reports.c.day).where(
+        rollup_reports.c.hour.is_not(None), rollup_reports.c.day < cutoff
     )
-    if days:
-        _rebuild_days(session, days)
+    if changed:
+        stale = stale.where(rollup_reports.c.day.not_in(list(changed)))
+    folded = [
+        _as_date(day)
+        for day in session.scalars(
+            stale.distinct().order_by(rollup_reports.c.day).limit(max_days or 31)
+        )
+    ]
+    for day in folded:
+        _replace(session, _on_day(day), on_days([day]), hourly=False)
     session.flush()
-    return days
+    return sorted(set(changed) | set(folded))
 
 
 class RefreshBusyError(ReportlibError):
@@ -532,7 +678,8 @@ def refresh_with_retries(
 
 
 def mark_all_days_dirty(session: Session) -> int:
-    """List every day that has reports, or rollup rows, as dirty. Returns the count."""
+    """Mark every day that has reports, verdicts or rollup rows as changed as a whole.
+    Returns the number of changed days."""
     r = ProcessingReport
     d = ReviewDecision
     sources: list[Select[Any]] = [
@@ -543,11 +690,13 @@ def mark_all_days_dirty(session: Session) -> int:
     ]
     sources += [select(t.c.day).distinct() for t in ROLLUP_TABLES]
     wanted = union_all(*sources).subquery()
-    present = select(rollup_dirty_days.c.day).distinct()
-    days = {day for day in session.scalars(select(wanted.c.day).distinct())}
-    days -= set(session.scalars(present))
+    days = {_as_date(day) for day in session.scalars(select(wanted.c.day).distinct())}
+    marked = read_dirty(session)
+    days -= {day for day, hours in marked.hours.items() if None in hours}
     if days:
-        session.execute(insert(rollup_dirty_days), [{"day": day} for day in sorted(days)])
+        session.execute(
+            insert(rollup_dirty_days), [{"day": day, "hour": None} for day in sorted(days)]
+        )
     return len(dirty_days(session))
 
 
@@ -623,7 +772,15 @@ def verify_rollups(session: Session, *, limit: int = 100) -> list[RollupDifferen
     for rollup in ROLLUPS:
         table = rollup.table
         stored = _by_key(iter(session.execute(select(*table.c))), rollup, skip)
-        raw = _by_key(iter(session.execute(rollup.raw(lambda column: true()))), rollup, skip)
+        # Each day is compared in the form its rows are stored in: by hour or whole.
+        hourly_days = {key[0] for key in stored if key[1] is not None}
+        everything = lambda column: true()  # noqa: E731 - a condition that keeps every row
+        by_day = _by_key(iter(session.execute(rollup.raw(everything))), rollup, skip)
+        by_hour = _by_key(
+            iter(session.execute(rollup.raw(everything, hourly=True))), rollup, skip
+        )
+        raw = {k: v for k, v in by_day.items() if k[0] not in hourly_days}
+        raw |= {k: v for k, v in by_hour.items() if k[0] in hourly_days}
         for key in sorted(set(stored) | set(raw), key=repr):
             a, b = stored.get(key), raw.get(key)
             if a is not None and b is not None and all(map(_close, a, b)):
@@ -641,9 +798,12 @@ __all__ = [
     "Rollup",
     "RollupDifference",
     "day_runs",
+    "Dirty",
     "dirty_days",
     "mark_all_days_dirty",
     "on_days",
+    "on_ranges",
+    "read_dirty",
     "processing_time_bucket",
     "rebuild_rollups",
     "refresh_rollups",

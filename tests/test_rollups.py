@@ -24,7 +24,14 @@ from sqlalchemy.orm import Session
 
 from reportlib import migrate, queries, rollups
 from reportlib.db import make_engine, session_scope
-from reportlib.models import ProcessingReport, ReviewDecision, rollup_dirty_days, rollup_reports
+from reportlib.dialect import utc_date
+from reportlib.models import (
+    ProcessingReport,
+    ReviewDecision,
+    rollup_dirty_days,
+    rollup_reports,
+    utcnow,
+)
 from reportlib.queries import ReportFilter
 from reportlib.service import create_processing_report, ensure_incoming_email
 from tests.factories import checkpoints, make_report
@@ -94,10 +101,10 @@ def _decide(db: Session, rng: random.Random) -> None:
     db.flush()
 
 
-def _numbers(db: Session) -> dict[str, Any]:
+def _numbers(db: Session, filters: list[ReportFilter] = FILTERS) -> dict[str, Any]:
     """Every rollup-served figure of the dashboard for the test filters."""
     out: dict[str, Any] = {}
-    for index, flt in enumerate(FILTERS):
+    for index, flt in enumerate(filters):
         out[f"{index}:kpis"] = dataclasses.astuple(queries.overview_kpis(db, flt=flt, now=NOW))
         out[f"{index}:intents"] = queries.list_intents(db, flt=flt)
         out[f"{index}:count"] = queries.count_reports(db, flt=flt)
@@ -139,11 +146,11 @@ def _assert_same(actual: dict[str, Any], expected: dict[str, Any]) -> None:
             assert _same(actual[key], value), (key, actual[key], value)
 
 
-def _raw_numbers(db: Session) -> dict[str, Any]:
+def _raw_numbers(db: Session, filters: list[ReportFilter] = FILTERS) -> dict[str, Any]:
     """The same figures with every day dirty, i.e. from the raw rows; nothing is kept."""
     savepoint = db.begin_nested()
     rollups.mark_all_days_dirty(db)
-    numbers = _numbers(db)
+    numbers = _numbers(db, filters)
     savepoint.rollback()
     return numbers
 
@@ -172,6 +179,73 @@ def test_random_writes_rewrites_and_decisions_keep_rollups_exact(
     assert rollups.dirty_days(db) == []
     assert rollups.verify_rollups(db) == []
     _assert_same(_numbers(db), _raw_numbers(db))
+
+
+def test_recent_hours_are_read_and_kept_by_the_hour(db: Session) -> None:
+    # The database's own today: recent days are handled by the hour.
+    today = rollups.read_dirty(db).today or db.scalar(select(utc_date(utcnow())))
+    assert isinstance(today, dt.date)
+    rng = random.Random(11)
+    emails = list(range(800_000, 800_030))
+    for email_id in emails:
+        ensure_incoming_email(db, email_id)
+
+    def at(day_offset: int, hour: int) -> dt.datetime:
+        day = today - dt.timedelta(days=day_offset)
+        return dt.datetime.combine(day, dt.time(hour), tzinfo=UTC) + dt.timedelta(
+            minutes=rng.randrange(60)
+        )
+
+    def write(email_id: int, created_at: dt.datetime) -> None:
+        flagged = rng.random() < 0.5
+        make_report(
+            db,
+            email_id=email_id,
+            extracted_data=_extracted(rng),
+            agent_checkpoints=checkpoints(intent=rng.choice(INTENTS)),
+            overall_confidence=rng.random(),
+            confidence_route=rng.choice(ROUTES),
+            needs_review=flagged,
+            processing_time_ms=rng.randrange(0, 20_000),
+            created_at=created_at,
+        )
+
+    for index, email_id in enumerate(emails[:24]):
+        write(email_id, at(index % 4, (index * 5) % 24))  # today, yesterday and older
+    filters = [ReportFilter(today - dt.timedelta(days=5), today)]
+    assert rollups.refresh_rollups(db)
+    r = rollup_reports.c
+    hours_of = lambda day: set(  # noqa: E731
+        db.scalars(select(r.hour).where(r.day == day).distinct())
+    )
+    assert None not in hours_of(today) and hours_of(today)  # today: hourly rows
+    assert hours_of(today - dt.timedelta(days=3)) == {None}  # older: whole-day rows
+
+    # Change two hours of today: a new report, and a re-processing moving one across hours.
+    write(emails[24], at(0, 3))
+    write(emails[0], at(0, 7))
+    changed = rollups.read_dirty(db)
+    # make_report writes at now, then backdates: the current hour is marked as well.
+    assert changed.by_hour(today) and {0, 3, 7} <= changed.hours[today]
+    assert None not in changed.hours[today]
+    _assert_same(_numbers(db, filters), _raw_numbers(db, filters))
+
+    # Yesterday changes as a whole (it is no longer read by the hour).
+    write(emails[1], at(1, 23))
+    assert not rollups.read_dirty(db).by_hour(today - dt.timedelta(days=1))
+    _assert_same(_numbers(db, filters), _raw_numbers(db, filters))
+    assert rollups.refresh_rollups(db)
+    assert rollups.verify_rollups(db) == []
+    _assert_same(_numbers(db, filters), _raw_numbers(db, filters))
+
+    # Hourly rows of a day that is no longer recent are folded into whole-day rows.
+    old_day = today - dt.timedelta(days=3)
+    rollups._rebuild_day(db, old_day, frozenset({None}), old_day)  # as if it were today
+    assert None not in hours_of(old_day)
+    assert old_day in rollups.refresh_rollups(db)
+    assert hours_of(old_day) == {None}
+    assert rollups.verify_rollups(db) == []
+    _assert_same(_numbers(db, filters), _raw_numbers(db, filters))
 
 
 def test_a_write_is_visible_on_the_next_read_without_a_refresh(db: Session) -> None:
