@@ -1,32 +1,34 @@
-"""Daily rollups: what the dashboard's pages sum, kept exact by rebuilding whole days.
+"""Rollups: what the dashboard's pages sum, kept exact by rebuilding whole hours and days.
 
-Each rollup table (see :mod:`reportlib.models`) holds, per UTC day of ``created_at`` and
-per intent and route, counts and sums over that day's raw rows. The SQL that fills a day
-is the same SQL that reads a day which has not been rolled up yet
-(:func:`rollup_source`), so the two paths cannot disagree.
+Each rollup table (see :mod:`reportlib.models`) holds, per UTC day of ``created_at`` (or
+per hour of it, for recent days) and per intent and route, counts and sums over those
+raw rows. The SQL that fills a day or an hour is the same SQL that reads one which has
+not been rolled up yet (:func:`rollup_source`), so the two paths cannot disagree.
 
-**Freshness: every write is visible on the next read.** Database triggers (migration
-0003) put the UTC day of every row that a write adds, changes or removes into
-``rollup_dirty_days``: inserts, re-processing that moves a report to a new day, intent,
-route or missing set, deletions, and review decisions (which close a queue item). Reads
-take clean days from the rollups and dirty days from the raw rows, in one statement.
-:func:`refresh_rollups` folds dirty days back into the rollups; that only makes reads
-cheaper, never more correct. The dashboard runs it every
-``ROLLUP_REFRESH_INTERVAL_S`` seconds; ``python -m reportlib rollups refresh`` does the
-same from cron.
+**Freshness: every write is visible on the next read.** Database triggers (migrations
+0003 and 0005) put the UTC day and hour of every row that a write adds, changes or
+removes into ``rollup_dirty_days``: inserts, re-processing that moves a report to a new
+time, intent, route or missing set, deletions, review decisions (which close a queue
+item) and verdicts. A read takes unchanged hours and days from the rollups and changed
+ones from the raw rows, in one statement. Today is read by the hour (a busy day costs one
+raw hour per read); an older day that changed is read whole. :func:`refresh_rollups`
+folds changes back into the rollups, keeping today and yesterday as hourly rows and
+folding older days into whole-day rows; that only makes reads cheaper, never more
+correct. The dashboard runs it every ``ROLLUP_REFRESH_INTERVAL_S`` seconds;
+``python -m reportlib rollups refresh`` does the same from cron.
 
 **Writers never wait on a hot row.** A write's only rollup work is one ``INSERT ...
-SELECT ... WHERE NOT EXISTS`` of its day into ``rollup_dirty_days`` (no unique key, so a
-writer never waits for another writer's uncommitted day; a day listed twice is harmless).
-A refresh takes ``rollup_dirty_days`` in EXCLUSIVE mode on PostgreSQL: writers that
-already marked a day finish first, so the rebuild sees their rows, and writers arriving
-meanwhile wait until it commits, then mark their day again. The refresh waits at most
-``REFRESH_LOCK_TIMEOUT_MS`` and otherwise gives way.
+SELECT ... WHERE NOT EXISTS`` of its hour into ``rollup_dirty_days`` (no unique key, so a
+writer never waits for another writer's uncommitted mark; an hour listed twice is
+harmless). A refresh takes ``rollup_dirty_days`` in EXCLUSIVE mode on PostgreSQL:
+writers that already marked an hour finish first, so the rebuild sees their rows, and
+writers arriving meanwhile wait until it commits, then mark their hour again. The
+refresh waits at most ``REFRESH_LOCK_TIMEOUT_MS`` and otherwise gives way.
 
 **Reads cost the same at any traffic.** Histograms (confidence bins and centiles,
-processing-time buckets, verdict centiles) are columns of one row per day, intent, route
-and flag, not rows per bucket, so a 30-day window reads about a thousand short rows
-whether a day holds ten reports or a hundred thousand.
+processing-time buckets, verdict centiles) are columns of one row per day (or hour),
+intent, route and flag, not rows per bucket, so a 30-day window reads a few thousand
+short rows whether a day holds ten reports or a hundred thousand.
 """
 
 from __future__ import annotations
