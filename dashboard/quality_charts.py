@@ -7,21 +7,18 @@ No Streamlit and no database here. Field names and reviewer identities are escap
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.charts import LINE_COLOR, apply_layout, plain
+from dashboard.charts import LINE_COLOR, figure, plain
 
 ACCENT = "#C8553D"
 MUTED = "#8C8C8C"
 MISSED_COLOR = "#C8553D"
 ABSENT_COLOR = "#7FA7BF"
 OUTCOME_COLORS = {"approved": "#3E8E7E", "corrected": "#E0A458", "rejected": "#C8553D"}
-
-
-def _layout(figure: go.Figure, *, title: str, x: str, y: str, height: int = 400) -> go.Figure:
-    return apply_layout(figure, title=title, x=x, y=y, height=height)
 
 
 def reliability_diagram(bins: pd.DataFrame, *, title: str, ece: float | None) -> go.Figure:
@@ -34,41 +31,41 @@ def reliability_diagram(bins: pd.DataFrame, *, title: str, ece: float | None) ->
     shown = bins[bins["n"] > 0]
     largest = max(int(shown["n"].max()), 1) if len(shown) else 1
     sizes = [10 + 26 * math.sqrt(int(n) / largest) for n in shown["n"]]
-    figure = go.Figure()
-    figure.add_scatter(
-        x=[0, 1],
-        y=[0, 100],
-        mode="lines",
-        name="Perfectly calibrated",
-        line={"color": MUTED, "dash": "dash", "width": 1.5},
-        hoverinfo="skip",
-    )
-    figure.add_scatter(
-        x=shown["mean_confidence"],
-        y=shown["accuracy"] * 100,
-        mode="lines+markers+text",
-        name="Reviewed values",
-        line={"color": LINE_COLOR, "width": 2},
-        marker={"size": sizes, "color": LINE_COLOR, "opacity": 0.75, "line": {"width": 0}},
-        text=[f"n={int(n):,}" for n in shown["n"]],
-        textposition="top left",
-        textfont={"size": 12, "color": "#1F2A33"},
-        customdata=list(zip(shown["bin"], shown["n"], strict=True)),
-        hovertemplate="confidence %{customdata[0]}<br>mean confidence %{x:.3f}"
+    diagonal = {
+        "type": "scatter",
+        "x": [0, 1],
+        "y": [0, 100],
+        "mode": "lines",
+        "name": "Perfectly calibrated",
+        "line": {"color": MUTED, "dash": "dash", "width": 1.5},
+        "hoverinfo": "skip",
+    }
+    points = {
+        "type": "scatter",
+        "x": shown["mean_confidence"],
+        "y": shown["accuracy"] * 100,
+        "mode": "lines+markers+text",
+        "name": "Reviewed values",
+        "line": {"color": LINE_COLOR, "width": 2},
+        "marker": {"size": sizes, "color": LINE_COLOR, "opacity": 0.75, "line": {"width": 0}},
+        "text": [f"n={int(n):,}" for n in shown["n"]],
+        "textposition": "top left",
+        "textfont": {"size": 12, "color": "#1F2A33"},
+        "customdata": list(zip(shown["bin"], shown["n"], strict=True)),
+        "hovertemplate": "confidence %{customdata[0]}<br>mean confidence %{x:.3f}"
         "<br>%{y:.1f}% verified correct<br>%{customdata[1]:,} verdicts<extra></extra>",
-    )
+    }
     heading = title if ece is None else f"{title} · ECE {ece:.3f}"
-    figure = _layout(
-        figure,
+    ticks = [0, 20, 40, 60, 80, 100]
+    return figure(
+        [diagonal, points],
         title=heading,
         x="Confidence the extractor gave (bin mean)",
         y="Verified correct (%)",
         height=440,
+        xaxis={"range": [-0.02, 1.04], "dtick": 0.1},
+        yaxis={"range": [-4, 114], "tickvals": ticks, "ticktext": [f"{t}%" for t in ticks]},
     )
-    figure.update_xaxes(range=[-0.02, 1.04], dtick=0.1)
-    ticks = [0, 20, 40, 60, 80, 100]
-    figure.update_yaxes(range=[-4, 114], tickvals=ticks, ticktext=[f"{t}%" for t in ticks])
-    return figure
 
 
 def _spread_labels(
@@ -101,43 +98,59 @@ def threshold_tradeoff(frame: pd.DataFrame, *, selected: float, title: str) -> g
     selected_at = next((i for i, t in enumerate(thresholds) if abs(t - selected) < 1e-9), None)
     # Thresholds that change nothing pile up on one point; label only one of them.
     labelled = _spread_labels(xs, ys, selected_at, min_distance=4.0)
-    figure = go.Figure()
-    figure.add_scatter(
-        x=xs,
-        y=ys,
-        mode="lines+markers+text",
-        name="Candidate thresholds",
-        line={"color": LINE_COLOR, "width": 2},
-        marker={"size": 8, "color": LINE_COLOR},
-        text=[f"{t:.2f}" if show else "" for t, show in zip(thresholds, labelled, strict=True)],
-        textposition="top right",
-        textfont={"size": 11, "color": "#4A5560"},
-        customdata=list(
-            zip(usable["threshold"], usable["sent_to_review"], usable["wrong_passed"], strict=True)
-        ),
-        hovertemplate="threshold %{customdata[0]:.2f}<br>%{x:.1f}% of values reviewed "
-        "(%{customdata[1]:,})<br>%{y:.1f}% of wrong values pass (%{customdata[2]:,})"
-        "<extra></extra>",
-    )
+    traces: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "x": xs,
+            "y": ys,
+            "mode": "lines+markers+text",
+            "name": "Candidate thresholds",
+            "line": {"color": LINE_COLOR, "width": 2},
+            "marker": {"size": 8, "color": LINE_COLOR},
+            "text": [
+                f"{t:.2f}" if show else "" for t, show in zip(thresholds, labelled, strict=True)
+            ],
+            "textposition": "top right",
+            "textfont": {"size": 11, "color": "#4A5560"},
+            "customdata": list(
+                zip(
+                    usable["threshold"],
+                    usable["sent_to_review"],
+                    usable["wrong_passed"],
+                    strict=True,
+                )
+            ),
+            "hovertemplate": "threshold %{customdata[0]:.2f}<br>%{x:.1f}% of values reviewed "
+            "(%{customdata[1]:,})<br>%{y:.1f}% of wrong values pass (%{customdata[2]:,})"
+            "<extra></extra>",
+        }
+    ]
     if selected_at is not None:
-        figure.add_scatter(
-            x=[xs[selected_at]],
-            y=[ys[selected_at]],
-            mode="markers",
-            name=f"Selected threshold {selected:.2f}",
-            marker={"size": 18, "color": ACCENT, "symbol": "circle-open", "line": {"width": 3}},
-            hoverinfo="skip",
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [xs[selected_at]],
+                "y": [ys[selected_at]],
+                "mode": "markers",
+                "name": f"Selected threshold {selected:.2f}",
+                "marker": {
+                    "size": 18,
+                    "color": ACCENT,
+                    "symbol": "circle-open",
+                    "line": {"width": 3},
+                },
+                "hoverinfo": "skip",
+            }
         )
-    figure = _layout(
-        figure,
+    return figure(
+        traces,
         title=title,
         x="Values sent to review (%)",
         y="Wrong values passing unreviewed (%)",
         height=420,
+        xaxis={"range": [-3, 105], "ticksuffix": "%"},
+        yaxis={"range": [-3, 108], "ticksuffix": "%"},
     )
-    figure.update_xaxes(range=[-3, 105], ticksuffix="%")
-    figure.update_yaxes(range=[-3, 108], ticksuffix="%")
-    return figure
 
 
 def missing_outcomes(frame: pd.DataFrame) -> go.Figure:
@@ -148,38 +161,40 @@ def missing_outcomes(frame: pd.DataFrame) -> go.Figure:
     """
     ordered = frame.iloc[::-1]
     labels = [plain(name) for name in ordered["field"]]
-    figure = go.Figure()
-    for column, share, name, color in (
-        ("missed", "missed_share", "Missed (the value was in the email)", MISSED_COLOR),
-        ("truly_absent", "absent_share", "Truly absent", ABSENT_COLOR),
-    ):
-        figure.add_bar(
-            x=ordered[column],
-            y=labels,
-            orientation="h",
-            name=name,
-            marker_color=color,
-            text=[
+    traces = [
+        {
+            "type": "bar",
+            "x": ordered[column],
+            "y": labels,
+            "orientation": "h",
+            "name": name,
+            "marker": {"color": color},
+            "text": [
                 f"{int(count):,} · {value * 100:.0f}%" if value == value and count else ""
                 for count, value in zip(ordered[column], ordered[share], strict=True)
             ],
-            textposition="inside",
-            insidetextanchor="middle",
-            customdata=ordered[share] * 100,
-            hovertemplate="%{y}<br>%{x:,} verdicts (%{customdata:.1f}%)<extra>"
+            "textposition": "inside",
+            "insidetextanchor": "middle",
+            "customdata": ordered[share] * 100,
+            "hovertemplate": "%{y}<br>%{x:,} verdicts (%{customdata:.1f}%)<extra>"
             + plain(name)
             + "</extra>",
+        }
+        for column, share, name, color in (
+            ("missed", "missed_share", "Missed (the value was in the email)", MISSED_COLOR),
+            ("truly_absent", "absent_share", "Truly absent", ABSENT_COLOR),
         )
-    # Labels that do not fit their bar are hidden rather than shrunk to illegibility.
-    figure.update_layout(barmode="stack", uniformtext={"minsize": 11, "mode": "hide"})
-    figure = _layout(
-        figure,
+    ]
+    return figure(
+        traces,
         title="Fields marked missing: missed or truly absent?",
         x="Reviewed fields marked missing",
         y="Field",
         height=max(260, 130 + 44 * len(ordered)),
+        barmode="stack",
+        # Labels that do not fit their bar are hidden rather than shrunk to illegibility.
+        uniformtext={"minsize": 11, "mode": "hide"},
     )
-    return figure
 
 
 def reviewer_throughput(frame: pd.DataFrame) -> go.Figure:
@@ -187,22 +202,23 @@ def reviewer_throughput(frame: pd.DataFrame) -> go.Figure:
     ``corrected``, ``rejected``), busiest on top."""
     ordered = frame.iloc[::-1]
     labels = [plain(name) for name in ordered["reviewer"]]
-    figure = go.Figure()
-    for outcome, color in OUTCOME_COLORS.items():
-        figure.add_bar(
-            x=ordered[outcome],
-            y=labels,
-            orientation="h",
-            name=outcome.capitalize(),
-            marker_color=color,
-            hovertemplate="%{y}<br>%{x:,} " + outcome + "<extra></extra>",
-        )
-    figure.update_layout(barmode="stack")
-    figure = _layout(
-        figure,
+    traces = [
+        {
+            "type": "bar",
+            "x": ordered[outcome],
+            "y": labels,
+            "orientation": "h",
+            "name": outcome.capitalize(),
+            "marker": {"color": color},
+            "hovertemplate": "%{y}<br>%{x:,} " + outcome + "<extra></extra>",
+        }
+        for outcome, color in OUTCOME_COLORS.items()
+    ]
+    return figure(
+        traces,
         title="Decisions per reviewer",
         x="Decisions in the period",
         y="Reviewer",
         height=max(240, 130 + 40 * len(ordered)),
+        barmode="stack",
     )
-    return figure
