@@ -92,7 +92,11 @@ class RollupRefresher:
         self._last = -math.inf
 
     def start_if_due(self) -> None:
-        if self._interval_s <= 0:
+        # Not on SQLite: a second writer there makes the dashboard's own writes (claims,
+        # decisions, audit rows) fail with "database is locked" when their transaction
+        # began before the refresh committed. The demo is refreshed by the CLI
+        # (seed-demo, rollups refresh), and its reads stay exact without it.
+        if self._interval_s <= 0 or self._engine.dialect.name == "sqlite":
             return
         with self._lock:
             if self._running or time.monotonic() - self._last < self._interval_s:

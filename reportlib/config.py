@@ -69,8 +69,9 @@ class Settings(BaseSettings):
         ge=0,
         le=86_400,
         description=(
-            "Seconds between the dashboard's background folds of changed days into the "
-            "rollups (0: never; run 'python -m reportlib rollups refresh' from cron instead)."
+            "Seconds between the dashboard's background folds of changed hours into the "
+            "rollups on PostgreSQL (0: never; run 'python -m reportlib rollups refresh' "
+            "from cron instead)."
         ),
     )
     dashboard_roles: Annotated[dict[str, Role], NoDecode] = Field(

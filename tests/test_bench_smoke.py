@@ -296,7 +296,7 @@ def test_dashboard_cache_probe_hits_the_cache(
         page: len([name for name, _ in steps if name != "check_available"])
         for page, steps in dashboard_cache._pages().items()
     }
-    assert set(out["pages"]) == {"overview", "confidence", "missing_fields", "review", "quality"}
+    assert set(out["pages"]) == {"overview", "confidence", "missing_fields", "review"}
     for page, figures in out["pages"].items():
         # The sidebar's two queries are already cached after the first page.
         first_page = page == "overview"
@@ -334,7 +334,7 @@ def test_browser_timings_against_hello_world(
     assert f"Browser, repeated view, review, N={N:,}" in workloads
     assert f"Dashboard RSS, streamlit server after the browser run, N={N:,}" in workloads
     browser_rows = [row for row in rows if row["workload"].startswith("Browser")]
-    assert len(browser_rows) == 8
+    assert len(browser_rows) == 2 * len(browser.PAGES)
     assert all(row["baseline"] == out["hello_ms"] for row in browser_rows)
 
 
