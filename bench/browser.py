@@ -159,6 +159,8 @@ def server_env(database_url: str | None) -> dict[str, str]:
     }
     env["ENVIRONMENT"] = "development"  # local mode is allowed only there (and demo, test)
     env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
+    # The harness refreshed the rollups before timing: the dashboard writes nothing.
+    env["ROLLUP_REFRESH_INTERVAL_S"] = "0"
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     return env
