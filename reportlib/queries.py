@@ -382,43 +382,52 @@ def percentile_from_sorted_pair(low: float, high: float, fraction: float) -> flo
     return low + fraction * (high - low)
 
 
-def _bucket_values(
-    session: Session, flt: ReportFilter, bucket: int, dirty: Dirty
-) -> list[tuple[int, int]]:
-    """Distinct processing times in ``bucket`` within the window, ascending, with their
-    counts: ``[(ms, reports), ...]``."""
+def _bucket_range(bucket: int) -> tuple[int, int]:
     low = bucket * PROCESSING_TIME_BUCKET_MS
     # The last bucket also holds every longer time.
     high = low + PROCESSING_TIME_BUCKET_MS if bucket < PROCESSING_TIME_BUCKETS - 1 else INT32_MAX
+    return low, high
+
+
+def _bucket_values(
+    session: Session, flt: ReportFilter, buckets: Sequence[int], dirty: Dirty
+) -> dict[int, list[tuple[int, int]]]:
+    """Distinct processing times in each of ``buckets`` within the window, ascending, with
+    their counts: ``{bucket: [(ms, reports), ...]}``, in one statement."""
+    ranges = [_bucket_range(bucket) for bucket in buckets]
     if flt.intents or flt.routes:
-        # Filtered by intent or route: the raw values of the bucket, by index range.
+        # Filtered by intent or route: the raw values of the buckets, by index range.
         r = ProcessingReport
-        raw_stmt = (
-            select(r.processing_time_ms, func.count())
-            .where(*_report_window(flt), r.processing_time_ms >= low, r.processing_time_ms < high)
-            .group_by(r.processing_time_ms)
-            .order_by(r.processing_time_ms)
-            .limit(MAX_BUCKET_VALUES)
+        ms: Any = r.processing_time_ms
+        stmt = select(ms, func.count()).where(
+            *_report_window(flt), or_(*(and_(ms >= low, ms < high) for low, high in ranges))
         )
-        return [(int(ms), int(n)) for ms, n in session.execute(raw_stmt).all() if ms is not None]
-    # The per-day values rollup (no intent or route): one index range per day.
-    values = rollup_source(
-        session,
-        BY_TABLE["rollup_processing_time_values"],
-        start=flt.start,
-        end=flt.end,
-        dirty=dirty,
-        columns=("reports",),
-        day_list=True,
-    )
-    stmt = (
-        select(values.c.processing_time_ms, func.sum(values.c.reports))
-        .where(values.c.processing_time_ms >= low, values.c.processing_time_ms < high)
-        .group_by(values.c.processing_time_ms)
-        .order_by(values.c.processing_time_ms)
-        .limit(MAX_BUCKET_VALUES)
-    )
-    return [(int(ms), int(n)) for ms, n in session.execute(stmt).all()]
+    else:
+        # The per-day values rollup (no intent or route): index ranges per day.
+        values = rollup_source(
+            session,
+            BY_TABLE["rollup_processing_time_values"],
+            start=flt.start,
+            end=flt.end,
+            dirty=dirty,
+            columns=("reports",),
+            day_list=True,
+        )
+        ms = values.c.processing_time_ms
+        stmt = select(ms, func.sum(values.c.reports)).where(
+            or_(*(and_(ms >= low, ms < high) for low, high in ranges))
+        )
+    rows = session.execute(
+        stmt.group_by(ms).order_by(ms).limit(MAX_BUCKET_VALUES * len(ranges))
+    ).all()
+    out: dict[int, list[tuple[int, int]]] = {bucket: [] for bucket in buckets}
+    for value, n in rows:
+        if value is None:
+            continue
+        for bucket, (low, high) in zip(buckets, ranges, strict=True):
+            if low <= value < high:
+                out[bucket].append((int(value), int(n)))
+    return out
 
 
 def _percentiles(
@@ -433,20 +442,32 @@ def _percentiles(
     if timed == 0:
         return [None for _ in PERCENTILES]
     buckets = [(b, int(n)) for b, n in enumerate(counts) if n]
-    values: dict[int, list[tuple[int, int]]] = {}
 
-    def value(rank: int) -> float:
+    def locate(rank: int) -> tuple[int, int]:
+        """The bucket holding ``rank`` and how many values come before that bucket."""
         before = 0
         for bucket, n in buckets:
-            if rank < before + int(n):
-                if bucket not in values:
-                    values[bucket] = _bucket_values(session, flt, int(bucket), dirty)
-                seen = before
-                for ms, count in values[bucket]:
-                    seen += count
-                    if rank < seen:
-                        return float(ms)
-            before += int(n)
+            if rank < before + n:
+                return bucket, before
+            before += n
+        raise RuntimeError("processing-time rollups disagree")  # pragma: no cover
+
+    ranks = []
+    for p in PERCENTILES:
+        h = (timed - 1) * p
+        ranks += [math.floor(h), min(math.floor(h) + 1, timed - 1)]
+    located = {rank: locate(rank) for rank in ranks}
+    # Every bucket the ranks fall in, read in one statement.
+    values = _bucket_values(
+        session, flt, sorted({bucket for bucket, _ in located.values()}), dirty
+    )
+
+    def value(rank: int) -> float:
+        bucket, seen = located[rank]
+        for ms, count in values[bucket]:
+            seen += count
+            if rank < seen:
+                return float(ms)
         raise RuntimeError("processing-time rollups disagree")  # pragma: no cover
 
     results: list[float | None] = []
@@ -512,12 +533,24 @@ def _queue_snapshot(
     if route_labels:
         dims.append(r.confidence_route.in_(route_labels))
     open_at = or_(r.review_closed_at.is_(None), r.review_closed_at >= as_of)
-    # Written that day before as_of and still open, or written earlier and closed that
-    # day at or after as_of: two index ranges (BitmapOr on PostgreSQL).
-    that_day: Any = (0, None)
+    # The oldest item open at as_of among those written on the rollup's oldest open day.
+    oldest_earlier: Any = None
+    if first_day is not None:
+        first_start, first_end = utc_day_bounds(_as_date(first_day), _as_date(first_day))
+        oldest_earlier = (
+            select(func.min(r.created_at))
+            .where(
+                r.needs_review, r.created_at >= first_start, r.created_at < first_end, open_at, *dims
+            )
+            .scalar_subquery()
+        )
+    that_day: Any = (0, None, None)
     if not at_midnight:
+        # Written that day before as_of and still open, or written earlier and closed
+        # that day at or after as_of: two index ranges (BitmapOr on PostgreSQL); the
+        # oldest-day lookup rides along in the same statement.
         that_day = session.execute(
-            select(func.count(), func.min(r.created_at)).where(
+            select(func.count(), func.min(r.created_at), oldest_earlier).where(
                 r.needs_review,
                 r.created_at < as_of,
                 or_(
@@ -531,22 +564,9 @@ def _queue_snapshot(
                 *dims,
             )
         ).one()
-    candidates = [that_day[1]]
-    if first_day is not None:
-        if isinstance(first_day, str):
-            first_day = dt.date.fromisoformat(first_day)
-        first_start, first_end = utc_day_bounds(first_day, first_day)
-        candidates.append(
-            session.execute(
-                select(func.min(r.created_at)).where(
-                    r.needs_review,
-                    r.created_at >= first_start,
-                    r.created_at < first_end,
-                    open_at,
-                    *dims,
-                )
-            ).scalar_one()
-        )
+    elif oldest_earlier is not None:
+        that_day = (0, None, session.execute(select(oldest_earlier)).scalar_one())
+    candidates = [that_day[1], that_day[2]]
     present = [c for c in candidates if c is not None]
     return QueueSnapshot(
         as_of=as_of,
@@ -959,13 +979,15 @@ def _missing_sets(
 ) -> list[tuple[tuple[Any, ...], tuple[str, ...], int]]:
     """Reports per (``by`` columns, set of missing fields): ``[(by values, names, n)]``.
 
-    SQL groups by the whole set; splitting a set into its fields is left to the caller.
+    Every report is in exactly one set (an empty one when nothing was missing), so the
+    same rows give the totals too. SQL groups by the whole set; splitting a set into its
+    fields is left to the caller.
     """
     s = _rollup(session, "rollup_missing_sets", flt, dirty, columns=("reports",))
     keys = [s.c[name] for name in by]
     rows = session.execute(
         select(*keys, s.c.missing_set, func.sum(s.c.reports))
-        .where(*_dims(flt, s), s.c.missing_set.is_not(None), s.c.missing_set != "[]")
+        .where(*_dims(flt, s))
         .group_by(*keys, s.c.missing_set)
         .order_by(*keys, s.c.missing_set)
         .limit(MAX_MISSING_SETS)
@@ -990,11 +1012,12 @@ def missing_field_frequency(
     keys = _key_fields(key_fields)
     dirty = read_dirty(session, start=flt.start, end=flt.end)
     tally: dict[str, int] = defaultdict(int)
+    total = 0
     for _, missing, n in _missing_sets(session, flt, dirty):
+        total += n
         for name in missing:
             tally[name] += n
     counts = _top_missing(tally, MAX_GROUPS + len(keys))
-    total = _count_reports(session, flt, dirty)
     names = _ordered_fields(list(counts) + list(keys), keys)
     # Most missing first; ties keep key-field order, then names.
     names.sort(key=lambda name: -counts.get(name, 0))
@@ -1018,22 +1041,13 @@ def missing_fields_daily(
     dirty = read_dirty(session, start=flt.start, end=flt.end)
     counts: dict[tuple[dt.date, str], int] = defaultdict(int)
     tally: dict[str, int] = defaultdict(int)
+    totals: dict[dt.date, int] = defaultdict(int)
     for (day,), missing, n in _missing_sets(session, flt, dirty, "day"):
+        totals[_as_date(day)] += n
         for name in missing:
             counts[(_as_date(day), name)] += n
             tally[name] += n
     kept = _top_missing(tally, MAX_GROUPS + len(keys))
-    s = _rollup(session, "rollup_reports", flt, dirty, columns=("reports",))
-    totals = {
-        _as_date(day): int(n)
-        for day, n in session.execute(
-            select(s.c.day, func.sum(s.c.reports))
-            .where(*_dims(flt, s))
-            .group_by(s.c.day)
-            .order_by(s.c.day)
-            .limit(flt.days)
-        ).all()
-    }
     names = _ordered_fields(list(kept) + list(keys), keys)
     records = [
         (
@@ -1063,21 +1077,18 @@ def missing_fields_by_intent(
     """
     keys = _key_fields(key_fields)
     dirty = read_dirty(session, start=flt.start, end=flt.end)
-    s = _rollup(session, "rollup_reports", flt, dirty, columns=("reports",))
-    n_reports = func.sum(s.c.reports)
-    intents = session.execute(
-        select(s.c.intent, n_reports)
-        .where(*_dims(flt, s))
-        .group_by(s.c.intent)
-        .order_by(*_most_frequent_first(s.c.intent, n_reports))
-        .limit(MAX_GROUPS)
-    ).all()
     counts: dict[tuple[str | None, str], int] = defaultdict(int)
     tally: dict[str, int] = defaultdict(int)
+    per_intent: dict[str | None, int] = defaultdict(int)
     for (intent,), missing, n in _missing_sets(session, flt, dirty, "intent"):
+        per_intent[intent] += n
         for name in missing:
             counts[(intent, name)] += n
             tally[name] += n
+    # Most reports first; NULL last among equals, then by name (as list_intents orders).
+    intents = sorted(
+        per_intent.items(), key=lambda item: (-item[1], item[0] is None, item[0] or "")
+    )[:MAX_GROUPS]
     kept = _top_missing(tally, MAX_GROUPS + len(keys))
     names = _ordered_fields(list(kept) + list(keys), keys)
     records = [
@@ -1134,10 +1145,11 @@ def missing_count_distribution(
     keys = _key_fields(key_fields)
     dirty = read_dirty(session, start=flt.start, end=flt.end)
     counts: dict[int, int] = defaultdict(int)
+    total = 0
     for _, missing, n in _missing_sets(session, flt, dirty):
+        total += n
         if missing:
             counts[len(missing)] += n
-    total = _count_reports(session, flt, dirty)
     counts[0] = total - sum(counts.values())
     top = max([len(keys), *counts])
     records = [(n, counts.get(n, 0), _share(counts.get(n, 0), total)) for n in range(top + 1)]
