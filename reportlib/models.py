@@ -568,7 +568,8 @@ rollup_missing_sets = _rollup_table(
     Column("reports", Integer, nullable=False),
 )
 
-# Flagged reports by the day they were written and the day their review closed.
+# Flagged reports by the day they were written, their review reason and the day their
+# review closed (OPEN_DAY while open).
 rollup_review_queue = Table(
     "rollup_review_queue",
     Base.metadata,
@@ -576,6 +577,7 @@ rollup_review_queue = Table(
     _hour(),
     Column("intent", String(50)),
     Column("route", String(20), nullable=False),
+    Column("review_reason", String(100)),
     Column("closed_day", Date, nullable=False),
     Column("items", Integer, nullable=False),
     Index("ix_rollup_review_queue_day", "day"),

@@ -56,6 +56,7 @@ from reportlib.config import get_settings
 from reportlib.dialect import BINS, confidence_bin, utc_date
 from reportlib.errors import ReportValidationError
 from reportlib.models import (
+    OPEN_DAY,
     PROCESSING_TIME_BUCKET_MS,
     PROCESSING_TIME_BUCKETS,
     ROUTES,
@@ -1237,31 +1238,37 @@ def review_queue_page(
     )
 
 
+def _open_items(session: Session, flt: ReportFilter) -> Subquery:
+    """Queue rollup rows of the window that are still open (closed_day is the stand-in)."""
+    return _rollup(session, "rollup_review_queue", flt, columns=("items",))
+
+
 def count_review_queue(session: Session, *, flt: ReportFilter, reasons: Sequence[str] = ()) -> int:
-    """Number of open review items created in the filtered window."""
-    return int(
-        session.execute(
-            select(func.count())
-            .select_from(ProcessingReport)
-            .where(*_queue_conditions(flt, reasons))
-        ).scalar_one()
-    )
+    """Number of open review items created in the filtered window (from the queue rollup:
+    a few rows per day, however long the backlog)."""
+    s = _open_items(session, flt)
+    conditions = [s.c.closed_day == OPEN_DAY, *_dims(flt, s)]
+    if reasons:
+        labels = _clean_labels(reasons, "reasons", 100)
+        conditions.append(_label_condition(s.c.review_reason, labels))
+    return int(session.execute(select(_total(s.c["items"])).where(*conditions)).scalar_one())
 
 
 def review_queue_reasons(session: Session, *, flt: ReportFilter) -> pd.DataFrame:
     """Review reasons of open items in the window, most frequent first (at most
     :data:`MAX_GROUPS`). Columns: ``review_reason`` (:data:`NONE_LABEL` for none),
     ``items``."""
-    r = ProcessingReport
+    s = _open_items(session, flt)
+    n = func.sum(s.c["items"])
     rows = session.execute(
-        select(r.review_reason, func.count())
-        .where(*_queue_conditions(flt, ()))
-        .group_by(r.review_reason)
-        .order_by(*_most_frequent_first(r.review_reason))
+        select(s.c.review_reason, n)
+        .where(s.c.closed_day == OPEN_DAY, *_dims(flt, s))
+        .group_by(s.c.review_reason)
+        .order_by(*_most_frequent_first(s.c.review_reason, n))
         .limit(MAX_GROUPS)
     ).all()
     return pd.DataFrame.from_records(
-        [(NONE_LABEL if reason is None else reason, int(n)) for reason, n in rows],
+        [(NONE_LABEL if reason is None else reason, int(items)) for reason, items in rows],
         columns=["review_reason", "items"],
     )
 

@@ -307,7 +307,11 @@ def _review_queue_rows(where: Where, hourly: bool) -> Select[Any]:
     r = ProcessingReport
     closed_day = func.coalesce(utc_date(r.review_closed_at), literal(OPEN_DAY, type_=utc_date.type))
     return _grouped(
-        [*_report_keys(hourly), closed_day.label("closed_day")],
+        [
+            *_report_keys(hourly),
+            r.review_reason.label("review_reason"),
+            closed_day.label("closed_day"),
+        ],
         [func.count().label("items")],
         and_(where(r.created_at), r.needs_review),
         hourly,
@@ -401,7 +405,7 @@ ROLLUPS: Final[tuple[Rollup, ...]] = (
     ),
     Rollup(rollup_fields, (*_DIMS, "field_name"), _fields_rows),
     Rollup(rollup_missing_sets, (*_DIMS, "missing_set"), _missing_set_rows),
-    Rollup(rollup_review_queue, (*_DIMS, "closed_day"), _review_queue_rows),
+    Rollup(rollup_review_queue, (*_DIMS, "review_reason", "closed_day"), _review_queue_rows),
     Rollup(
         rollup_verdicts, ("day", "hour", "field_name", "was_missing", "verdict"), _verdict_rows
     ),
