@@ -22,9 +22,7 @@ from typing import Any, Final
 import pandas as pd
 from sqlalchemy import (
     ColumnElement,
-    Date,
     Float,
-    Integer,
     and_,
     case,
     exists,
@@ -34,12 +32,10 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from reportlib.config import get_settings
+from reportlib.dialect import BINS, confidence_bin, is_postgresql, utc_date
 from reportlib.errors import ReportValidationError
 from reportlib.models import (
     ROUTES,
@@ -51,8 +47,6 @@ from reportlib.models import (
 from reportlib.queries import ReportFilter, _clean_labels, _clean_routes
 from reportlib.service import INT32_MAX, INTENT_MAX
 
-#: Number of fixed-width confidence bins (width 0.05).
-BINS: Final = 20
 #: Stand-in for a NULL intent or review reason in filters and results.
 NONE_LABEL: Final = "(none)"
 #: Largest page the review queue returns; also the CSV export cap.
@@ -68,57 +62,12 @@ QUEUE_SORTS: Final[dict[str, str]] = {
 }
 
 
-# --------------------------------------------------------------------------------------
-# Dialect differences: the only place where SQLite and PostgreSQL are told apart.
-# --------------------------------------------------------------------------------------
-
-
-class utc_date(FunctionElement[dt.date]):
-    """The UTC calendar date of a timestamp column, as a ``DATE`` on both backends."""
-
-    type = Date()
-    name = "utc_date"
-    inherit_cache = True
-
-
-@compiles(utc_date, "postgresql")
-def _utc_date_postgresql(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str:
-    (column,) = element.clauses
-    return f"CAST(({compiler.process(column, **kw)} AT TIME ZONE 'UTC') AS DATE)"
-
-
-@compiles(utc_date, "sqlite")
-def _utc_date_sqlite(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite stores UTC timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff' text (see UTCDateTime).
-    (column,) = element.clauses
-    return f"substr({compiler.process(column, **kw)}, 1, 10)"
-
-
-class confidence_bin(FunctionElement[int]):
-    """``min(floor(confidence * 20), 19)``: the fixed 0.05-wide bin of a confidence."""
-
-    type = Integer()
-    name = "confidence_bin"
-    inherit_cache = True
-
-
-@compiles(confidence_bin, "postgresql")
-def _confidence_bin_postgresql(element: confidence_bin, compiler: SQLCompiler, **kw: Any) -> str:
-    (column,) = element.clauses
-    # CAST(double AS integer) rounds on PostgreSQL, so floor first.
-    return f"LEAST(CAST(FLOOR({compiler.process(column, **kw)} * {BINS}) AS INTEGER), {BINS - 1})"
-
-
-@compiles(confidence_bin, "sqlite")
-def _confidence_bin_sqlite(element: confidence_bin, compiler: SQLCompiler, **kw: Any) -> str:
-    # CAST(real AS INTEGER) truncates, which is floor for the non-negative confidences.
-    (column,) = element.clauses
-    return f"MIN(CAST({compiler.process(column, **kw)} * {BINS} AS INTEGER), {BINS - 1})"
+# The dialect constructs are reportlib's own (reportlib.dialect): only the queries are
+# the previous release's.
 
 
 def _is_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
+    return is_postgresql(session)
 
 
 def _label_condition(column: Any, labels: tuple[str, ...]) -> ColumnElement[bool]:

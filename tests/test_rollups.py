@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from reportlib import migrate, queries, rollups
@@ -276,12 +276,14 @@ def test_verify_finds_a_tampered_rollup_row(db: Session) -> None:
     assert differences and {d.table for d in differences} == {"rollup_reports"}
 
 
-def test_rebuild_recovers_from_lost_rollup_rows(engine: Engine, tmp_path: Path) -> None:
-    # A database of its own: rebuild commits per chunk.
+def test_rebuild_recovers_from_lost_rollup_rows(
+    engine: Engine, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # A database of its own (dropped after the session): rebuild commits per chunk.
     url = (
         f"sqlite:///{tmp_path / 'rebuild.db'}"
         if engine.dialect.name == "sqlite"
-        else _fresh_pg(engine)
+        else request.getfixturevalue("pg_databases").create("reportlib_rebuild")
     )
     own = make_engine(url)
     migrate.upgrade(own)
@@ -304,15 +306,6 @@ def test_rebuild_recovers_from_lost_rollup_rows(engine: Engine, tmp_path: Path) 
         assert rollups.dirty_days(db) == [] and rollups.verify_rollups(db) == []
         _assert_same(_numbers(db), expected)
     own.dispose()
-
-
-def _fresh_pg(engine: Engine) -> str:
-    name = f"reportlib_rebuild_{random.randrange(10**9)}"
-    admin = make_engine(engine.url.set(database="postgres"))
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return engine.url.set(database=name).render_as_string(hide_password=False)
 
 
 def test_review_closed_at_follows_decisions_and_reprocessing(db: Session) -> None:
