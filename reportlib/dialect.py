@@ -146,6 +146,11 @@ def _json_text_sqlite(element: json_text, compiler: SQLCompiler, **kw: Any) -> s
     return str(compiler.process(column, **kw))
 
 
+def as_date(value: Any) -> dt.date:
+    """A DATE read back as ``date``: SQLite hands back the text of a computed date."""
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
 def is_postgresql(session: Session) -> bool:
     """Whether the session is bound to PostgreSQL (else SQLite)."""
     return session.get_bind(ProcessingReport).dialect.name == "postgresql"
@@ -167,6 +172,7 @@ def lock_for_refresh(session: Session, *, table: str, lock_timeout_ms: int) -> N
 
 __all__ = [
     "BINS",
+    "as_date",
     "confidence_bin",
     "confidence_centile",
     "is_postgresql",

@@ -53,7 +53,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from reportlib.config import get_settings
-from reportlib.dialect import BINS, confidence_bin, utc_date
+from reportlib.dialect import BINS, as_date, confidence_bin, utc_date
 from reportlib.errors import ReportValidationError
 from reportlib.models import (
     OPEN_DAY,
@@ -537,7 +537,7 @@ def _queue_snapshot(
     # The oldest item open at as_of among those written on the rollup's oldest open day.
     oldest_earlier: Any = None
     if first_day is not None:
-        first_start, first_end = utc_day_bounds(_as_date(first_day), _as_date(first_day))
+        first_start, first_end = utc_day_bounds(as_date(first_day), as_date(first_day))
         oldest_earlier = (
             select(func.min(r.created_at))
             .where(
@@ -635,10 +635,6 @@ DAILY_COLUMNS: Final = (
 )
 
 
-def _as_date(value: Any) -> dt.date:
-    return dt.date.fromisoformat(value) if isinstance(value, str) else value
-
-
 def daily_trends(session: Session, *, flt: ReportFilter) -> pd.DataFrame:
     """One row per UTC day of the range (days without reports included, with zeros).
 
@@ -664,7 +660,7 @@ def daily_trends(session: Session, *, flt: ReportFilter) -> pd.DataFrame:
         for d in flt.dates()
     }
     for day_value, route, count, flagged, confidence_sum in rows:
-        bucket = by_day[_as_date(day_value)]
+        bucket = by_day[as_date(day_value)]
         bucket["reports"] += int(count)
         bucket[route] += int(count)
         bucket["flagged"] += int(flagged)
@@ -954,11 +950,7 @@ def threshold_what_if(session: Session, *, flt: ReportFilter, threshold: float) 
 
 def count_reports(session: Session, *, flt: ReportFilter) -> int:
     """Number of reports in the filtered window."""
-    return _count_reports(session, flt, None)
-
-
-def _count_reports(session: Session, flt: ReportFilter, dirty: Dirty | None) -> int:
-    s = _rollup(session, "rollup_reports", flt, dirty, columns=("reports",))
+    s = _rollup(session, "rollup_reports", flt, columns=("reports",))
     return int(session.execute(select(_total(s.c.reports)).where(*_dims(flt, s))).scalar_one())
 
 
@@ -1044,9 +1036,9 @@ def missing_fields_daily(
     tally: dict[str, int] = defaultdict(int)
     totals: dict[dt.date, int] = defaultdict(int)
     for (day,), missing, n in _missing_sets(session, flt, dirty, "day"):
-        totals[_as_date(day)] += n
+        totals[as_date(day)] += n
         for name in missing:
-            counts[(_as_date(day), name)] += n
+            counts[(as_date(day), name)] += n
             tally[name] += n
     kept = _top_missing(tally, MAX_GROUPS + len(keys))
     names = _ordered_fields(list(kept) + list(keys), keys)

@@ -69,6 +69,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from reportlib.dialect import (
+    as_date,
     confidence_bin,
     confidence_centile,
     json_text,
@@ -501,13 +502,9 @@ def read_dirty(
     hours: dict[dt.date, set[int | None]] = {}
     today = None
     for day, hour, now_day in session.execute(stmt):
-        hours.setdefault(_as_date(day), set()).add(None if hour is None else int(hour))
-        today = _as_date(now_day)
+        hours.setdefault(as_date(day), set()).add(None if hour is None else int(hour))
+        today = as_date(now_day)
     return Dirty(today, {day: frozenset(h) for day, h in hours.items()})
-
-
-def _as_date(value: Any) -> dt.date:
-    return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def dirty_days(
@@ -648,8 +645,8 @@ def refresh_rollups(
         .where(d.day.in_(oldest.scalar_subquery()))
         .returning(d.day, d.hour)
     ):
-        changed.setdefault(_as_date(day), set()).add(None if hour is None else int(hour))
-    today = _as_date(session.scalar(select(utc_date(utcnow()))))
+        changed.setdefault(as_date(day), set()).add(None if hour is None else int(hour))
+    today = as_date(session.scalar(select(utc_date(utcnow()))))
     for day in sorted(changed):
         _rebuild_day(session, day, frozenset(changed[day]), today)
     # Hourly rows of days no longer recent become whole-day rows (a few days at a time).
@@ -660,7 +657,7 @@ def refresh_rollups(
     if changed:
         stale = stale.where(rollup_reports.c.day.not_in(list(changed)))
     folded = [
-        _as_date(day)
+        as_date(day)
         for day in session.scalars(
             stale.distinct().order_by(rollup_reports.c.day).limit(max_days or 31)
         )
@@ -707,7 +704,7 @@ def mark_all_days_dirty(session: Session) -> int:
     ]
     sources += [select(t.c.day).distinct() for t in ROLLUP_TABLES]
     wanted = union_all(*sources).subquery()
-    days = {_as_date(day) for day in session.scalars(select(wanted.c.day).distinct())}
+    days = {as_date(day) for day in session.scalars(select(wanted.c.day).distinct())}
     marked = read_dirty(session)
     days -= {day for day, hours in marked.hours.items() if None in hours}
     if days:
@@ -771,9 +768,7 @@ def _by_key(rows: Iterator[Any], rollup: Rollup, skip: set[dt.date]) -> dict[tup
     out: dict[tuple[Any, ...], Any] = {}
     for row in rows:
         mapping = row._mapping
-        day = mapping["day"]
-        if isinstance(day, str):
-            day = dt.date.fromisoformat(day)
+        day = as_date(mapping["day"])
         if day in skip:
             continue
         key = (day, *(mapping[k] for k in rollup.keys[1:]))
