@@ -342,20 +342,59 @@ def run_ingest(
                 if name in ("service", "plain")
             }
         if batch_reports:
-            sessions = make_sessionmaker(engine)
-            inputs = _inputs(engine, ids, batch_reports, seed + 99)
-            started = time.perf_counter()
-            for start in range(0, len(inputs), batch_size):
-                with sessions() as session:
-                    create_processing_reports(session, inputs[start : start + batch_size])
-                    session.commit()
-            result.batch_per_s = len(inputs) / (time.perf_counter() - started)
-            log(f"  batch create_processing_reports: {result.batch_per_s:8.0f} reports/s")
-            result.batch_reports, result.batch_size = batch_reports, batch_size
+            _measure_batch(engine, ids, result, batch_reports, batch_size, seed, log)
     finally:
         _cleanup(engine, first_email_id)
         engine.dispose()
     return result
+
+
+def _measure_batch(
+    engine: Engine,
+    ids: _Ids,
+    result: IngestResult,
+    batch_reports: int,
+    batch_size: int,
+    seed: int,
+    log: Callable[[str], None],
+) -> None:
+    sessions = make_sessionmaker(engine)
+    inputs = _inputs(engine, ids, batch_reports, seed + 99)
+    started = time.perf_counter()
+    for start in range(0, len(inputs), batch_size):
+        with sessions() as session:
+            create_processing_reports(session, inputs[start : start + batch_size])
+            session.commit()
+    result.batch_per_s = len(inputs) / (time.perf_counter() - started)
+    log(f"  batch create_processing_reports: {result.batch_per_s:8.0f} reports/s")
+    result.batch_reports, result.batch_size = batch_reports, batch_size
+
+
+def run_batch(
+    url: Any,
+    *,
+    first_email_id: int,
+    batch_reports: int = 50_000,
+    batch_size: int = 10_000,
+    rounds: int = 1,
+    seed: int = 7,
+    log: Callable[[str], None] = print,
+) -> list[float]:
+    """Only the batch API, ``rounds`` times (reports/s each); delete what it wrote."""
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    ids = _Ids(first_email_id)
+    rates = []
+    try:
+        for round_number in range(rounds):
+            result = IngestResult(workers=1, reports_per_round=0)
+            _measure_batch(
+                engine, ids, result, batch_reports, batch_size, seed + round_number, log
+            )
+            rates.append(result.batch_per_s)
+    finally:
+        _cleanup(engine, first_email_id)
+        engine.dispose()
+    return rates
 
 
 def _cleanup(engine: Engine, first_email_id: int) -> None:

@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ingest-rounds", type=int, default=3)
     p.add_argument("--batch-reports", type=int, default=50_000)
     p.add_argument("--batch-size", type=int, default=10_000)
+    p.add_argument("--batch-only", action="store_true",
+                   help="measure only the batch backfill (after generating or reusing the data)")
+    p.add_argument("--batch-rounds", type=int, default=3,
+                   help="with --batch-only: timed rounds of --batch-reports each")
     p.add_argument("--note", default="", help="free text about the machine, kept in the results")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     p.add_argument("--write-benchmarks", type=Path, nargs="?", const=BENCHMARKS_MD, default=None,
@@ -575,6 +579,48 @@ def write_benchmarks(path: Path, table: str) -> None:
     path.write_text(updated)
 
 
+def _batch_only(
+    args: argparse.Namespace,
+    url: URL,
+    engine: Engine,
+    generation: dict[str, Any],
+    started_at: dt.datetime,
+    load_at_start: list[float],
+) -> int:
+    """The batch backfill alone: a quick, repeatable figure for work on the write path."""
+    try:
+        first = ingest.ingest_first_email_id(engine)
+        _log(f"batch ({args.batch_rounds} rounds of {args.batch_reports:,} reports, "
+             f"batches of {args.batch_size:,}) ...")
+        rates = ingest.run_batch(
+            url, first_email_id=first, batch_reports=args.batch_reports,
+            batch_size=args.batch_size, rounds=args.batch_rounds, log=_log,
+        )
+        generate.vacuum_analyze(engine)
+    finally:
+        engine.dispose()
+    load_at_end = [round(x, 2) for x in os.getloadavg()]
+    median = sorted(rates)[len(rates) // 2]
+    _log(f"batch create_processing_reports: median {median:,.0f} reports/s "
+         f"(rounds: {', '.join(f'{r:,.0f}' for r in rates)}); load average (1/5/15 min) "
+         f"at start {load_at_start}, at end {load_at_end}")
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    out = args.results_dir / f"batch-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(json.dumps({
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "database": url.database,
+        "generation": generation,
+        "batch_reports": args.batch_reports,
+        "batch_size": args.batch_size,
+        "rounds_per_s": [round(r, 1) for r in rates],
+        "median_per_s": round(median, 1),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": load_at_end,
+    }, indent=2, default=str))
+    _log(f"results: {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     url = database.parse_url(args.database_url or get_settings().database_url)
@@ -584,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
     earlier = json.loads(args.compare_results.read_text()) if args.compare_results else None
     ingest_threads = [int(part) for part in args.ingest_threads.split(",") if part.strip()]
     engine, generation = _prepare(args, url)
+    if args.batch_only:
+        return _batch_only(args, url, engine, generation, started_at, load_at_start)
     results: dict[str, Any] = {
         "started_at": started_at.isoformat(timespec="seconds"),
         "database": url.database,
