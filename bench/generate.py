@@ -1,7 +1,7 @@
 """Generate N reports with set-based SQL, with the demo data's distributions.
 
 Everything happens inside PostgreSQL: one ``INSERT ... SELECT`` over ``generate_series``
-for the emails, one for the reports, one for ``report_fields``. Random draws are a hash of
+for the emails, one for the reports, one each for decisions and verdicts. Random draws are a hash of
 the row id and a stream number (``hashint8extended``), so a given N and seed always give
 the same data, and the planner is free to run it in parallel.
 
@@ -14,12 +14,10 @@ volumes span ``days`` (365) days instead of 90, and volume grows so that the las
 hold ``window_share`` of the reports (a third by default, which is what the issue's
 targets assume: about 333k of 1M). Weekends carry 35% of a weekday's volume, as in the demo.
 
-The trigger(s) that keep ``report_fields`` in step are disabled for the bulk insert
-and ``report_fields`` is filled with the trigger's own query in one statement, inside the
-same transaction; :func:`verify_report_fields` then proves the result equals what the
-trigger would have written. The trigger on ``review_decisions`` that sets
-``processing_reports.review_closed_at`` is held off as well, and the column is filled
-with migration 0003's backfill ``UPDATE``. After ``VACUUM ANALYZE`` every day is marked
+The triggers on ``processing_reports`` (which mark changed hours) are disabled for the
+bulk insert, since every day is rebuilt afterwards. The trigger on ``review_decisions``
+that sets ``processing_reports.review_closed_at`` is held off as well, and the column is
+filled with migration 0003's backfill ``UPDATE``. After ``VACUUM ANALYZE`` every day is marked
 dirty and the rollups are rebuilt from the raw rows (:func:`rebuild_rollups_timed`),
 which is timed: a full ``python -m reportlib rollups rebuild`` of fresh data.
 """
@@ -34,11 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faker import Faker
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, text, true
+from sqlalchemy.dialects import postgresql
 
 from reportlib import demo, rollups
 from reportlib.db import make_sessionmaker
-from reportlib.models import ROLLUP_TABLES, rollup_dirty_days
+from reportlib.models import ROLLUP_TABLES, ProcessingReport, rollup_dirty_days
+from reportlib.rollups import report_field_rows
 
 QUANTILES = 4096
 KEY_FIELDS = ("client_name", "creditor_name", "debt_amount", "reference_numbers")
@@ -66,7 +66,7 @@ class GenerationResult:
     flagged: int = 0
     decisions: int = 0
     open_queue: int = 0
-    report_fields_rows: int = 0
+    field_rows: int = 0
     review_closed: int = 0
     rollup_rebuild: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -362,19 +362,10 @@ FROM (
 ) AS q
 """
 
-# Exactly the rows the trigger reportlib_sync_report_fields() writes for each report.
-EXPECTED_REPORT_FIELDS = """
-SELECT r.id AS report_id, f.key AS field_name, r.created_at, r.intent, r.confidence_route,
-       (f.value ->> 'confidence')::double precision AS confidence, false AS is_missing
-FROM processing_reports r, jsonb_each(r.extracted_fields) AS f
-WHERE jsonb_typeof(f.value) = 'object'
-UNION ALL
-SELECT r.id, m.name, r.created_at, r.intent, r.confidence_route, NULL, true
-FROM processing_reports r,
-     jsonb_array_elements_text(
-         CASE WHEN jsonb_typeof(r.missing_fields) = 'array'
-              THEN r.missing_fields ELSE '[]'::jsonb END) AS m(name)
-"""
+def _field_rows_sql(where: Any) -> str:
+    """reportlib's per-field rows (what the rollups read) of the reports under ``where``,
+    as PostgreSQL text."""
+    return str(report_field_rows(where).compile(dialect=postgresql.dialect()))
 
 
 # Reviewers keep up: a flagged report older than three days has almost always been decided,
@@ -404,7 +395,7 @@ WHERE r.needs_review
 # One verdict per field of each decided report, as reviewers give them: extracted values
 # are wrong more often the lower their confidence (and somewhat more often than the
 # confidence says), fields marked missing were mostly truly absent.
-_INSERT_VERDICTS = """
+_INSERT_VERDICTS = f"""
 INSERT INTO review_field_verdicts
     (decision_id, field_name, verdict, corrected_value, extracted_confidence, was_missing)
 SELECT d.id, f.field_name,
@@ -417,7 +408,7 @@ SELECT d.id, f.field_name,
             ELSE 'correct' END,
        NULL, f.confidence, f.is_missing
 FROM review_decisions AS d
-JOIN report_fields AS f ON f.report_id = d.report_id
+JOIN ({_field_rows_sql(ProcessingReport.needs_review)}) AS f ON f.report_id = d.report_id
 """
 
 
@@ -444,14 +435,9 @@ def generate(
     window_share: float | None = 1 / 3,
     seed: int = 42,
     now: dt.datetime | None = None,
-    through_trigger: bool = False,
     log: Any = print,
 ) -> GenerationResult:
-    """Fill an empty benchmark database with ``reports`` reports and their emails.
-
-    ``through_trigger`` keeps the per-row trigger on for the bulk insert (slower); by
-    default it is disabled for the insert and ``report_fields`` is filled in one statement.
-    """
+    """Fill an empty benchmark database with ``reports`` reports and their emails."""
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     result = GenerationResult(reports=reports, days=days, window_share=window_share or 0.0, now=now)
     plan = day_counts(reports, days=days, window_share=window_share, today=now.date())
@@ -489,39 +475,22 @@ def generate(
         timings["emails_s"] = time.perf_counter() - started
         log(f"  incoming_emails: {timings['emails_s']:.1f}s")
 
-        if not through_trigger:
-            connection.execute(
-                text("ALTER TABLE processing_reports DISABLE TRIGGER USER")
-            )
+        connection.execute(text("ALTER TABLE processing_reports DISABLE TRIGGER USER"))
         started = time.perf_counter()
         connection.execute(text(_INSERT_REPORTS), params)
+        connection.execute(text("ALTER TABLE processing_reports ENABLE TRIGGER USER"))
         timings["reports_s"] = time.perf_counter() - started
         log(f"  processing_reports: {timings['reports_s']:.1f}s")
-        if not through_trigger:
-            started = time.perf_counter()
-            connection.execute(
-                text(
-                    "INSERT INTO report_fields (report_id, field_name, created_at, intent, "
-                    f"confidence_route, confidence, is_missing) {EXPECTED_REPORT_FIELDS}"
-                )
-            )
-            connection.execute(
-                text("ALTER TABLE processing_reports ENABLE TRIGGER USER")
-            )
-            timings["report_fields_s"] = time.perf_counter() - started
-            log(f"  report_fields: {timings['report_fields_s']:.1f}s")
         started = time.perf_counter()
-        if not through_trigger:
-            # The per-row trigger would update each decided report on its own; the same
-            # UPDATE as migration 0003's backfill sets review_closed_at in one statement.
-            connection.execute(
-                text("ALTER TABLE review_decisions DISABLE TRIGGER reportlib_review_closed")
-            )
+        # The per-row trigger would update each decided report on its own; the same
+        # UPDATE as migration 0003's backfill sets review_closed_at in one statement.
+        connection.execute(
+            text("ALTER TABLE review_decisions DISABLE TRIGGER reportlib_review_closed")
+        )
         connection.execute(text(_INSERT_DECISIONS), {"seed": seed, "now": now})
-        if not through_trigger:
-            connection.execute(
-                text("ALTER TABLE review_decisions ENABLE TRIGGER reportlib_review_closed")
-            )
+        connection.execute(
+            text("ALTER TABLE review_decisions ENABLE TRIGGER reportlib_review_closed")
+        )
         timings["review_decisions_s"] = time.perf_counter() - started
         log(f"  review_decisions: {timings['review_decisions_s']:.1f}s")
         started = time.perf_counter()
@@ -535,15 +504,13 @@ def generate(
         )
         timings["review_field_verdicts_s"] = time.perf_counter() - started
         log(f"  review_field_verdicts: {timings['review_field_verdicts_s']:.1f}s")
-        if not through_trigger:
-            started = time.perf_counter()
-            # Only review_closed_at changes: report_fields needs no re-sync, and every day
-            # is marked dirty and rebuilt below anyway.
-            connection.execute(text("ALTER TABLE processing_reports DISABLE TRIGGER USER"))
-            connection.execute(text(BACKFILL_REVIEW_CLOSED_AT))
-            connection.execute(text("ALTER TABLE processing_reports ENABLE TRIGGER USER"))
-            timings["review_closed_at_s"] = time.perf_counter() - started
-            log(f"  review_closed_at: {timings['review_closed_at_s']:.1f}s")
+        started = time.perf_counter()
+        # Only review_closed_at changes, and every day is marked dirty and rebuilt below.
+        connection.execute(text("ALTER TABLE processing_reports DISABLE TRIGGER USER"))
+        connection.execute(text(BACKFILL_REVIEW_CLOSED_AT))
+        connection.execute(text("ALTER TABLE processing_reports ENABLE TRIGGER USER"))
+        timings["review_closed_at_s"] = time.perf_counter() - started
+        log(f"  review_closed_at: {timings['review_closed_at_s']:.1f}s")
         connection.execute(
             text(
                 "SELECT setval(pg_get_serial_sequence('processing_reports', 'id'), "
@@ -580,8 +547,10 @@ def generate(
                 text("SELECT count(DISTINCT report_id) FROM review_decisions")
             ).scalar_one()
         )
-        result.report_fields_rows = int(
-            connection.execute(text("SELECT count(*) FROM report_fields")).scalar_one()
+        result.field_rows = int(
+            connection.execute(
+                text(f"SELECT count(*) FROM ({_field_rows_sql(true())}) AS f")
+            ).scalar_one()
         )
         result.review_closed = int(
             connection.execute(
@@ -622,24 +591,6 @@ def vacuum_analyze(engine: Engine) -> None:
     """VACUUM ANALYZE the report tables: fresh statistics and an all-visible map."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("SET statement_timeout = 0"))
-        for table in ("incoming_emails", "processing_reports", "report_fields",
-                      "review_decisions", "review_field_verdicts", "review_claims"):
+        for table in ("incoming_emails", "processing_reports", "review_decisions",
+                      "review_field_verdicts", "review_claims"):
             connection.execute(text(f"VACUUM (ANALYZE) {table}"))
-
-
-def verify_report_fields(engine: Engine) -> tuple[int, int]:
-    """Rows the trigger would write but are absent, and rows present but not expected."""
-    actual = (
-        "SELECT report_id, field_name, created_at, intent, confidence_route, confidence, "
-        "is_missing FROM report_fields"
-    )
-    with engine.connect() as connection:
-        connection.execute(text("SET statement_timeout = 0"))
-        connection.execute(text("SET work_mem = '256MB'"))
-        missing = connection.execute(
-            text(f"SELECT count(*) FROM (({EXPECTED_REPORT_FIELDS}) EXCEPT ALL {actual}) AS x")
-        ).scalar_one()
-        extra = connection.execute(
-            text(f"SELECT count(*) FROM ({actual} EXCEPT ALL ({EXPECTED_REPORT_FIELDS})) AS x")
-        ).scalar_one()
-    return int(missing), int(extra)

@@ -13,8 +13,8 @@ fresh email ids each time) from ``workers`` threads, one report per transaction:
   harness creates: the columns of ``processing_reports``, an id primary key, a unique
   ``email_id`` with its foreign key to ``incoming_emails``, an index on ``created_at``,
   nothing else (no triggers, no partial indexes, no check constraints). It is the budget
-  of the writer: what storing a report costs without ``report_fields``, the rollup
-  triggers and the review indexes. Same Session-per-report harness as ``handwritten``.
+  of the writer: what storing a report costs without the rollup triggers and the review
+  indexes. Same Session-per-report harness as ``handwritten``.
 
 They alternate for ``rounds`` rounds so that noise from the shared machine hits
 them alike; each figure is the median over rounds. ``service`` and ``plain`` are also

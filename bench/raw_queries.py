@@ -2,8 +2,11 @@
 
 A copy of ``reportlib/queries.py`` at commit f1aa435, trimmed to what the pages call, so
 one benchmark run can time each page both ways on the same data: this module reads
-``processing_reports``, ``report_fields`` and ``review_decisions`` directly for every
-figure; :mod:`reportlib.queries` reads the rollup tables. It runs against the current
+``processing_reports`` and ``review_decisions`` directly for every figure;
+:mod:`reportlib.queries` reads the rollup tables. The per-field figures read
+``report_fields`` then; that copy is gone (migration 0007), so they read the same rows
+from the reports' JSON (:func:`reportlib.rollups.report_field_rows`), as a rollup of a
+changed day does. It runs against the current
 schema; the wide window index it was written for (``ix_processing_reports_window``) was
 dropped in migration 0003, so the window aggregates here scan instead. The open review
 queue is decided with ``NOT EXISTS`` over ``review_decisions``, as before (it does not
@@ -32,19 +35,19 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from reportlib.config import get_settings
-from reportlib.dialect import BINS, confidence_bin, is_postgresql, utc_date
+from reportlib.dialect import BINS, confidence_bin, is_postgresql, json_array_length, utc_date
 from reportlib.errors import ReportValidationError
 from reportlib.models import (
     ROUTES,
     IncomingEmail,
     ProcessingReport,
-    ReportField,
     ReviewDecision,
 )
 from reportlib.queries import ReportFilter, _clean_labels, _clean_routes
+from reportlib.rollups import report_field_rows
 from reportlib.service import INT32_MAX, INTENT_MAX
 
 #: Stand-in for a NULL intent or review reason in filters and results.
@@ -97,10 +100,9 @@ def _report_window(flt: ReportFilter) -> list[ColumnElement[bool]]:
     return _window(flt, created_at=r.created_at, intent=r.intent, route=r.confidence_route)
 
 
-def _field_window(flt: ReportFilter, table: Any = ReportField) -> list[ColumnElement[bool]]:
-    return _window(
-        flt, created_at=table.created_at, intent=table.intent, route=table.confidence_route
-    )
+def _fields(flt: ReportFilter) -> Any:
+    """The per-field rows of the filtered window's reports (columns of ``report_fields``)."""
+    return report_field_rows(and_(*_report_window(flt))).subquery("report_fields").c
 
 
 def open_review_condition(*, as_of: dt.datetime | None = None) -> ColumnElement[bool]:
@@ -455,7 +457,7 @@ def field_confidence_summary(
     ``max_confidence``.
     """
     keys = _key_fields(key_fields)
-    rf = ReportField
+    rf = _fields(flt)
     rows = session.execute(
         select(
             rf.field_name,
@@ -465,7 +467,6 @@ def field_confidence_summary(
             func.min(rf.confidence),
             func.max(rf.confidence),
         )
-        .where(*_field_window(flt))
         .group_by(rf.field_name)
         .order_by(func.count().desc(), rf.field_name)
         .limit(MAX_GROUPS + len(keys))
@@ -511,14 +512,13 @@ def field_confidence_histogram(
     field's extracted values; NaN when it has none).
     """
     names = list(dict.fromkeys(fields))[: MAX_GROUPS * 2]
-    rf = ReportField
+    rf = _fields(flt)
     counts: dict[tuple[str, int], int] = {}
     if names:
         bucket = confidence_bin(rf.confidence)
         rows = session.execute(
             select(rf.field_name, bucket.label("bin"), func.count())
             .where(
-                *_field_window(flt),
                 rf.field_name.in_(names),
                 rf.confidence.is_not(None),
                 ~rf.is_missing,
@@ -669,10 +669,10 @@ def missing_field_frequency(
     ``share``.
     """
     keys = _key_fields(key_fields)
-    rf = ReportField
+    rf = _fields(flt)
     rows = session.execute(
         select(rf.field_name, func.count())
-        .where(*_field_window(flt), rf.is_missing)
+        .where(rf.is_missing)
         .group_by(rf.field_name)
         .order_by(func.count().desc(), rf.field_name)
         .limit(MAX_GROUPS + len(keys))
@@ -699,12 +699,12 @@ def missing_fields_daily(
     ``share`` (NaN on days without reports).
     """
     keys = _key_fields(key_fields)
-    rf = ReportField
+    rf = _fields(flt)
     r = ProcessingReport
     field_day = utc_date(rf.created_at)
     rows = session.execute(
         select(field_day.label("day"), rf.field_name, func.count())
-        .where(*_field_window(flt), rf.is_missing)
+        .where(rf.is_missing)
         .group_by(field_day, rf.field_name)
         .order_by(field_day, rf.field_name)
         .limit(flt.days * (MAX_GROUPS + len(keys)))
@@ -748,7 +748,7 @@ def missing_fields_by_intent(
     ``field``, ``missing``, ``reports``, ``share``.
     """
     keys = _key_fields(key_fields)
-    rf = ReportField
+    rf = _fields(flt)
     r = ProcessingReport
     intents = session.execute(
         select(r.intent, func.count())
@@ -759,7 +759,7 @@ def missing_fields_by_intent(
     ).all()
     rows = session.execute(
         select(rf.intent, rf.field_name, func.count())
-        .where(*_field_window(flt), rf.is_missing)
+        .where(rf.is_missing)
         .group_by(rf.intent, rf.field_name)
         .order_by(rf.intent.is_(None), rf.intent, rf.field_name)
         .limit(MAX_GROUPS * (MAX_GROUPS + len(keys)))
@@ -793,14 +793,15 @@ def missing_field_cooccurrence(
     it never was). Columns: ``field``, ``other``, ``reports``, ``share``.
     """
     keys = _key_fields(key_fields)
-    a = aliased(ReportField)
-    b = aliased(ReportField)
+    rf = _fields(flt)
+    # Read once, joined to itself.
+    missing = select(rf.report_id, rf.field_name).where(rf.is_missing).cte("missing")
+    a, b = missing.alias("a"), missing.alias("b")
     rows = session.execute(
-        select(a.field_name, b.field_name, func.count())
-        .join(b, and_(b.report_id == a.report_id, b.is_missing))
-        .where(*_field_window(flt, a), a.is_missing)
-        .group_by(a.field_name, b.field_name)
-        .order_by(a.field_name, b.field_name)
+        select(a.c.field_name, b.c.field_name, func.count())
+        .join_from(a, b, b.c.report_id == a.c.report_id)
+        .group_by(a.c.field_name, b.c.field_name)
+        .order_by(a.c.field_name, b.c.field_name)
         .limit((MAX_GROUPS + len(keys)) ** 2)
     ).all()
     counts = {(x, y): int(n) for x, y, n in rows}
@@ -820,10 +821,10 @@ def missing_count_distribution(
     """How many reports miss 0, 1, 2, ... fields (up to the number of key fields, or more
     if a report lists more). Columns: ``missing_fields``, ``reports``, ``share``."""
     keys = _key_fields(key_fields)
-    rf = ReportField
+    rf = _fields(flt)
     per_report = (
         select(rf.report_id, func.count().label("n"))
-        .where(*_field_window(flt), rf.is_missing)
+        .where(rf.is_missing)
         .group_by(rf.report_id)
         .subquery()
     )
@@ -887,13 +888,6 @@ def review_queue_page(
     _int_in(limit, "limit", 1, MAX_QUEUE_ROWS)
     _int_in(offset, "offset", 0, INT32_MAX)
     r = ProcessingReport
-    rf = ReportField
-    missing = (
-        select(func.count())
-        .where(rf.report_id == r.id, rf.is_missing)
-        .correlate(r)
-        .scalar_subquery()
-    )
     order: list[Any] = [r.created_at, r.id]
     if sort == "lowest_confidence":
         order.insert(0, r.overall_confidence)
@@ -905,7 +899,7 @@ def review_queue_page(
             r.intent,
             r.confidence_route,
             r.overall_confidence,
-            missing.label("missing_fields"),
+            json_array_length(r.missing_fields).label("missing_fields"),
         )
         .where(*_queue_conditions(flt, reasons))
         .order_by(*order)

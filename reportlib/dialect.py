@@ -8,11 +8,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Date, Integer, Text, text
+from sqlalchemy import Boolean, ColumnElement, Date, Float, Integer, Text, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.types import NullType
 
 from reportlib.models import ProcessingReport
 
@@ -146,6 +148,152 @@ def _json_text_sqlite(element: json_text, compiler: SQLCompiler, **kw: Any) -> s
     return str(compiler.process(column, **kw))
 
 
+class _object_members(FunctionElement[Any]):
+    type = NullType()
+    name = "json_object_members"
+    inherit_cache = True
+
+
+@compiles(_object_members, "postgresql")
+def _object_members_postgresql(element: _object_members, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    document = compiler.process(column, **kw)
+    # jsonb_each refuses anything but an object; any other document has no members.
+    return (
+        f"jsonb_each(CASE WHEN jsonb_typeof({document}) = 'object' "
+        f"THEN {document} ELSE '{{}}'::jsonb END)"
+    )
+
+
+@compiles(_object_members, "sqlite")
+def _object_members_sqlite(element: _object_members, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    document = compiler.process(column, **kw)
+    return f"json_each(CASE WHEN json_type({document}) = 'object' THEN {document} ELSE '{{}}' END)"
+
+
+def json_object_members(document: Any, *, name: str) -> TableValuedAlias:
+    """The members of a JSON object column as a table named ``name``: ``key`` and
+    ``value``, one row per member; no rows when the document is not an object. Joined
+    to the document's table ``ON true``, it is read once per row of that table.
+
+    The ``type`` column exists on SQLite only: read the members through
+    :func:`json_member_is_object` and :func:`json_member_confidence`, not directly.
+    """
+    return _object_members(document).table_valued("key", "value", "type", name=name)
+
+
+class _member_is_object(FunctionElement[bool]):
+    type = Boolean()
+    name = "json_member_is_object"
+    inherit_cache = True
+
+
+@compiles(_member_is_object, "postgresql")
+def _member_is_object_postgresql(
+    element: _member_is_object, compiler: SQLCompiler, **kw: Any
+) -> str:
+    value, _ = element.clauses
+    return f"(jsonb_typeof({compiler.process(value, **kw)}) = 'object')"
+
+
+@compiles(_member_is_object, "sqlite")
+def _member_is_object_sqlite(element: _member_is_object, compiler: SQLCompiler, **kw: Any) -> str:
+    # json_each hands a string member's value back as bare text, which json_type() would
+    # refuse to parse: the member's own type column says what it is.
+    _, kind = element.clauses
+    return f"({compiler.process(kind, **kw)} = 'object')"
+
+
+def json_member_is_object(members: TableValuedAlias) -> ColumnElement[bool]:
+    """Whether a member of :func:`json_object_members` is itself a JSON object."""
+    return _member_is_object(members.c.value, members.c.type)
+
+
+class _member_confidence(FunctionElement[float]):
+    type = Float()
+    name = "json_member_confidence"
+    inherit_cache = True
+
+
+@compiles(_member_confidence, "postgresql")
+def _member_confidence_postgresql(
+    element: _member_confidence, compiler: SQLCompiler, **kw: Any
+) -> str:
+    (value,) = element.clauses
+    return f"CAST(({compiler.process(value, **kw)} ->> 'confidence') AS DOUBLE PRECISION)"
+
+
+@compiles(_member_confidence, "sqlite")
+def _member_confidence_sqlite(
+    element: _member_confidence, compiler: SQLCompiler, **kw: Any
+) -> str:
+    (value,) = element.clauses
+    return f"CAST(json_extract({compiler.process(value, **kw)}, '$.confidence') AS REAL)"
+
+
+def json_member_confidence(members: TableValuedAlias) -> ColumnElement[float]:
+    """The ``confidence`` of a member of :func:`json_object_members` (a field entry of
+    ``extracted_fields``) as a float; NULL when it has none."""
+    return _member_confidence(members.c.value)
+
+
+class _array_texts(FunctionElement[Any]):
+    type = NullType()
+    name = "json_array_texts"
+    inherit_cache = True
+
+
+@compiles(_array_texts, "postgresql")
+def _array_texts_postgresql(element: _array_texts, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    document = compiler.process(column, **kw)
+    return (
+        f"jsonb_array_elements_text(CASE WHEN jsonb_typeof({document}) = 'array' "
+        f"THEN {document} ELSE '[]'::jsonb END)"
+    )
+
+
+@compiles(_array_texts, "sqlite")
+def _array_texts_sqlite(element: _array_texts, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    document = compiler.process(column, **kw)
+    return f"json_each(CASE WHEN json_type({document}) = 'array' THEN {document} ELSE '[]' END)"
+
+
+def json_array_texts(document: Any, *, name: str) -> TableValuedAlias:
+    """The elements of a JSON array column as a table named ``name`` with one column,
+    ``value`` (text); no rows when the document is NULL or not an array."""
+    return _array_texts(document).table_valued("value", name=name)
+
+
+class json_array_length(FunctionElement[int]):
+    """The number of elements of a JSON array column; 0 when it is NULL or not an array."""
+
+    type = Integer()
+    name = "json_array_length"
+    inherit_cache = True
+
+
+@compiles(json_array_length, "postgresql")
+def _json_array_length_postgresql(
+    element: json_array_length, compiler: SQLCompiler, **kw: Any
+) -> str:
+    (column,) = element.clauses
+    document = compiler.process(column, **kw)
+    # jsonb_array_length refuses anything but an array.
+    return (
+        f"jsonb_array_length(CASE WHEN jsonb_typeof({document}) = 'array' "
+        f"THEN {document} ELSE '[]'::jsonb END)"
+    )
+
+
+@compiles(json_array_length, "sqlite")
+def _json_array_length_sqlite(element: json_array_length, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return f"coalesce(json_array_length({compiler.process(column, **kw)}), 0)"
+
+
 def as_date(value: Any) -> dt.date:
     """A DATE read back as ``date``: SQLite hands back the text of a computed date."""
     return dt.date.fromisoformat(value) if isinstance(value, str) else value
@@ -176,6 +324,11 @@ __all__ = [
     "confidence_bin",
     "confidence_centile",
     "is_postgresql",
+    "json_array_length",
+    "json_array_texts",
+    "json_member_confidence",
+    "json_member_is_object",
+    "json_object_members",
     "json_text",
     "lock_for_refresh",
     "utc_date",

@@ -14,7 +14,6 @@ REPORTLIB_TABLES = frozenset(
     {
         "incoming_emails",
         "processing_reports",
-        "report_fields",
         "review_claims",
         "review_decisions",
         "review_field_verdicts",

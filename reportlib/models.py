@@ -1,8 +1,8 @@
 """ORM models. The migrations under ``alembic/`` create exactly these tables.
 
-``report_fields`` is a narrow copy of each report's per-field confidences and missing
-fields, kept in step by database triggers (see the first migration) so the dashboard can
-aggregate per field without parsing JSON per row.
+Per-field figures are read from each report's ``extracted_fields`` and ``missing_fields``
+(:func:`reportlib.rollups.report_field_rows`) when a rollup is computed; no table holds a
+copy of them.
 """
 
 from __future__ import annotations
@@ -343,28 +343,6 @@ class ProcessingReport(Base):
             f"ProcessingReport(id={self.id!r}, email_id={self.email_id!r}, "
             f"route={self.confidence_route!r}, needs_review={self.needs_review!r})"
         )
-
-
-class ReportField(Base):
-    """One field of one report: its confidence, or that it was missing. Trigger-maintained."""
-
-    __tablename__ = "report_fields"
-    __table_args__ = (
-        Index("ix_report_fields_created_at", "created_at", "field_name"),
-    )
-
-    report_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("processing_reports.id", ondelete="CASCADE"), primary_key=True
-    )
-    field_name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
-    intent: Mapped[str | None] = mapped_column(String(50))
-    confidence_route: Mapped[str] = mapped_column(String(20), nullable=False)
-    confidence: Mapped[float | None] = mapped_column(Float)
-    is_missing: Mapped[bool] = mapped_column(Boolean, nullable=False)
-
-    def __repr__(self) -> str:
-        return f"ReportField(report_id={self.report_id!r}, field_name={self.field_name!r})"
 
 
 class ReviewClaim(Base):

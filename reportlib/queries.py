@@ -53,7 +53,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from reportlib.config import get_settings
-from reportlib.dialect import BINS, as_date, confidence_bin, utc_date
+from reportlib.dialect import BINS, as_date, confidence_bin, json_array_length, utc_date
 from reportlib.errors import ReportValidationError
 from reportlib.models import (
     OPEN_DAY,
@@ -62,7 +62,6 @@ from reportlib.models import (
     ROUTES,
     IncomingEmail,
     ProcessingReport,
-    ReportField,
     bin_column,
     centile_column,
     ms_bucket_column,
@@ -1194,13 +1193,6 @@ def review_queue_page(
     _int_in(limit, "limit", 1, MAX_QUEUE_ROWS)
     _int_in(offset, "offset", 0, INT32_MAX)
     r = ProcessingReport
-    rf = ReportField
-    missing = (
-        select(func.count())
-        .where(rf.report_id == r.id, rf.is_missing)
-        .correlate(r)
-        .scalar_subquery()
-    )
     order: list[Any] = [r.created_at, r.id]
     if sort == "lowest_confidence":
         order.insert(0, r.overall_confidence)
@@ -1212,7 +1204,7 @@ def review_queue_page(
             r.intent,
             r.confidence_route,
             r.overall_confidence,
-            missing.label("missing_fields"),
+            json_array_length(r.missing_fields).label("missing_fields"),
         )
         .where(*_queue_conditions(flt, reasons))
         .order_by(*order)

@@ -43,6 +43,8 @@ from typing import Any, Final
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
+    Float,
     Integer,
     Select,
     SmallInteger,
@@ -72,6 +74,10 @@ from reportlib.dialect import (
     as_date,
     confidence_bin,
     confidence_centile,
+    json_array_texts,
+    json_member_confidence,
+    json_member_is_object,
+    json_object_members,
     json_text,
     lock_for_refresh,
     utc_date,
@@ -86,7 +92,6 @@ from reportlib.models import (
     PROCESSING_TIME_BUCKETS,
     ROLLUP_TABLES,
     ProcessingReport,
-    ReportField,
     ReviewDecision,
     ReviewFieldVerdict,
     bin_column,
@@ -259,24 +264,63 @@ def _processing_time_value_rows(where: Where, hourly: bool) -> Select[Any]:
     )
 
 
+def report_field_rows(where: ColumnElement[bool]) -> CompoundSelect[Any]:
+    """Each field of each report under ``where`` (a condition on ``processing_reports``),
+    read from the report's JSON: ``report_id``, ``field_name``, ``created_at``,
+    ``intent``, ``confidence_route``, ``confidence`` and ``is_missing``.
+
+    An extracted field is a member of ``extracted_fields`` whose value is an object, with
+    that object's ``confidence`` as a float. A missing field is an element of
+    ``missing_fields`` (when it is an array), counted once per report, and not at all
+    when the same name is extracted: one row per report and field name.
+    """
+    r = ProcessingReport
+
+    def columns(field_name: Any, confidence: Any, is_missing: Any) -> list[Any]:
+        return [
+            r.id.label("report_id"),
+            field_name.label("field_name"),
+            r.created_at.label("created_at"),
+            r.intent.label("intent"),
+            r.confidence_route.label("confidence_route"),
+            confidence.label("confidence"),
+            is_missing.label("is_missing"),
+        ]
+
+    member = json_object_members(r.extracted_fields, name="member")
+    extracted = (
+        select(*columns(member.c.key, json_member_confidence(member), false()))
+        .select_from(r)
+        .join(member, true())
+        .where(where, json_member_is_object(member))
+    )
+    name = json_array_texts(r.missing_fields, name="missing_name")
+    same = json_object_members(r.extracted_fields, name="same_name")
+    also_extracted = exists().where(same.c.key == name.c.value, json_member_is_object(same))
+    missing = (
+        select(*columns(name.c.value, cast(null(), Float), true()))
+        .select_from(r)
+        .join(name, true())
+        .where(where, ~also_extracted)
+        .distinct()
+    )
+    return union_all(extracted, missing)
+
+
 def _fields_rows(where: Where, hourly: bool) -> Select[Any]:
-    rf = ReportField
+    rf = report_field_rows(where(ProcessingReport.created_at)).subquery("report_fields").c
     scored_bin = case(
         (or_(rf.is_missing, rf.confidence.is_(None)), None), else_=confidence_bin(rf.confidence)
     )
-    per_field = (
-        select(
-            *_time_keys(rf.created_at, hourly),
-            rf.intent.label("intent"),
-            rf.confidence_route.label("route"),
-            rf.field_name.label("field_name"),
-            rf.is_missing.label("is_missing"),
-            rf.confidence.label("confidence"),
-            scored_bin.label("bin"),
-        )
-        .where(where(rf.created_at))
-        .subquery()
-    )
+    per_field = select(
+        *_time_keys(rf.created_at, hourly),
+        rf.intent.label("intent"),
+        rf.confidence_route.label("route"),
+        rf.field_name.label("field_name"),
+        rf.is_missing.label("is_missing"),
+        rf.confidence.label("confidence"),
+        scored_bin.label("bin"),
+    ).subquery()
     f = per_field.c
     keys = [f.day, f.hour, f.intent, f.route, f.field_name]
     return (
@@ -819,6 +863,7 @@ __all__ = [
     "processing_time_bucket",
     "rebuild_rollups",
     "refresh_rollups",
+    "report_field_rows",
     "refresh_with_retries",
     "rollup_source",
     "verify_rollups",

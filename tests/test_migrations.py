@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, MetaData, Table, inspect, select, text, true, update
 
 from reportlib import migrate
 from reportlib.db import make_engine, make_sessionmaker
-from reportlib.models import Base
+from reportlib.models import Base, ProcessingReport
+from reportlib.rollups import report_field_rows
 from tests.conftest import PostgresDatabases
 from tests.factories import make_report
 
 OUR_TABLES = {
     "incoming_emails",
     "processing_reports",
-    "report_fields",
     "review_claims",
     "review_decisions",
     "review_field_verdicts",
@@ -70,6 +72,62 @@ def test_upgrade_downgrade_upgrade_round_trip(empty_engine: Engine) -> None:
     assert _tables(empty_engine) == OUR_TABLES
     with empty_engine.connect() as connection:
         assert connection.execute(text(f"SELECT version_num FROM {migrate.VERSION_TABLE}")).all()
+
+
+def _field_facts(rows: Any) -> set[tuple[Any, ...]]:
+    """Rows of report_fields (or what replaced it), comparable across backends."""
+    return {
+        (
+            row.report_id,
+            row.field_name,
+            row.created_at.replace(tzinfo=row.created_at.tzinfo or dt.UTC).astimezone(dt.UTC),
+            row.intent,
+            row.confidence_route,
+            row.confidence,
+            bool(row.is_missing),
+        )
+        for row in rows
+    }
+
+
+def test_report_fields_come_back_on_downgrade_from_every_report(empty_engine: Engine) -> None:
+    """0007 drops report_fields; its downgrade fills it from the reports' JSON by the
+    triggers' rule, and the triggers keep it from then on."""
+    migrate.upgrade(empty_engine)
+    sessions = make_sessionmaker(empty_engine)
+    with sessions() as db:
+        make_report(db)
+        make_report(db, extracted_data={"client_name": "Erika"})
+        odd = make_report(db)
+        # Written around the service: a name both extracted and missing, a name missing
+        # twice, and entries that are not objects.
+        db.execute(
+            update(ProcessingReport)
+            .where(ProcessingReport.id == odd.id)
+            .values(
+                extracted_fields={"client_name": {"value": "x"}, "iban": "DE00"},
+                missing_fields=["client_name", "debt_amount", "debt_amount", "iban"],
+            )
+        )
+        db.commit()
+        expected = _field_facts(db.execute(select(report_field_rows(true()).subquery())))
+    assert len(expected) == 4 + 4 + 3
+
+    migrate.downgrade(empty_engine, "0006")
+    report_fields = Table("report_fields", MetaData(), autoload_with=empty_engine)
+    with empty_engine.connect() as connection:
+        assert _field_facts(connection.execute(select(report_fields))) == expected
+    with sessions() as db:
+        later = make_report(db)
+        db.commit()
+    with empty_engine.connect() as connection:
+        rows = connection.execute(
+            select(report_fields).where(report_fields.c.report_id == later.id)
+        )
+        assert len(_field_facts(rows)) == 4
+
+    migrate.upgrade(empty_engine)
+    assert "report_fields" not in _tables(empty_engine)
 
 
 def test_models_and_migrations_agree(empty_engine: Engine) -> None:

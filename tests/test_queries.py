@@ -1,9 +1,8 @@
 """Every dashboard number equals a straightforward pandas recomputation from the raw rows.
 
-Reports are written through the public service (so ``report_fields`` is filled by the
-real triggers), then the raw ``processing_reports`` and ``review_decisions`` rows are read
-back and each figure is recomputed in pandas from the JSON columns, not from
-``report_fields``. Runs on SQLite and PostgreSQL.
+Reports are written through the public service, then the raw ``processing_reports`` and
+``review_decisions`` rows are read back and each figure is recomputed in pandas from the
+JSON columns, in Python rather than with the rollups' SQL. Runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations

@@ -8,14 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reportlib import (
     IncomingEmail,
     ProcessingReport,
-    ReportField,
     ReportInput,
     ReportValidationError,
     UnknownEmailError,
@@ -26,23 +25,27 @@ from reportlib import (
     get_reports_by_date_range,
     get_reports_needing_review,
 )
+from reportlib.rollups import report_field_rows
 from tests.factories import checkpoints, extracted, make_report, next_email_id
 
 UTC = dt.UTC
 
 
 def _row_counts(db: Session) -> tuple[int, int]:
+    fields = report_field_rows(true()).subquery()
     return (
         db.scalar(select(func.count()).select_from(ProcessingReport)) or 0,
-        db.scalar(select(func.count()).select_from(ReportField)) or 0,
+        db.scalar(select(func.count()).select_from(fields)) or 0,
     )
 
 
 def _fields(db: Session, report_id: int) -> list[tuple[str, float | None, bool]]:
+    """The report's per-field rows, as the rollups read them from its JSON."""
+    fields = report_field_rows(ProcessingReport.id == report_id).subquery()
     rows = db.execute(
-        select(ReportField.field_name, ReportField.confidence, ReportField.is_missing)
-        .where(ReportField.report_id == report_id)
-        .order_by(ReportField.field_name)
+        select(fields.c.field_name, fields.c.confidence, fields.c.is_missing).order_by(
+            fields.c.field_name
+        )
     )
     return [tuple(row) for row in rows]  # type: ignore[misc]
 
@@ -333,7 +336,7 @@ def test_database_refuses_bad_rows_written_around_the_service(
         db.execute(insert(ProcessingReport.__table__).values(**row))
 
 
-def test_report_fields_follow_every_write(db: Session) -> None:
+def test_field_rows_follow_every_write(db: Session) -> None:
     report = make_report(db)
     db.execute(
         update(ProcessingReport)
@@ -343,6 +346,37 @@ def test_report_fields_follow_every_write(db: Session) -> None:
         )
     )
     assert _fields(db, report.id) == [("client_name", 0.3, False)]
+
+
+def test_field_rows_of_documents_written_around_the_service(db: Session) -> None:
+    """What the report_fields triggers kept: an entry that is an object is extracted (its
+    confidence as a float, or none); a missing name counts once, and not when extracted."""
+    report = make_report(db)
+    db.execute(
+        update(ProcessingReport)
+        .where(ProcessingReport.id == report.id)
+        .values(
+            extracted_fields={
+                "client_name": {"value": "x", "confidence": 0.25},
+                "debt_amount": {"value": 1},
+                "iban": "not an entry",
+                "notes": ["not", "an", "entry"],
+            },
+            missing_fields=["client_name", "reference_numbers", "reference_numbers", "iban"],
+        )
+    )
+    assert _fields(db, report.id) == [
+        ("client_name", 0.25, False),
+        ("debt_amount", None, False),
+        ("iban", None, True),
+        ("reference_numbers", None, True),
+    ]
+    db.execute(
+        update(ProcessingReport)
+        .where(ProcessingReport.id == report.id)
+        .values(extracted_fields=["not", "an", "object"], missing_fields={"not": "an array"})
+    )
+    assert _fields(db, report.id) == []
 
 
 def test_batch_writes_validate_everything_first(db: Session) -> None:
