@@ -33,6 +33,7 @@ PageLoad = Callable[[], Any]
 
 def _pages() -> dict[str, list[tuple[str, PageLoad]]]:
     from dashboard import data
+    from reportlib import queries
     from reportlib.config import get_settings
     from reportlib.queries import ReportFilter
 
@@ -48,30 +49,31 @@ def _pages() -> dict[str, list[tuple[str, PageLoad]]]:
         "overview": [
             *sidebar,
             ("overview_kpis", lambda: data.overview_kpis(flt)),
-            ("daily_trends", lambda: data.daily_trends(flt)),
+            ("daily_trends", lambda: data.read(queries.daily_trends, flt=flt)),
         ],
         "confidence": [
             *sidebar,
-            ("confidence_histogram", lambda: data.confidence_histogram(flt)),
-            ("field_confidence_summary", lambda: data.field_confidence_summary(flt)),
-            ("field_confidence_histogram", lambda: data.field_confidence_histogram(flt, fields)),
-            ("confidence_by_intent", lambda: data.confidence_by_intent(flt)),
-            ("threshold_what_if", lambda: data.threshold_what_if(flt, 0.8)),
+            ("confidence_histogram", lambda: data.read(queries.confidence_histogram, flt=flt)),
+            ("field_confidence_summary", lambda: data.read(queries.field_confidence_summary, flt=flt)),
+            ("field_confidence_histogram", lambda: data.read(queries.field_confidence_histogram, flt=flt, fields=fields)),
+            ("confidence_by_intent", lambda: data.read(queries.confidence_by_intent, flt=flt)),
+            ("threshold_what_if", lambda: data.read(queries.threshold_what_if, flt=flt, threshold=0.8)),
         ],
         "missing_fields": [
             *sidebar,
-            ("missing_field_frequency", lambda: data.missing_field_frequency(flt)),
-            ("missing_fields_daily", lambda: data.missing_fields_daily(flt)),
-            ("missing_fields_by_intent", lambda: data.missing_fields_by_intent(flt)),
-            ("missing_field_cooccurrence", lambda: data.missing_field_cooccurrence(flt)),
-            ("missing_count_distribution", lambda: data.missing_count_distribution(flt)),
+            ("missing_field_frequency", lambda: data.read(queries.missing_field_frequency, flt=flt)),
+            ("missing_fields_daily", lambda: data.read(queries.missing_fields_daily, flt=flt)),
+            ("missing_fields_by_intent", lambda: data.read(queries.missing_fields_by_intent, flt=flt)),
+            ("missing_field_cooccurrence", lambda: data.read(queries.missing_field_cooccurrence, flt=flt)),
+            ("missing_count_distribution", lambda: data.read(queries.missing_count_distribution, flt=flt)),
         ],
         "review": [
             *sidebar,
-            ("review_queue_page", lambda: data.review_queue_page(
-                flt, sort="oldest", limit=50, offset=0, reasons=())),
-            ("count_review_queue", lambda: data.count_review_queue(flt, ())),
-            ("review_queue_reasons", lambda: data.review_queue_reasons(flt)),
+            ("review_queue_page", lambda: data.read(
+                queries.review_queue_page, flt=flt, sort="oldest", limit=50, offset=0,
+                reasons=())),
+            ("count_review_queue", lambda: data.read(queries.count_review_queue, flt=flt, reasons=())),
+            ("review_queue_reasons", lambda: data.read(queries.review_queue_reasons, flt=flt)),
         ],
     }
 

@@ -18,9 +18,10 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final, TypeVar, cast
 
 import pandas as pd
 import streamlit as st
@@ -40,12 +41,11 @@ from reportlib.queries import (
     QueueSnapshot,
     ReportDetail,
     ReportFilter,
-    ThresholdWhatIf,
 )
 
 log = logging.getLogger("dashboard.data")
 TTL_S = get_settings().dashboard_cache_ttl_s
-_cache = st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=512)
+T = TypeVar("T")
 
 
 def database_key() -> str:
@@ -154,151 +154,80 @@ def now_minute() -> dt.datetime:
     return now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
 
 
-@_cache
-def _has_reports(db: str) -> bool:
+#: Query functions whose results may be cached: each returns aggregates or queue rows,
+#: never personal values. The drill-down (audited on every opening) and the audit log
+#: are read through their own uncached functions below.
+CACHED_QUERIES: Final = frozenset(
+    {
+        queries.has_reports,
+        queries.list_intents,
+        queries.overview_kpis,
+        queries.daily_trends,
+        queries.confidence_histogram,
+        queries.field_confidence_summary,
+        queries.field_confidence_histogram,
+        queries.confidence_by_intent,
+        queries.threshold_what_if,
+        queries.missing_field_frequency,
+        queries.missing_fields_daily,
+        queries.missing_fields_by_intent,
+        queries.missing_field_cooccurrence,
+        queries.missing_count_distribution,
+        queries.review_queue_page,
+        queries.review_queue_reasons,
+        queries.count_review_queue,
+        queries.queue_snapshot,
+    }
+)
+
+
+def read(query: Callable[..., T], /, **kwargs: Any) -> T:
+    """``query(session, **kwargs)`` on the dashboard's database, cached for ``TTL_S``
+    seconds by the function itself, the database and the arguments.
+
+    Pages name the reportlib function they show, so its SQL is one go-to-definition
+    away: ``data.read(queries.daily_trends, flt=flt)``.
+    """
+    if query not in CACHED_QUERIES:
+        raise ValueError(f"{query.__qualname__} is not a cached dashboard query")
+    return cast("T", _read(database_key(), query, tuple(sorted(kwargs.items()))))
+
+
+def _function_key(function: Callable[..., Any]) -> str:
+    return f"{function.__module__}.{function.__qualname__}"
+
+
+@st.cache_data(
+    ttl=TTL_S,
+    show_spinner=False,
+    max_entries=512,
+    hash_funcs={types.FunctionType: _function_key},
+)
+def _read(db: str, query: Callable[..., Any], kwargs: tuple[tuple[str, Any], ...]) -> Any:
     with session(db) as s:
-        return queries.has_reports(s)
+        return query(s, **dict(kwargs))
 
 
 def has_reports() -> bool:
     """Whether the database holds any report at all."""
-    return _has_reports(database_key())
-
-
-@_cache
-def _intents(db: str, start: dt.date, end: dt.date) -> list[str]:
-    with session(db) as s:
-        return queries.list_intents(s, flt=ReportFilter(start, end))
+    return read(queries.has_reports)
 
 
 def intents(start: dt.date, end: dt.date) -> list[str]:
     """Intent options for the date range, most frequent first."""
-    return _intents(database_key(), start, end)
-
-
-@_cache
-def _overview_kpis(db: str, flt: ReportFilter, now: dt.datetime) -> OverviewKpis:
-    with session(db) as s:
-        return queries.overview_kpis(s, flt=flt, now=now)
+    return read(queries.list_intents, flt=ReportFilter(start, end))
 
 
 def overview_kpis(flt: ReportFilter) -> OverviewKpis:
     """KPIs of the period and the previous one (queue snapshots as of this minute)."""
-    return _overview_kpis(database_key(), flt, now_minute())
-
-
-def _frame(name: str, flt: ReportFilter, **kwargs: Any) -> pd.DataFrame:
-    return _query_frame(database_key(), name, flt, tuple(sorted(kwargs.items())))
-
-
-# Only these query functions may be called through _query_frame.
-_FRAME_QUERIES = {
-    "daily_trends": queries.daily_trends,
-    "confidence_histogram": queries.confidence_histogram,
-    "field_confidence_summary": queries.field_confidence_summary,
-    "field_confidence_histogram": queries.field_confidence_histogram,
-    "confidence_by_intent": queries.confidence_by_intent,
-    "missing_field_frequency": queries.missing_field_frequency,
-    "missing_fields_daily": queries.missing_fields_daily,
-    "missing_fields_by_intent": queries.missing_fields_by_intent,
-    "missing_field_cooccurrence": queries.missing_field_cooccurrence,
-    "missing_count_distribution": queries.missing_count_distribution,
-    "review_queue_page": queries.review_queue_page,
-    "review_queue_reasons": queries.review_queue_reasons,
-}
-
-
-@_cache
-def _query_frame(
-    db: str, name: str, flt: ReportFilter, kwargs: tuple[tuple[str, Any], ...]
-) -> pd.DataFrame:
-    function: Any = _FRAME_QUERIES[name]
-    with session(db) as s:
-        frame: pd.DataFrame = function(s, flt=flt, **dict(kwargs))
-        return frame
-
-
-def daily_trends(flt: ReportFilter) -> pd.DataFrame:
-    return _frame("daily_trends", flt)
-
-
-def confidence_histogram(flt: ReportFilter) -> pd.DataFrame:
-    return _frame("confidence_histogram", flt)
-
-
-def field_confidence_summary(flt: ReportFilter) -> pd.DataFrame:
-    return _frame("field_confidence_summary", flt)
-
-
-def field_confidence_histogram(flt: ReportFilter, fields: tuple[str, ...]) -> pd.DataFrame:
-    return _frame("field_confidence_histogram", flt, fields=fields)
-
-
-def confidence_by_intent(flt: ReportFilter) -> pd.DataFrame:
-    return _frame("confidence_by_intent", flt)
-
-
-def missing_field_frequency(flt: ReportFilter) -> pd.DataFrame:
-    return _frame("missing_field_frequency", flt)
-
-
-def missing_fields_daily(flt: ReportFilter) -> pd.DataFrame:
-    return _frame("missing_fields_daily", flt)
-
-
-def missing_fields_by_intent(flt: ReportFilter) -> pd.DataFrame:
-    return _frame("missing_fields_by_intent", flt)
-
-
-def missing_field_cooccurrence(flt: ReportFilter) -> pd.DataFrame:
-    return _frame("missing_field_cooccurrence", flt)
-
-
-def missing_count_distribution(flt: ReportFilter) -> pd.DataFrame:
-    return _frame("missing_count_distribution", flt)
-
-
-def review_queue_page(
-    flt: ReportFilter, *, sort: str, limit: int, offset: int, reasons: tuple[str, ...]
-) -> pd.DataFrame:
-    return _frame("review_queue_page", flt, sort=sort, limit=limit, offset=offset, reasons=reasons)
-
-
-def review_queue_reasons(flt: ReportFilter) -> pd.DataFrame:
-    return _frame("review_queue_reasons", flt)
-
-
-@_cache
-def _count_review_queue(db: str, flt: ReportFilter, reasons: tuple[str, ...]) -> int:
-    with session(db) as s:
-        return queries.count_review_queue(s, flt=flt, reasons=reasons)
-
-
-def count_review_queue(flt: ReportFilter, reasons: tuple[str, ...]) -> int:
-    return _count_review_queue(database_key(), flt, reasons)
-
-
-@_cache
-def _threshold_what_if(db: str, flt: ReportFilter, threshold: float) -> ThresholdWhatIf:
-    with session(db) as s:
-        return queries.threshold_what_if(s, flt=flt, threshold=threshold)
-
-
-def threshold_what_if(flt: ReportFilter, threshold: float) -> ThresholdWhatIf:
-    return _threshold_what_if(database_key(), flt, threshold)
-
-
-@_cache
-def _open_queue_now(
-    db: str, intents: tuple[str, ...], routes: tuple[str, ...], now: dt.datetime
-) -> QueueSnapshot:
-    with session(db) as s:
-        return queries.queue_snapshot(s, as_of=now, intents=intents, routes=routes)
+    return read(queries.overview_kpis, flt=flt, now=now_minute())
 
 
 def open_queue_now(flt: ReportFilter) -> QueueSnapshot:
     """The open queue of any age for the filter's intents and routes, as of this minute."""
-    return _open_queue_now(database_key(), flt.intents, flt.routes, now_minute())
+    return read(
+        queries.queue_snapshot, as_of=now_minute(), intents=flt.intents, routes=flt.routes
+    )
 
 
 # ---- Audited reads ---------------------------------------------------------------------

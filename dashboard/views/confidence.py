@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data, filters, ui
+from reportlib import queries
 
 
 def render() -> None:
@@ -14,13 +15,15 @@ def render() -> None:
     ui.period_caption(flt)
     with st.spinner("Loading confidence figures…"):
         ui.stop_if_empty_database(data.has_reports())
-        histogram = data.confidence_histogram(flt)
+        histogram = data.read(queries.confidence_histogram, flt=flt)
         if int(histogram["reports"].sum()) == 0:
             ui.empty_window(flt)
             return
-        summary = data.field_confidence_summary(flt)
-        per_field = data.field_confidence_histogram(flt, tuple(summary["field"]))
-        by_intent = data.confidence_by_intent(flt)
+        summary = data.read(queries.field_confidence_summary, flt=flt)
+        per_field = data.read(
+            queries.field_confidence_histogram, flt=flt, fields=tuple(summary["field"])
+        )
+        by_intent = data.read(queries.confidence_by_intent, flt=flt)
 
     st.plotly_chart(charts.confidence_histogram(histogram), key="chart_histogram")
 
@@ -33,7 +36,7 @@ def render() -> None:
         step=0.01,
         key="threshold",
     )
-    what_if = data.threshold_what_if(flt, threshold)
+    what_if = data.read(queries.threshold_what_if, flt=flt, threshold=threshold)
     cols = st.columns(3)
     cols[0].metric(
         "Reports below the threshold",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data, filters, ui
+from reportlib import queries
 
 
 def render() -> None:
@@ -14,15 +15,15 @@ def render() -> None:
     ui.period_caption(flt)
     with st.spinner("Loading missing-field figures…"):
         ui.stop_if_empty_database(data.has_reports())
-        frequency = data.missing_field_frequency(flt)
+        frequency = data.read(queries.missing_field_frequency, flt=flt)
         total = int(frequency["reports"].iloc[0]) if len(frequency) else 0
         if total == 0:
             ui.empty_window(flt)
             return
-        daily = data.missing_fields_daily(flt)
-        by_intent = data.missing_fields_by_intent(flt)
-        together = data.missing_field_cooccurrence(flt)
-        counts = data.missing_count_distribution(flt)
+        daily = data.read(queries.missing_fields_daily, flt=flt)
+        by_intent = data.read(queries.missing_fields_by_intent, flt=flt)
+        together = data.read(queries.missing_field_cooccurrence, flt=flt)
+        counts = data.read(queries.missing_count_distribution, flt=flt)
 
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.missing_frequency(frequency), key="chart_frequency")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data, filters, ui
+from reportlib import queries
 
 
 def render() -> None:
@@ -15,7 +16,7 @@ def render() -> None:
     with st.spinner("Loading the overview…"):
         ui.stop_if_empty_database(data.has_reports())
         kpis = data.overview_kpis(flt)
-        trends = data.daily_trends(flt)
+        trends = data.read(queries.daily_trends, flt=flt)
     now, before = kpis.current, kpis.previous
 
     row = st.columns(4)

@@ -16,6 +16,7 @@ import streamlit as st
 
 from dashboard import data, drilldown, filters, quality_charts, review_data, review_panel, ui
 from dashboard.values import plain_frame, plain_text
+from reportlib import queries
 from reportlib.queries import MAX_QUEUE_ROWS, QUEUE_SORTS, ReportFilter
 
 PAGE_SIZE = 50
@@ -51,7 +52,7 @@ def _export(flt: ReportFilter, sort: str, reasons: tuple[str, ...]) -> bytes:
 
 def _render_queue(flt: ReportFilter) -> int | None:
     """Draw the queue; returns the email id of the selected row, if any."""
-    reasons_frame = data.review_queue_reasons(flt)
+    reasons_frame = data.read(queries.review_queue_reasons, flt=flt)
     left, middle, right = st.columns([2, 3, 1])
     sort = left.selectbox(
         "Sort", options=list(QUEUE_SORTS), format_func=QUEUE_SORTS.__getitem__, key="queue_sort"
@@ -66,14 +67,14 @@ def _render_queue(flt: ReportFilter) -> int | None:
             placeholder="All reasons",
         )
     )
-    total = data.count_review_queue(flt, reasons)
+    total = data.read(queries.count_review_queue, flt=flt, reasons=reasons)
     pages = max(1, math.ceil(total / PAGE_SIZE))
     if st.session_state.get("queue_page", 1) > pages:
         st.session_state["queue_page"] = pages
     page = int(right.number_input("Page", min_value=1, max_value=pages, step=1, key="queue_page"))
 
     snapshot = data.open_queue_now(flt)
-    outside = snapshot.size - data.count_review_queue(flt, ())
+    outside = snapshot.size - data.read(queries.count_review_queue, flt=flt, reasons=())
     note = (
         f" {outside:,} more open items were created outside the date range." if outside > 0 else ""
     )
@@ -85,8 +86,13 @@ def _render_queue(flt: ReportFilter) -> int | None:
         st.info("No open review items match the filters.", icon=":material/task_alt:")
         return None
 
-    frame = data.review_queue_page(
-        flt, sort=sort, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, reasons=reasons
+    frame = data.read(
+        queries.review_queue_page,
+        flt=flt,
+        sort=sort,
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+        reasons=reasons,
     )
     nonce = st.session_state.get("queue_nonce", 0)
     event = st.dataframe(
