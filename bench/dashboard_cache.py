@@ -57,7 +57,7 @@ def _pages() -> dict[str, list[tuple[str, PageLoad]]]:
             ("field_confidence_summary", lambda: data.read(queries.field_confidence_summary, flt=flt)),
             ("field_confidence_histogram", lambda: data.read(queries.field_confidence_histogram, flt=flt, fields=fields)),
             ("confidence_by_intent", lambda: data.read(queries.confidence_by_intent, flt=flt)),
-            ("threshold_what_if", lambda: data.read(queries.threshold_what_if, flt=flt, threshold=0.8)),
+            ("route_threshold_what_if", lambda: data.read(queries.route_threshold_what_if, flt=flt, threshold=0.8)),
         ],
         "missing_fields": [
             *sidebar,
@@ -72,7 +72,7 @@ def _pages() -> dict[str, list[tuple[str, PageLoad]]]:
             ("review_queue_page", lambda: data.read(
                 queries.review_queue_page, flt=flt, sort="oldest", limit=50, offset=0,
                 reasons=())),
-            ("count_review_queue", lambda: data.read(queries.count_review_queue, flt=flt, reasons=())),
+            ("count_review_queue_in_window", lambda: data.read(queries.count_review_queue_in_window, flt=flt, reasons=())),
             ("review_queue_reasons", lambda: data.read(queries.review_queue_reasons, flt=flt)),
         ],
     }

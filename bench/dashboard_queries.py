@@ -88,7 +88,7 @@ def page_steps(q: Any) -> dict[str, list[tuple[str, Query]]]:
                 lambda s, c: q.field_confidence_histogram(s, flt=c.flt, fields=_key_fields()),
             ),
             ("confidence_by_intent", lambda s, c: q.confidence_by_intent(s, flt=c.flt)),
-            ("threshold_what_if", lambda s, c: q.threshold_what_if(s, flt=c.flt, threshold=0.8)),
+            ("route_threshold_what_if", lambda s, c: q.route_threshold_what_if(s, flt=c.flt, threshold=0.8)),
         ],
         "missing_fields": [
             *sidebar,
@@ -110,15 +110,15 @@ def page_steps(q: Any) -> dict[str, list[tuple[str, Query]]]:
                 "review_queue_page",
                 lambda s, c: q.review_queue_page(s, flt=c.flt, sort="oldest", limit=50),
             ),
-            ("count_review_queue", lambda s, c: q.count_review_queue(s, flt=c.flt)),
+            ("count_review_queue_in_window", lambda s, c: q.count_review_queue_in_window(s, flt=c.flt)),
             ("review_queue_reasons", lambda s, c: q.review_queue_reasons(s, flt=c.flt)),
         ],
         "quality": [
             *sidebar,
             ("get_calibration", lambda s, c: quality.get_calibration(s, **_quality_window(q, c))),
             (
-                "get_threshold_whatif",
-                lambda s, c: quality.get_threshold_whatif(s, **_quality_window(q, c)),
+                "get_review_threshold_what_if",
+                lambda s, c: quality.get_review_threshold_what_if(s, **_quality_window(q, c)),
             ),
             (
                 "get_missing_outcomes",
@@ -161,7 +161,7 @@ def interaction_steps(q: Any, *, next_item: bool = True) -> dict[str, list[tuple
             ),
         ],
         "review_count": [
-            ("count_review_queue", lambda s, c: q.count_review_queue(s, flt=c.flt)),
+            ("count_review_queue_in_window", lambda s, c: q.count_review_queue_in_window(s, flt=c.flt)),
         ],
         "drill_down": [
             ("get_report_detail", lambda s, c: q.get_report_detail(s, email_id=c.drill_email_id)),

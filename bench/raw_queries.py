@@ -603,7 +603,7 @@ def confidence_by_intent(session: Session, *, flt: ReportFilter) -> pd.DataFrame
 
 
 @dataclass(frozen=True, slots=True)
-class ThresholdWhatIf:
+class RouteThresholdWhatIf:
     """What a review threshold on overall confidence would do in the filtered period."""
 
     threshold: float
@@ -618,7 +618,7 @@ class ThresholdWhatIf:
         return _share(self.below, self.reports)
 
 
-def threshold_what_if(session: Session, *, flt: ReportFilter, threshold: float) -> ThresholdWhatIf:
+def route_threshold_what_if(session: Session, *, flt: ReportFilter, threshold: float) -> RouteThresholdWhatIf:
     """How many reports have overall confidence strictly below ``threshold``; of those,
     how many are not flagged today; and how many flagged ones are at or above it."""
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
@@ -636,7 +636,7 @@ def threshold_what_if(session: Session, *, flt: ReportFilter, threshold: float) 
             func.coalesce(func.sum(case((and_(~below, r.needs_review), 1), else_=0)), 0),
         ).where(*_report_window(flt))
     ).one()
-    return ThresholdWhatIf(
+    return RouteThresholdWhatIf(
         threshold=t,
         reports=int(reports),
         below=int(n_below),
@@ -917,7 +917,7 @@ def review_queue_page(
     )
 
 
-def count_review_queue(session: Session, *, flt: ReportFilter, reasons: Sequence[str] = ()) -> int:
+def count_review_queue_in_window(session: Session, *, flt: ReportFilter, reasons: Sequence[str] = ()) -> int:
     """Number of open review items created in the filtered window."""
     return int(
         session.execute(

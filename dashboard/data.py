@@ -167,7 +167,7 @@ CACHED_QUERIES: Final = frozenset(
         queries.field_confidence_summary,
         queries.field_confidence_histogram,
         queries.confidence_by_intent,
-        queries.threshold_what_if,
+        queries.route_threshold_what_if,
         queries.missing_field_frequency,
         queries.missing_fields_daily,
         queries.missing_fields_by_intent,
@@ -175,7 +175,7 @@ CACHED_QUERIES: Final = frozenset(
         queries.missing_count_distribution,
         queries.review_queue_page,
         queries.review_queue_reasons,
-        queries.count_review_queue,
+        queries.count_review_queue_in_window,
         queries.queue_snapshot,
     }
 )

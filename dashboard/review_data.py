@@ -24,7 +24,7 @@ from dashboard import data
 from dashboard.values import plain_text
 from reportlib import quality, review
 from reportlib.config import get_settings
-from reportlib.quality import CalibrationReport, MissingReport, ThresholdWhatIf
+from reportlib.quality import CalibrationReport, MissingReport, ReviewThresholdWhatIf
 from reportlib.queries import ReportFilter
 from reportlib.review import Claim, DecisionRecord, FieldVerdict, QueueStats, ReviewItem
 
@@ -96,15 +96,15 @@ def calibration(flt: ReportFilter) -> CalibrationReport:
 
 
 @_cache
-def _threshold_whatif(db: str, start: dt.date, end: dt.date) -> ThresholdWhatIf:
+def _review_threshold_what_if(db: str, start: dt.date, end: dt.date) -> ReviewThresholdWhatIf:
     window_start, window_end = window(ReportFilter(start, end))
     with data.session(db) as s:
-        return quality.get_threshold_whatif(s, start=window_start, end=window_end)
+        return quality.get_review_threshold_what_if(s, start=window_start, end=window_end)
 
 
-def threshold_whatif(flt: ReportFilter) -> ThresholdWhatIf:
+def review_threshold_what_if(flt: ReportFilter) -> ReviewThresholdWhatIf:
     """Projected review volume and wrong values passing, per candidate threshold."""
-    return _threshold_whatif(data.database_key(), flt.start, flt.end)
+    return _review_threshold_what_if(data.database_key(), flt.start, flt.end)
 
 
 @_cache
@@ -249,7 +249,7 @@ def calibration_summary(report: CalibrationReport) -> pd.DataFrame:
     ).astype({"mean_confidence": "float64", "accuracy": "float64", "ece": "float64"})
 
 
-def whatif_table(whatif: ThresholdWhatIf, field_name: str | None) -> pd.DataFrame:
+def whatif_table(whatif: ReviewThresholdWhatIf, field_name: str | None) -> pd.DataFrame:
     """Threshold outcomes of one field (None: all fields), threshold ascending."""
     rows = [
         {

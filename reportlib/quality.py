@@ -133,7 +133,7 @@ class ThresholdOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class ThresholdWhatIf:
+class ReviewThresholdWhatIf:
     """Threshold outcomes overall (``field_name`` None) and per field, threshold ascending."""
 
     thresholds: tuple[float, ...]
@@ -491,7 +491,7 @@ def _rollup_calibration(
 # --------------------------------------------------------------------------- what-if
 
 
-def get_threshold_whatif(
+def get_review_threshold_what_if(
     db: Session,
     *,
     thresholds: Sequence[float] | None = None,
@@ -499,7 +499,7 @@ def get_threshold_whatif(
     end: dt.datetime | None = None,
     fields: Sequence[str] | None = None,
     max_fields: int = MAX_FIELDS,
-) -> ThresholdWhatIf:
+) -> ReviewThresholdWhatIf:
     """Projected review volume and wrong values passing unreviewed, per threshold.
 
     Rows come overall first (``field_name`` None), then per field in order of verdict
@@ -583,7 +583,7 @@ def get_threshold_whatif(
                     wrong_escape_share=_share(wrong_passed, wrong_total),
                 )
             )
-    return ThresholdWhatIf(thresholds=levels, rows=tuple(rows), fields_truncated=truncated)
+    return ReviewThresholdWhatIf(thresholds=levels, rows=tuple(rows), fields_truncated=truncated)
 
 
 # --------------------------------------------------------------------------- missing
@@ -680,9 +680,9 @@ __all__ = [
     "MissingOutcome",
     "MissingReport",
     "ThresholdOutcome",
-    "ThresholdWhatIf",
+    "ReviewThresholdWhatIf",
     "check_thresholds",
     "get_calibration",
     "get_missing_outcomes",
-    "get_threshold_whatif",
+    "get_review_threshold_what_if",
 ]

@@ -880,7 +880,7 @@ def confidence_by_intent(session: Session, *, flt: ReportFilter) -> pd.DataFrame
 
 
 @dataclass(frozen=True, slots=True)
-class ThresholdWhatIf:
+class RouteThresholdWhatIf:
     """What a review threshold on overall confidence would do in the filtered period."""
 
     threshold: float
@@ -895,7 +895,7 @@ class ThresholdWhatIf:
         return _share(self.below, self.reports)
 
 
-def threshold_what_if(session: Session, *, flt: ReportFilter, threshold: float) -> ThresholdWhatIf:
+def route_threshold_what_if(session: Session, *, flt: ReportFilter, threshold: float) -> RouteThresholdWhatIf:
     """How many reports have overall confidence strictly below ``threshold``; of those,
     how many are not flagged today; and how many flagged ones are at or above it.
 
@@ -933,7 +933,7 @@ def threshold_what_if(session: Session, *, flt: ReportFilter, threshold: float) 
             ).where(*_report_window(flt))
         ).one()
     reports, n_below, below_unflagged, flagged_above = row
-    return ThresholdWhatIf(
+    return RouteThresholdWhatIf(
         threshold=t,
         reports=int(reports),
         below=int(n_below),
@@ -1227,7 +1227,7 @@ def _open_items(session: Session, flt: ReportFilter) -> Subquery:
     return _rollup(session, "rollup_review_queue", flt, columns=("items",))
 
 
-def count_review_queue(session: Session, *, flt: ReportFilter, reasons: Sequence[str] = ()) -> int:
+def count_review_queue_in_window(session: Session, *, flt: ReportFilter, reasons: Sequence[str] = ()) -> int:
     """Number of open review items created in the filtered window (from the queue rollup:
     a few rows per day, however long the backlog)."""
     s = _open_items(session, flt)
@@ -1374,14 +1374,14 @@ __all__ = [
     "QueueSnapshot",
     "ReportDetail",
     "ReportFilter",
-    "ThresholdWhatIf",
+    "RouteThresholdWhatIf",
     "bin_edges",
     "bin_label",
     "confidence_bin",
     "confidence_by_intent",
     "confidence_histogram",
     "count_reports",
-    "count_review_queue",
+    "count_review_queue_in_window",
     "daily_trends",
     "field_confidence_histogram",
     "field_confidence_summary",
@@ -1399,6 +1399,6 @@ __all__ = [
     "queue_snapshot",
     "review_queue_page",
     "review_queue_reasons",
-    "threshold_what_if",
+    "route_threshold_what_if",
     "utc_date",
 ]

@@ -33,11 +33,11 @@ from reportlib.quality import (
     FieldCalibration,
     MissingOutcome,
     MissingReport,
+    ReviewThresholdWhatIf,
     ThresholdOutcome,
-    ThresholdWhatIf,
     get_calibration,
     get_missing_outcomes,
-    get_threshold_whatif,
+    get_review_threshold_what_if,
 )
 from reportlib.review import (
     FieldVerdict,
@@ -216,7 +216,7 @@ def _expected_calibration(frame: pd.DataFrame, n_bins: int, max_fields: int) -> 
 
 def _expected_whatif(
     frame: pd.DataFrame, thresholds: tuple[float, ...], max_fields: int
-) -> ThresholdWhatIf:
+) -> ReviewThresholdWhatIf:
     extracted = frame[~frame["was_missing"] & frame["confidence"].notna()]
     names, truncated = _top(extracted, max_fields)
     rows = []
@@ -241,7 +241,7 @@ def _expected_whatif(
                     wrong_escape_share=wrong_passed / wrong.sum() if wrong.sum() else None,
                 )
             )
-    return ThresholdWhatIf(thresholds=thresholds, rows=tuple(rows), fields_truncated=truncated)
+    return ReviewThresholdWhatIf(thresholds=thresholds, rows=tuple(rows), fields_truncated=truncated)
 
 
 def _expected_missing(frame: pd.DataFrame, max_fields: int) -> MissingReport:
@@ -316,7 +316,7 @@ def test_quality_numbers_match_a_pandas_recomputation(
     )
     assert (per_field_total < calibration.overall.n) == calibration.fields_truncated
 
-    whatif = get_threshold_whatif(
+    whatif = get_review_threshold_what_if(
         db, start=START, end=END, thresholds=thresholds, max_fields=max_fields
     )
     levels = DEFAULT_THRESHOLDS if thresholds is None else tuple(sorted(thresholds))
@@ -340,7 +340,7 @@ def test_field_filter_restricts_the_per_field_part(db: Session) -> None:
     expected = _expected_calibration(frame, 10, 50)
     _close(report.overall, expected.overall)
     _close(report.fields, _expected_calibration(chosen, 10, 50).fields)
-    whatif = get_threshold_whatif(db, start=START, end=END, fields=["debt_amount"])
+    whatif = get_review_threshold_what_if(db, start=START, end=END, fields=["debt_amount"])
     assert {row.field_name for row in whatif.rows} == {None, "debt_amount"}
 
 
@@ -362,8 +362,8 @@ def test_empty_window_gives_empty_but_complete_results(db: Session) -> None:
         fields=(),
         fields_truncated=False,
     )
-    whatif = get_threshold_whatif(db, start=start, end=end, thresholds=[0.5])
-    assert whatif == ThresholdWhatIf(
+    whatif = get_review_threshold_what_if(db, start=start, end=end, thresholds=[0.5])
+    assert whatif == ReviewThresholdWhatIf(
         (0.5,), (ThresholdOutcome(None, 0.5, 0, 0, 0, None, 0, 0, None, None),), False
     )
     assert get_missing_outcomes(db, start=start, end=end) == MissingReport(
@@ -381,10 +381,10 @@ def test_empty_window_gives_empty_but_complete_results(db: Session) -> None:
         (lambda db: get_calibration(db, fields=[]), "fields"),
         (lambda db: get_calibration(db, start=dt.datetime(2026, 1, 1)), "start"),
         (lambda db: get_calibration(db, start=END, end=START), "end"),
-        (lambda db: get_threshold_whatif(db, thresholds=[1.5]), "thresholds"),
-        (lambda db: get_threshold_whatif(db, thresholds=[float("nan")]), "thresholds"),
-        (lambda db: get_threshold_whatif(db, thresholds=[]), "thresholds"),
-        (lambda db: get_threshold_whatif(db, thresholds=[True]), "thresholds"),
+        (lambda db: get_review_threshold_what_if(db, thresholds=[1.5]), "thresholds"),
+        (lambda db: get_review_threshold_what_if(db, thresholds=[float("nan")]), "thresholds"),
+        (lambda db: get_review_threshold_what_if(db, thresholds=[]), "thresholds"),
+        (lambda db: get_review_threshold_what_if(db, thresholds=[True]), "thresholds"),
         (lambda db: get_missing_outcomes(db, end=dt.datetime(2026, 1, 1)), "end"),
     ],
 )

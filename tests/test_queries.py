@@ -569,14 +569,14 @@ def test_threshold_what_if_matches_pandas(sdb: Session, seeded: Raw, threshold: 
     flt = ReportFilter.last_days(70, today=TODAY)
     part = window(seeded, flt)
     below = part["overall_confidence"] < threshold
-    expected = queries.ThresholdWhatIf(
+    expected = queries.RouteThresholdWhatIf(
         threshold=threshold,
         reports=len(part),
         below=int(below.sum()),
         below_not_flagged=int((below & ~part["needs_review"]).sum()),
         flagged_at_or_above=int((~below & part["needs_review"]).sum()),
     )
-    assert queries.threshold_what_if(sdb, flt=flt, threshold=threshold) == expected
+    assert queries.route_threshold_what_if(sdb, flt=flt, threshold=threshold) == expected
 
 
 @pytest.mark.parametrize(
@@ -689,7 +689,7 @@ def test_review_queue_pages_match_pandas(sdb: Session, seeded: Raw, sort: str) -
     keys = ["overall_confidence", "created_at", "id"] if sort != "oldest" else ["created_at", "id"]
     expected = expected.sort_values(keys).drop(columns="id")
     assert len(expected) > 5
-    assert queries.count_review_queue(sdb, flt=flt) == len(expected)
+    assert queries.count_review_queue_in_window(sdb, flt=flt) == len(expected)
     pages = [
         queries.review_queue_page(sdb, flt=flt, sort=sort, limit=4, offset=offset)
         for offset in range(0, len(expected) + 4, 4)
@@ -710,7 +710,7 @@ def test_review_queue_reasons_filter(sdb: Session, seeded: Raw) -> None:
     )
     for reason, n in counts:
         page = queries.review_queue_page(sdb, flt=flt, reasons=[reason], limit=500)
-        assert queries.count_review_queue(sdb, flt=flt, reasons=[reason]) == n == len(page)
+        assert queries.count_review_queue_in_window(sdb, flt=flt, reasons=[reason]) == n == len(page)
         assert sorted(page["email_id"]) == sorted(expected[labels == reason]["email_id"])
 
 
@@ -813,14 +813,14 @@ def test_empty_window(db: Session) -> None:
     assert queries.confidence_histogram(db, flt=flt)["reports"].sum() == 0
     assert len(queries.confidence_histogram(db, flt=flt)) == 60
     assert queries.confidence_by_intent(db, flt=flt).empty
-    assert queries.threshold_what_if(db, flt=flt, threshold=0.5).below_share is None
+    assert queries.route_threshold_what_if(db, flt=flt, threshold=0.5).below_share is None
     frequency = queries.missing_field_frequency(db, flt=flt)
     assert frequency["missing"].tolist() == [0, 0, 0, 0] and frequency["share"].isna().all()
     assert queries.missing_fields_by_intent(db, flt=flt).empty
     assert queries.missing_field_cooccurrence(db, flt=flt)["reports"].sum() == 0
     assert queries.missing_count_distribution(db, flt=flt)["reports"].tolist() == [0] * 5
     assert queries.review_queue_page(db, flt=flt).empty
-    assert queries.count_review_queue(db, flt=flt) == 0
+    assert queries.count_review_queue_in_window(db, flt=flt) == 0
     assert queries.list_intents(db, flt=flt) == []
 
 
@@ -882,9 +882,9 @@ def test_open_review_condition_follows_reprocessing(db: Session) -> None:
         db.flush()
 
     decide(created - dt.timedelta(hours=1))  # reviewed an earlier processing: still open
-    assert queries.count_review_queue(db, flt=flt) == 1
+    assert queries.count_review_queue_in_window(db, flt=flt) == 1
     decide(created + dt.timedelta(hours=5))
-    assert queries.count_review_queue(db, flt=flt) == 0
+    assert queries.count_review_queue_in_window(db, flt=flt) == 0
     # Before the decision the queue held it; after, it did not.
     assert queries.queue_snapshot(db, as_of=created + dt.timedelta(hours=4)).size == 1
     assert queries.queue_snapshot(db, as_of=created + dt.timedelta(hours=6)).size == 0
@@ -1009,6 +1009,6 @@ def test_queue_arguments_come_from_allow_lists(db: Session) -> None:
     with pytest.raises(ReportValidationError):
         queries.get_report_detail(db, email_id=0)
     with pytest.raises(ReportValidationError):
-        queries.threshold_what_if(db, flt=flt, threshold=1.5)
+        queries.route_threshold_what_if(db, flt=flt, threshold=1.5)
     with pytest.raises(ReportValidationError):
         queries.overview_kpis(db, flt=flt, now=dt.datetime(2026, 1, 1))

@@ -108,7 +108,7 @@ def _numbers(db: Session, filters: list[ReportFilter] = FILTERS) -> dict[str, An
         out[f"{index}:kpis"] = dataclasses.astuple(queries.overview_kpis(db, flt=flt, now=NOW))
         out[f"{index}:intents"] = queries.list_intents(db, flt=flt)
         out[f"{index}:count"] = queries.count_reports(db, flt=flt)
-        what_if = queries.threshold_what_if(db, flt=flt, threshold=0.57)
+        what_if = queries.route_threshold_what_if(db, flt=flt, threshold=0.57)
         out[f"{index}:what_if"] = dataclasses.astuple(what_if)
         for name in (
             "daily_trends",

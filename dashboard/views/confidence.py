@@ -36,7 +36,7 @@ def render() -> None:
         step=0.01,
         key="threshold",
     )
-    what_if = data.read(queries.threshold_what_if, flt=flt, threshold=threshold)
+    what_if = data.read(queries.route_threshold_what_if, flt=flt, threshold=threshold)
     cols = st.columns(3)
     cols[0].metric(
         "Reports below the threshold",

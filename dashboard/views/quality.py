@@ -124,7 +124,7 @@ def _calibration(flt: ReportFilter) -> None:
 
 
 def _whatif(flt: ReportFilter) -> None:
-    whatif = review_data.threshold_whatif(flt)
+    whatif = review_data.review_threshold_what_if(flt)
     st.subheader("Threshold what-if")
     if not whatif.rows or whatif.rows[0].n == 0:
         st.info("No reviewed extracted values in this period yet.", icon=":material/rule:")

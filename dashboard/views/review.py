@@ -67,14 +67,14 @@ def _render_queue(flt: ReportFilter) -> int | None:
             placeholder="All reasons",
         )
     )
-    total = data.read(queries.count_review_queue, flt=flt, reasons=reasons)
+    total = data.read(queries.count_review_queue_in_window, flt=flt, reasons=reasons)
     pages = max(1, math.ceil(total / PAGE_SIZE))
     if st.session_state.get("queue_page", 1) > pages:
         st.session_state["queue_page"] = pages
     page = int(right.number_input("Page", min_value=1, max_value=pages, step=1, key="queue_page"))
 
     snapshot = data.open_queue_now(flt)
-    outside = snapshot.size - data.read(queries.count_review_queue, flt=flt, reasons=())
+    outside = snapshot.size - data.read(queries.count_review_queue_in_window, flt=flt, reasons=())
     note = (
         f" {outside:,} more open items were created outside the date range." if outside > 0 else ""
     )

@@ -213,7 +213,7 @@ def test_confidence_threshold_what_if(sqlite_app: SeededDatabase) -> None:
     flt = applied_filter(at)
     assert_default_filter(flt)
     what_if = with_session(
-        sqlite_app, lambda s: queries.threshold_what_if(s, flt=flt, threshold=0.55)
+        sqlite_app, lambda s: queries.route_threshold_what_if(s, flt=flt, threshold=0.55)
     )
     assert what_if.below > 0
     assert metric(at, "Reports below the threshold") == ui.fmt_int(what_if.below)
