@@ -14,6 +14,7 @@ read ``review_closed_at``). :class:`~reportlib.queries.ReportFilter` is shared.
 
 Same signatures and result shapes as :mod:`reportlib.queries`; not used by the dashboard.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -46,7 +47,7 @@ from reportlib.models import (
     ProcessingReport,
     ReviewDecision,
 )
-from reportlib.queries import ReportFilter, _clean_labels, _clean_routes
+from reportlib.queries.window import ReportFilter, clean_labels, clean_routes
 from reportlib.rollups import report_field_rows
 from reportlib.service import INT32_MAX, INTENT_MAX
 
@@ -73,7 +74,7 @@ def _is_postgresql(session: Session) -> bool:
     return is_postgresql(session)
 
 
-def _label_condition(column: Any, labels: tuple[str, ...]) -> ColumnElement[bool]:
+def label_condition(column: Any, labels: tuple[str, ...]) -> ColumnElement[bool]:
     named = [label for label in labels if label != NONE_LABEL]
     parts: list[ColumnElement[bool]] = []
     if named:
@@ -89,20 +90,20 @@ def _window(
     start, end = flt.bounds()
     conditions: list[ColumnElement[bool]] = [created_at >= start, created_at < end]
     if flt.intents:
-        conditions.append(_label_condition(intent, flt.intents))
+        conditions.append(label_condition(intent, flt.intents))
     if flt.routes:
         conditions.append(route.in_(flt.routes))
     return conditions
 
 
-def _report_window(flt: ReportFilter) -> list[ColumnElement[bool]]:
+def report_window(flt: ReportFilter) -> list[ColumnElement[bool]]:
     r = ProcessingReport
     return _window(flt, created_at=r.created_at, intent=r.intent, route=r.confidence_route)
 
 
 def _fields(flt: ReportFilter) -> Any:
     """The per-field rows of the filtered window's reports (columns of ``report_fields``)."""
-    return report_field_rows(and_(*_report_window(flt))).subquery("report_fields").c
+    return report_field_rows(and_(*report_window(flt))).subquery("report_fields").c
 
 
 def open_review_condition(*, as_of: dt.datetime | None = None) -> ColumnElement[bool]:
@@ -120,37 +121,37 @@ def open_review_condition(*, as_of: dt.datetime | None = None) -> ColumnElement[
     decided = select(d.id).where(d.report_id == r.id, d.report_created_at >= r.created_at)
     conditions: list[ColumnElement[bool]] = [r.needs_review.expression]
     if as_of is not None:
-        _check_aware(as_of, "as_of")
+        check_aware(as_of, "as_of")
         decided = decided.where(d.decided_at < as_of)
         conditions.append(r.created_at < as_of)
     conditions.append(~exists(decided))
     return and_(*conditions)
 
 
-def _check_aware(value: Any, name: str) -> None:
+def check_aware(value: Any, name: str) -> None:
     if not isinstance(value, dt.datetime) or value.tzinfo is None:
         raise ReportValidationError(name, "must be a timezone-aware datetime")
 
 
-def _one_of(value: Any, allowed: Iterable[str], name: str) -> str:
+def one_of(value: Any, allowed: Iterable[str], name: str) -> str:
     options = tuple(allowed)
     if value not in options:
         raise ReportValidationError(name, f"must be one of {', '.join(options)}")
     return str(value)
 
 
-def _int_in(value: Any, name: str, low: int, high: int) -> int:
+def check_int(value: Any, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ReportValidationError(name, f"must be a whole number from {low} to {high}")
     return value
 
 
-def _most_frequent_first(column: Any) -> tuple[Any, ...]:
+def most_frequent_first(column: Any) -> tuple[Any, ...]:
     # NULL sorts first on SQLite and last on PostgreSQL: put it last explicitly on both.
     return (func.count().desc(), column.is_(None), column)
 
 
-def _share(part: float, whole: float) -> float | None:
+def share(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
 
@@ -183,9 +184,9 @@ def list_intents(session: Session, *, flt: ReportFilter) -> list[str]:
     date_only = ReportFilter(flt.start, flt.end)
     rows = session.execute(
         select(r.intent, func.count().label("n"))
-        .where(*_report_window(date_only))
+        .where(*report_window(date_only))
         .group_by(r.intent)
-        .order_by(*_most_frequent_first(r.intent))
+        .order_by(*most_frequent_first(r.intent))
         .limit(200)
     ).all()
     return [NONE_LABEL if intent is None else intent for intent, _ in rows]
@@ -230,7 +231,7 @@ class PeriodKpis:
     @property
     def needs_review_share(self) -> float | None:
         """Flagged reports as a share of all reports (None for an empty period)."""
-        return _share(self.flagged, self.reports)
+        return share(self.flagged, self.reports)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,14 +280,14 @@ def queue_snapshot(
 ) -> QueueSnapshot:
     """Size and oldest item of the open review queue at ``as_of``, for the given intents
     and routes (all when empty), over all dates."""
-    _check_aware(as_of, "as_of")
+    check_aware(as_of, "as_of")
     r = ProcessingReport
     conditions = [open_review_condition(as_of=as_of)]
-    intent_labels = _clean_labels(intents, "intents", INTENT_MAX)
+    intent_labels = clean_labels(intents, "intents", INTENT_MAX)
     if intent_labels:
-        conditions.append(_label_condition(r.intent, intent_labels))
+        conditions.append(label_condition(r.intent, intent_labels))
     if routes:
-        conditions.append(r.confidence_route.in_(_clean_routes(routes)))
+        conditions.append(r.confidence_route.in_(clean_routes(routes)))
     size, oldest = session.execute(
         select(func.count(), func.min(r.created_at)).where(*conditions)
     ).one()
@@ -295,7 +296,7 @@ def queue_snapshot(
 
 def _period_kpis(session: Session, flt: ReportFilter, now: dt.datetime) -> PeriodKpis:
     r = ProcessingReport
-    conditions = _report_window(flt)
+    conditions = report_window(flt)
     columns: list[Any] = [
         func.count(),
         func.avg(r.overall_confidence),
@@ -338,7 +339,7 @@ def overview_kpis(session: Session, *, flt: ReportFilter, now: dt.datetime) -> O
     has not ended yet), counting open items of any age that match the intent and route
     filters.
     """
-    _check_aware(now, "now")
+    check_aware(now, "now")
     return OverviewKpis(
         current=_period_kpis(session, flt, now), previous=_period_kpis(session, flt.previous(), now)
     )
@@ -372,7 +373,7 @@ def daily_trends(session: Session, *, flt: ReportFilter) -> pd.DataFrame:
             func.sum(case((r.needs_review, 1), else_=0)),
             func.sum(r.overall_confidence),
         )
-        .where(*_report_window(flt))
+        .where(*report_window(flt))
         .group_by(day, r.confidence_route)
         .order_by(day, r.confidence_route)
         .limit(flt.days * len(ROUTES))
@@ -395,8 +396,8 @@ def daily_trends(session: Session, *, flt: ReportFilter) -> pd.DataFrame:
             int(b["medium"]),
             int(b["low"]),
             int(b["flagged"]),
-            _share(b["flagged"], b["reports"]),
-            _share(b["confidence"], b["reports"]),
+            share(b["flagged"], b["reports"]),
+            share(b["confidence"], b["reports"]),
         )
         for d, b in by_day.items()
     ]
@@ -420,7 +421,7 @@ def confidence_histogram(session: Session, *, flt: ReportFilter) -> pd.DataFrame
     bucket = confidence_bin(r.overall_confidence)
     rows = session.execute(
         select(bucket.label("bin"), r.confidence_route, func.count())
-        .where(*_report_window(flt))
+        .where(*report_window(flt))
         .group_by(bucket, r.confidence_route)
         .order_by(bucket, r.confidence_route)
         .limit(BINS * len(ROUTES))
@@ -437,12 +438,12 @@ def confidence_histogram(session: Session, *, flt: ReportFilter) -> pd.DataFrame
     )
 
 
-def _ordered_fields(names: Iterable[str], key_fields: Sequence[str]) -> list[str]:
+def ordered_fields(names: Iterable[str], key_fields: Sequence[str]) -> list[str]:
     present = set(names)
     return [f for f in key_fields if f in present] + sorted(present - set(key_fields))
 
 
-def _key_fields(key_fields: Sequence[str] | None) -> tuple[str, ...]:
+def key_field_names(key_fields: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(key_fields) if key_fields is not None else get_settings().key_fields
 
 
@@ -456,7 +457,7 @@ def field_confidence_summary(
     ``extracted``, ``missing``, ``avg_confidence``, ``min_confidence``,
     ``max_confidence``.
     """
-    keys = _key_fields(key_fields)
+    keys = key_field_names(key_fields)
     rf = _fields(flt)
     rows = session.execute(
         select(
@@ -472,7 +473,7 @@ def field_confidence_summary(
         .limit(MAX_GROUPS + len(keys))
     ).all()
     found = {row[0]: row for row in rows}
-    names = _ordered_fields(list(found) + list(keys), keys)[: MAX_GROUPS + len(keys)]
+    names = ordered_fields(list(found) + list(keys), keys)[: MAX_GROUPS + len(keys)]
     records = []
     for name in names:
         _, extracted, missing, avg, low, high = found.get(name, (name, 0, 0, None, None, None))
@@ -536,7 +537,7 @@ def field_confidence_histogram(
             *bin_edges(i),
             bin_label(i),
             counts.get((name, i), 0),
-            _share(counts.get((name, i), 0), totals[name]),
+            share(counts.get((name, i), 0), totals[name]),
         )
         for name in names
         for i in range(BINS)
@@ -569,9 +570,9 @@ def confidence_by_intent(session: Session, *, flt: ReportFilter) -> pd.DataFrame
             per_route("low"),
             func.sum(case((r.needs_review, 1), else_=0)),
         )
-        .where(*_report_window(flt))
+        .where(*report_window(flt))
         .group_by(r.intent)
-        .order_by(*_most_frequent_first(r.intent))
+        .order_by(*most_frequent_first(r.intent))
         .limit(MAX_GROUPS)
     ).all()
     records = [
@@ -615,10 +616,12 @@ class RouteThresholdWhatIf:
     @property
     def below_share(self) -> float | None:
         """Reports below the threshold as a share of all reports."""
-        return _share(self.below, self.reports)
+        return share(self.below, self.reports)
 
 
-def route_threshold_what_if(session: Session, *, flt: ReportFilter, threshold: float) -> RouteThresholdWhatIf:
+def route_threshold_what_if(
+    session: Session, *, flt: ReportFilter, threshold: float
+) -> RouteThresholdWhatIf:
     """How many reports have overall confidence strictly below ``threshold``; of those,
     how many are not flagged today; and how many flagged ones are at or above it."""
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
@@ -634,7 +637,7 @@ def route_threshold_what_if(session: Session, *, flt: ReportFilter, threshold: f
             func.coalesce(func.sum(case((below, 1), else_=0)), 0),
             func.coalesce(func.sum(case((and_(below, ~r.needs_review), 1), else_=0)), 0),
             func.coalesce(func.sum(case((and_(~below, r.needs_review), 1), else_=0)), 0),
-        ).where(*_report_window(flt))
+        ).where(*report_window(flt))
     ).one()
     return RouteThresholdWhatIf(
         threshold=t,
@@ -654,7 +657,7 @@ def count_reports(session: Session, *, flt: ReportFilter) -> int:
     """Number of reports in the filtered window."""
     return int(
         session.execute(
-            select(func.count()).select_from(ProcessingReport).where(*_report_window(flt))
+            select(func.count()).select_from(ProcessingReport).where(*report_window(flt))
         ).scalar_one()
     )
 
@@ -668,7 +671,7 @@ def missing_field_frequency(
     went missing; most missing first. Columns: ``field``, ``missing``, ``reports``,
     ``share``.
     """
-    keys = _key_fields(key_fields)
+    keys = key_field_names(key_fields)
     rf = _fields(flt)
     rows = session.execute(
         select(rf.field_name, func.count())
@@ -679,11 +682,11 @@ def missing_field_frequency(
     ).all()
     total = count_reports(session, flt=flt)
     counts = {name: int(n) for name, n in rows}
-    names = _ordered_fields(list(counts) + list(keys), keys)
+    names = ordered_fields(list(counts) + list(keys), keys)
     # Most missing first; ties keep key-field order, then names.
     names.sort(key=lambda name: -counts.get(name, 0))
     records = [
-        (name, counts.get(name, 0), total, _share(counts.get(name, 0), total)) for name in names
+        (name, counts.get(name, 0), total, share(counts.get(name, 0), total)) for name in names
     ]
     frame = pd.DataFrame.from_records(records, columns=["field", "missing", "reports", "share"])
     return frame.astype({"share": "float64"})
@@ -698,7 +701,7 @@ def missing_fields_daily(
     other field that went missing. Columns: ``day``, ``field``, ``missing``, ``reports``,
     ``share`` (NaN on days without reports).
     """
-    keys = _key_fields(key_fields)
+    keys = key_field_names(key_fields)
     rf = _fields(flt)
     r = ProcessingReport
     field_day = utc_date(rf.created_at)
@@ -713,21 +716,21 @@ def missing_fields_daily(
     totals = dict(
         session.execute(
             select(report_day.label("day"), func.count())
-            .where(*_report_window(flt))
+            .where(*report_window(flt))
             .group_by(report_day)
             .order_by(report_day)
             .limit(flt.days)
         ).all()
     )
     counts = {(d, name): int(n) for d, name, n in rows}
-    names = _ordered_fields([name for _, name in counts] + list(keys), keys)
+    names = ordered_fields([name for _, name in counts] + list(keys), keys)
     records = [
         (
             d,
             name,
             counts.get((d, name), 0),
             int(totals.get(d, 0)),
-            _share(counts.get((d, name), 0), totals.get(d, 0)),
+            share(counts.get((d, name), 0), totals.get(d, 0)),
         )
         for d in flt.dates()
         for name in names
@@ -747,14 +750,14 @@ def missing_fields_by_intent(
     times key fields plus other fields that went missing. Columns: ``intent``,
     ``field``, ``missing``, ``reports``, ``share``.
     """
-    keys = _key_fields(key_fields)
+    keys = key_field_names(key_fields)
     rf = _fields(flt)
     r = ProcessingReport
     intents = session.execute(
         select(r.intent, func.count())
-        .where(*_report_window(flt))
+        .where(*report_window(flt))
         .group_by(r.intent)
-        .order_by(*_most_frequent_first(r.intent))
+        .order_by(*most_frequent_first(r.intent))
         .limit(MAX_GROUPS)
     ).all()
     rows = session.execute(
@@ -765,7 +768,7 @@ def missing_fields_by_intent(
         .limit(MAX_GROUPS * (MAX_GROUPS + len(keys)))
     ).all()
     counts = {(intent, name): int(n) for intent, name, n in rows}
-    names = _ordered_fields([name for _, name in counts] + list(keys), keys)
+    names = ordered_fields([name for _, name in counts] + list(keys), keys)
     records = [
         (
             NONE_LABEL if intent is None else intent,
@@ -792,7 +795,7 @@ def missing_field_cooccurrence(
     ``share`` = that count divided by the reports where ``field`` was missing (NaN when
     it never was). Columns: ``field``, ``other``, ``reports``, ``share``.
     """
-    keys = _key_fields(key_fields)
+    keys = key_field_names(key_fields)
     rf = _fields(flt)
     # Read once, joined to itself.
     missing = select(rf.report_id, rf.field_name).where(rf.is_missing).cte("missing")
@@ -805,9 +808,9 @@ def missing_field_cooccurrence(
         .limit((MAX_GROUPS + len(keys)) ** 2)
     ).all()
     counts = {(x, y): int(n) for x, y, n in rows}
-    names = _ordered_fields([x for x, _ in counts] + list(keys), keys)
+    names = ordered_fields([x for x, _ in counts] + list(keys), keys)
     records = [
-        (x, y, counts.get((x, y), 0), _share(counts.get((x, y), 0), counts.get((x, x), 0)))
+        (x, y, counts.get((x, y), 0), share(counts.get((x, y), 0), counts.get((x, x), 0)))
         for x in names
         for y in names
     ]
@@ -820,7 +823,7 @@ def missing_count_distribution(
 ) -> pd.DataFrame:
     """How many reports miss 0, 1, 2, ... fields (up to the number of key fields, or more
     if a report lists more). Columns: ``missing_fields``, ``reports``, ``share``."""
-    keys = _key_fields(key_fields)
+    keys = key_field_names(key_fields)
     rf = _fields(flt)
     per_report = (
         select(rf.report_id, func.count().label("n"))
@@ -839,7 +842,7 @@ def missing_count_distribution(
     with_missing = sum(counts.values())
     counts[0] = total - with_missing
     top = max([len(keys), *counts])
-    records = [(n, counts.get(n, 0), _share(counts.get(n, 0), total)) for n in range(top + 1)]
+    records = [(n, counts.get(n, 0), share(counts.get(n, 0), total)) for n in range(top + 1)]
     frame = pd.DataFrame.from_records(records, columns=["missing_fields", "reports", "share"])
     return frame.astype({"share": "float64"})
 
@@ -850,10 +853,10 @@ def missing_count_distribution(
 
 
 def _queue_conditions(flt: ReportFilter, reasons: Sequence[str]) -> list[ColumnElement[bool]]:
-    conditions = [*_report_window(flt), open_review_condition()]
+    conditions = [*report_window(flt), open_review_condition()]
     if reasons:
-        labels = _clean_labels(reasons, "reasons", 100)
-        conditions.append(_label_condition(ProcessingReport.review_reason, labels))
+        labels = clean_labels(reasons, "reasons", 100)
+        conditions.append(label_condition(ProcessingReport.review_reason, labels))
     return conditions
 
 
@@ -884,9 +887,9 @@ def review_queue_page(
     reasons (:data:`NONE_LABEL` for none). Columns: :data:`QUEUE_COLUMNS`; ``created_at``
     is UTC, ``missing_fields`` is the number of missing fields.
     """
-    _one_of(sort, QUEUE_SORTS, "sort")
-    _int_in(limit, "limit", 1, MAX_QUEUE_ROWS)
-    _int_in(offset, "offset", 0, INT32_MAX)
+    one_of(sort, QUEUE_SORTS, "sort")
+    check_int(limit, "limit", 1, MAX_QUEUE_ROWS)
+    check_int(offset, "offset", 0, INT32_MAX)
     r = ProcessingReport
     order: list[Any] = [r.created_at, r.id]
     if sort == "lowest_confidence":
@@ -917,7 +920,9 @@ def review_queue_page(
     )
 
 
-def count_review_queue_in_window(session: Session, *, flt: ReportFilter, reasons: Sequence[str] = ()) -> int:
+def count_review_queue_in_window(
+    session: Session, *, flt: ReportFilter, reasons: Sequence[str] = ()
+) -> int:
     """Number of open review items created in the filtered window."""
     return int(
         session.execute(
@@ -937,7 +942,7 @@ def review_queue_reasons(session: Session, *, flt: ReportFilter) -> pd.DataFrame
         select(r.review_reason, func.count())
         .where(*_queue_conditions(flt, ()))
         .group_by(r.review_reason)
-        .order_by(*_most_frequent_first(r.review_reason))
+        .order_by(*most_frequent_first(r.review_reason))
         .limit(MAX_GROUPS)
     ).all()
     return pd.DataFrame.from_records(
@@ -996,8 +1001,8 @@ def get_report_detail(
 
     Fields are listed key fields first (settings order), then the rest by name.
     """
-    _int_in(email_id, "email_id", 1, INT32_MAX)
-    keys = _key_fields(key_fields)
+    check_int(email_id, "email_id", 1, INT32_MAX)
+    keys = key_field_names(key_fields)
     r = ProcessingReport
     e = IncomingEmail
     row = session.execute(
@@ -1014,7 +1019,7 @@ def get_report_detail(
     ).first()
     extracted = report.extracted_fields if isinstance(report.extracted_fields, dict) else {}
     fields = []
-    for name in _ordered_fields(extracted, keys):
+    for name in ordered_fields(extracted, keys):
         item = extracted[name]
         if isinstance(item, dict):
             source = item.get("source")

@@ -35,6 +35,7 @@ from reportlib.access import DashboardUser, can_see_audit, can_see_values
 from reportlib.audit import AuditEntry, count_audit_events, list_audit_events, record_audit_event
 from reportlib.config import get_settings
 from reportlib.db import make_engine, make_sessionmaker
+from reportlib.dialect import single_writer
 from reportlib.health import check_database, translate_db_errors
 from reportlib.queries import (
     OverviewKpis,
@@ -96,7 +97,7 @@ class RollupRefresher:
         # decisions, audit rows) fail with "database is locked" when their transaction
         # began before the refresh committed. The demo is refreshed by the CLI
         # (seed-demo, rollups refresh), and its reads stay exact without it.
-        if self._interval_s <= 0 or self._engine.dialect.name == "sqlite":
+        if self._interval_s <= 0 or single_writer(self._engine):
             return
         with self._lock:
             if self._running or time.monotonic() - self._last < self._interval_s:

@@ -21,6 +21,16 @@ EMPTY_DATABASE = (
 )
 
 
+def truncation_note(what: str, limit: int, *truncated: bool) -> None:
+    """Say so when a bounded breakdown left groups out, so that a partial list is never
+    read as the whole."""
+    if any(truncated):
+        st.caption(
+            f":material/filter_list: The breakdowns show the {limit} largest {what}; "
+            "the rest are left out of them (totals still count every report)."
+        )
+
+
 def stop_if_empty_database(has_reports: bool) -> None:
     """End the page with a friendly note when the database holds no report at all."""
     if not has_reports:

@@ -27,12 +27,12 @@ from reportlib.queries import open_review_condition
 from reportlib.review import (
     FieldVerdict,
     ReviewField,
-    _db_now,
-    _report_fields,
     check_reviewer,
     claim_report,
     decide_report,
 )
+from reportlib.review.decisions import review_fields
+from reportlib.review.records import db_now
 
 DEFAULT_REVIEWERS = (
     "anna.keller@inkasso.example",
@@ -179,7 +179,7 @@ def seed_review_history(
         raise ValueError("share must be between 0 and 1")
     if max_decisions < 0:
         raise ValueError("max_decisions must not be negative")
-    current = _db_now(db) if now is None else now
+    current = db_now(db) if now is None else now
     weights = [REVIEWER_WEIGHTS[i % len(REVIEWER_WEIGHTS)] for i in range(len(names))]
     key_fields = get_settings().key_fields
     candidates_limit = max(1, math.ceil(max_decisions / share)) if share else 0
@@ -213,7 +213,7 @@ def seed_review_history(
         handling = dt.timedelta(seconds=rng.uniform(45, 600))
         claimed_at = max(report.created_at + dt.timedelta(seconds=1), decided_at - handling)
         reviewer = rng.choices(names, weights)[0]
-        fields = _report_fields(report.extracted_fields, report.missing_fields, key_fields)
+        fields = review_fields(report.extracted_fields, report.missing_fields, key_fields)
         verdicts = {f.name: _verdict(f, rng) for f in fields}
         outcome = _outcome(fields, verdicts, rng)
         if outcome == "rejected":

@@ -6,9 +6,22 @@ Callers build one statement; SQLAlchemy picks the spelling for the connection it
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Date, Float, Integer, Text, text
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Date,
+    Engine,
+    Float,
+    Integer,
+    Select,
+    Text,
+    event,
+    text,
+)
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -54,7 +67,9 @@ class utc_hour(FunctionElement[int]):
 @compiles(utc_hour, "postgresql")
 def _utc_hour_postgresql(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
     (column,) = element.clauses
-    return f"CAST(EXTRACT(HOUR FROM ({compiler.process(column, **kw)} AT TIME ZONE 'UTC')) AS INTEGER)"
+    return (
+        f"CAST(EXTRACT(HOUR FROM ({compiler.process(column, **kw)} AT TIME ZONE 'UTC')) AS INTEGER)"
+    )
 
 
 @compiles(utc_hour, "sqlite")
@@ -225,9 +240,7 @@ def _member_confidence_postgresql(
 
 
 @compiles(_member_confidence, "sqlite")
-def _member_confidence_sqlite(
-    element: _member_confidence, compiler: SQLCompiler, **kw: Any
-) -> str:
+def _member_confidence_sqlite(element: _member_confidence, compiler: SQLCompiler, **kw: Any) -> str:
     (value,) = element.clauses
     return f"CAST(json_extract({compiler.process(value, **kw)}, '$.confidence') AS REAL)"
 
@@ -294,6 +307,32 @@ def _json_array_length_sqlite(element: json_array_length, compiler: SQLCompiler,
     return f"coalesce(json_array_length({compiler.process(column, **kw)}), 0)"
 
 
+class seconds_between(FunctionElement[float]):
+    """``later - earlier`` in seconds, as a float, evaluated by the database."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_between_postgresql(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return (
+        f"CAST(EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - "
+        f"{compiler.process(earlier, **kw)})) AS DOUBLE PRECISION)"
+    )
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_between_sqlite(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    # SQLite date functions keep milliseconds; rounding drops julianday()'s float noise.
+    return (
+        f"ROUND((julianday({compiler.process(later, **kw)}) - "
+        f"julianday({compiler.process(earlier, **kw)})) * 86400.0, 3)"
+    )
+
+
 def as_date(value: Any) -> dt.date:
     """A DATE read back as ``date``: SQLite hands back the text of a computed date."""
     return dt.date.fromisoformat(value) if isinstance(value, str) else value
@@ -313,12 +352,120 @@ def lock_for_refresh(session: Session, *, table: str, lock_timeout_ms: int) -> N
     """
     if is_postgresql(session):
         session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
-        # Rebuilding a few busy days takes longer than an interactive statement may.
-        session.execute(text("SET LOCAL statement_timeout = 300000"))
         session.execute(text(f"LOCK TABLE {table} IN EXCLUSIVE MODE"))
+    # Rebuilding a few busy days takes longer than an interactive statement may.
+    allow_long_statements(session, timeout_ms=300_000)
+
+
+def lock_rows(
+    session: Session, stmt: Select[Any], *, of: Any, skip_locked: bool = False, read: bool = False
+) -> Select[Any]:
+    """``stmt`` locking the rows of ``of`` it reads until commit: ``FOR UPDATE`` (``FOR
+    SHARE`` with ``read``, ``SKIP LOCKED`` rows another transaction holds with
+    ``skip_locked``) on PostgreSQL. SQLite has one writer at a time, so the transaction
+    that writes already excludes every other."""
+    if is_postgresql(session):
+        return stmt.with_for_update(of=of, skip_locked=skip_locked, read=read)
+    return stmt
+
+
+def single_writer(engine: Engine) -> bool:
+    """Whether the database takes one writer at a time (SQLite): a second writing thread
+    there makes the other's transaction fail with "database is locked"."""
+    return engine.dialect.name == "sqlite"
+
+
+def engine_options(
+    url: URL, *, connect_timeout_s: int, statement_timeout_ms: int
+) -> dict[str, Any]:
+    """``create_engine`` arguments for ``url``'s backend: on PostgreSQL pre-ping, a
+    connect timeout, a statement timeout and UTC sessions, so a slow or absent server
+    surfaces as an error within seconds instead of a hung page."""
+    if url.get_backend_name() != "postgresql":
+        return {}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": 5,
+        "max_overflow": 10,
+        "pool_timeout": connect_timeout_s,
+        "connect_args": {
+            "connect_timeout": connect_timeout_s,
+            "options": f"-c statement_timeout={int(statement_timeout_ms)} -c timezone=UTC",
+            "application_name": "reportlib",
+            # Notice a server that vanished mid-query without closing the connection.
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 15_000,
+        },
+    }
+
+
+#: SQLite virtual-machine steps between two checks of the statement's deadline.
+SQLITE_PROGRESS_STEPS = 10_000
+_DEADLINE = "reportlib_statement_deadline"
+_TIME_LIMIT = "reportlib_statement_time_limit_s"
+
+
+def prepare_engine(engine: Engine, *, statement_timeout_ms: int) -> None:
+    """What a new SQLite connection needs: foreign keys, a busy timeout, WAL (readers go
+    on while one process writes) and the same per-statement time limit PostgreSQL gets
+    from ``statement_timeout``. SQLite has no such setting: a progress handler interrupts
+    a statement that runs past its deadline (``sqlite3.OperationalError: interrupted``,
+    which :func:`reportlib.health.translate_db_errors` reports as a timeout)."""
+    if engine.dialect.name != "sqlite":
+        return
+    limit_s = statement_timeout_ms / 1000
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+        info = record.info
+
+        def past_deadline() -> int:
+            deadline = info.get(_DEADLINE)
+            return 1 if deadline is not None and time.monotonic() > deadline else 0
+
+        dbapi_connection.set_progress_handler(past_deadline, SQLITE_PROGRESS_STEPS)
+
+    def start_clock(conn: Any, *_args: Any) -> None:
+        conn.info[_DEADLINE] = time.monotonic() + conn.info.get(_TIME_LIMIT, limit_s)
+
+    def stop_clock(conn: Any, *_args: Any) -> None:
+        # Not left running into COMMIT, which runs on the same connection.
+        conn.info.pop(_DEADLINE, None)
+
+    def stop_clock_on_error(context: Any) -> None:
+        if context.connection is not None:
+            context.connection.info.pop(_DEADLINE, None)
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "before_cursor_execute", start_clock)
+    event.listen(engine, "after_cursor_execute", stop_clock)
+    event.listen(engine, "handle_error", stop_clock_on_error)
+
+
+def allow_long_statements(session: Session, *, timeout_ms: int) -> None:
+    """Let this transaction's statements run up to ``timeout_ms`` (rebuilds and refreshes
+    take longer than an interactive read may)."""
+    if is_postgresql(session):
+        session.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
+    else:
+        session.connection(bind_arguments={"mapper": ProcessingReport}).info[_TIME_LIMIT] = (
+            timeout_ms / 1000
+        )
 
 
 __all__ = [
+    "allow_long_statements",
+    "engine_options",
+    "lock_rows",
+    "prepare_engine",
+    "single_writer",
     "BINS",
     "as_date",
     "confidence_bin",

@@ -73,6 +73,8 @@ _SQLITE_UNAVAILABLE_CODES: Final = frozenset(
         15,  # SQLITE_PROTOCOL
     }
 )
+#: SQLITE_INTERRUPT: a statement ran past its time limit (reportlib.dialect.prepare_engine).
+_SQLITE_INTERRUPT: Final = 9
 
 
 def _sqlstate(error: BaseException) -> str | None:
@@ -113,6 +115,8 @@ def _classify(error: BaseException) -> str | None:
         return None
     if isinstance(driver_error, sqlite3.OperationalError):
         code_number = getattr(driver_error, "sqlite_errorcode", None)
+        if isinstance(code_number, int) and code_number & 0xFF == _SQLITE_INTERRUPT:
+            return TIMEOUT_MESSAGE
         if isinstance(code_number, int) and code_number & 0xFF in _SQLITE_UNAVAILABLE_CODES:
             return UNREACHABLE_MESSAGE
     return None
@@ -129,7 +133,7 @@ def is_database_unavailable(error: BaseException) -> bool:
     True for SQLAlchemy's pool timeout and invalidated connections, for driver errors
     without a SQLSTATE (refused, connect timeout, connection lost), for SQLSTATE classes
     08/53/57/58 (57014 is a statement timeout) and 55P03 (lock timeout), and for SQLite's
-    busy/locked/I-O/cannot-open errors. False for everything else, including deadlocks and
+    busy/locked/I-O/cannot-open errors and a statement interrupted at its time limit. False for everything else, including deadlocks and
     serialization failures (40xxx), which callers retry, and for programming errors.
     """
     return _classify(error) is not None

@@ -24,6 +24,12 @@ def render() -> None:
             queries.field_confidence_histogram, flt=flt, fields=tuple(summary["field"])
         )
         by_intent = data.read(queries.confidence_by_intent, flt=flt)
+    ui.truncation_note(
+        "fields and intents",
+        queries.MAX_GROUPS,
+        queries.is_truncated(summary),
+        queries.is_truncated(by_intent),
+    )
 
     st.plotly_chart(charts.confidence_histogram(histogram), key="chart_histogram")
 

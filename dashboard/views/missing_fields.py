@@ -24,6 +24,11 @@ def render() -> None:
         by_intent = data.read(queries.missing_fields_by_intent, flt=flt)
         together = data.read(queries.missing_field_cooccurrence, flt=flt)
         counts = data.read(queries.missing_count_distribution, flt=flt)
+    ui.truncation_note(
+        "fields and intents",
+        queries.MAX_GROUPS,
+        *(queries.is_truncated(f) for f in (frequency, daily, by_intent, together, counts)),
+    )
 
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.missing_frequency(frequency), key="chart_frequency")

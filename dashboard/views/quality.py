@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, filters, quality_charts, review_data, ui
+from reportlib.quality import MAX_FIELDS
 from reportlib.queries import ReportFilter
 
 DEFAULT_THRESHOLD = 0.8
@@ -258,6 +259,13 @@ def render() -> None:
         ui.stop_if_empty_database(data.has_reports())
         calibration = review_data.calibration(flt)
         missing = review_data.missing_outcomes(flt)
+    ui.truncation_note(
+        "fields by reviewed values",
+        MAX_FIELDS,
+        calibration.fields_truncated,
+        missing.fields_truncated,
+        review_data.review_threshold_what_if(flt).fields_truncated,
+    )
     if calibration.overall.n == 0 and missing.overall.n == 0:
         st.info(
             "No reviewed reports in this period yet. Once reviewers decide on flagged "

@@ -53,6 +53,7 @@ def _export(flt: ReportFilter, sort: str, reasons: tuple[str, ...]) -> bytes:
 def _render_queue(flt: ReportFilter) -> int | None:
     """Draw the queue; returns the email id of the selected row, if any."""
     reasons_frame = data.read(queries.review_queue_reasons, flt=flt)
+    ui.truncation_note("review reasons", queries.MAX_GROUPS, queries.is_truncated(reasons_frame))
     left, middle, right = st.columns([2, 3, 1])
     sort = left.selectbox(
         "Sort", options=list(QUEUE_SORTS), format_func=QUEUE_SORTS.__getitem__, key="queue_sort"

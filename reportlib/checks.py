@@ -1,0 +1,50 @@
+"""Argument checks shared by reportlib's public functions.
+
+Each check raises a typed error that names the argument (``error``, a
+:class:`~reportlib.errors.ReportValidationError` unless the caller's module has its own
+subclass) before anything is read or written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from reportlib.errors import ReportValidationError
+
+
+def check_aware(
+    value: Any, name: str, *, error: type[ReportValidationError] = ReportValidationError
+) -> dt.datetime:
+    """``value`` as a UTC datetime; it must be a timezone-aware datetime."""
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise error(name, "must be a timezone-aware datetime")
+    return value.astimezone(dt.UTC)
+
+
+def check_int(
+    value: Any,
+    name: str,
+    low: int,
+    high: int,
+    *,
+    error: type[ReportValidationError] = ReportValidationError,
+) -> int:
+    """``value``, a whole number (not a bool) from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise error(name, f"must be a whole number from {low} to {high}")
+    return value
+
+
+def one_of(value: Any, allowed: Iterable[str], name: str) -> str:
+    """``value``, which must be one of ``allowed``."""
+    options = tuple(allowed)
+    if value not in options:
+        raise ReportValidationError(name, f"must be one of {', '.join(options)}")
+    return str(value)
+
+
+def share(part: float, whole: float) -> float | None:
+    """``part / whole``, or None when ``whole`` is zero (an empty window has no share)."""
+    return part / whole if whole else None
