@@ -18,11 +18,20 @@ import plotly.io as pio
 from dashboard.values import plain_text
 from reportlib.queries import BINS, bin_label
 
-ROUTE_COLORS = {"high": "#3E8E7E", "medium": "#E0A458", "low": "#C8553D"}
+# The house palette: every chart colour is one of these.
+TEAL = "#2F6F8F"
+GREEN = "#3E8E7E"
+AMBER = "#E0A458"
+RED = "#C8553D"
+PURPLE = "#7A5C99"
+GREY = "#8C8C8C"
+PINK = "#B5739D"
+INK = "#1F2A33"
+ROUTE_COLORS = {"high": GREEN, "medium": AMBER, "low": RED}
 ROUTE_NAMES = {"high": "High", "medium": "Medium", "low": "Low"}
-LINE_COLOR = "#2F6F8F"
+LINE_COLOR = TEAL
 SEQUENTIAL = "Blues"
-FONT = {"family": "Source Sans Pro, sans-serif", "size": 13, "color": "#1F2A33"}
+FONT = {"family": "Source Sans Pro, sans-serif", "size": 13, "color": INK}
 
 
 def plain(text: object) -> str:
@@ -152,7 +161,7 @@ def daily_rate(frame: pd.DataFrame) -> go.Figure:
     line = _daily_line(
         frame,
         frame["needs_review_rate"] * 100,
-        color="#C8553D",
+        color=RED,
         hover="%{x|%Y-%m-%d}<br>%{y:.1f}% need review<extra></extra>",
     )
     return figure(
@@ -215,32 +224,74 @@ def confidence_histogram(frame: pd.DataFrame) -> go.Figure:
     )
 
 
+def _share_grid(
+    frame: pd.DataFrame,
+    *,
+    rows: str,
+    columns: str,
+    count: str,
+    row_order: list[Any],
+    column_order: list[Any],
+) -> tuple[Any, Any]:
+    """Percent shares (``share`` x 100, one decimal) and counts as ``rows`` x ``columns``
+    grids in the given orders."""
+    shares = frame.pivot(index=rows, columns=columns, values="share")
+    counts = frame.pivot(index=rows, columns=columns, values=count)
+    shares = shares.reindex(index=row_order, columns=column_order)
+    counts = counts.reindex(index=row_order, columns=column_order)
+    return (shares * 100).round(1).to_numpy(), counts.to_numpy()
+
+
+def _heatmap(
+    z: Any,
+    counts: Any,
+    *,
+    x: list[str],
+    y: list[str],
+    colorscale: str,
+    legend: str,
+    hover: str,
+    text: list[list[str]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A heatmap trace of percentages in the house style: one pixel between cells, a
+    percent colour bar titled ``legend``, counts in ``customdata`` for ``hover``."""
+    trace: dict[str, Any] = {
+        "type": "heatmap",
+        "z": z,
+        "x": x,
+        "y": y,
+        "customdata": counts,
+        "colorscale": colorscale,
+        "zmin": 0,
+        "colorbar": {"title": {"text": legend, "side": "right"}, "ticksuffix": "%"},
+        "hovertemplate": hover + "<extra></extra>",
+        "xgap": 1,
+        "ygap": 1,
+        **extra,
+    }
+    if text is not None:
+        trace.update(text=text, texttemplate="%{text}")
+    return trace
+
+
 def field_confidence_heatmap(frame: pd.DataFrame) -> go.Figure:
     """Per-field confidence distribution: share of each field's values per bin
     (columns ``field``, ``label``, ``values``, ``share``)."""
     fields = list(dict.fromkeys(frame["field"]))
     labels = [bin_label(i) for i in range(BINS)]
-    shares = frame.pivot(index="field", columns="label", values="share").reindex(
-        index=fields, columns=labels
+    z, counts = _share_grid(
+        frame, rows="field", columns="label", count="values", row_order=fields, column_order=labels
     )
-    counts = frame.pivot(index="field", columns="label", values="values").reindex(
-        index=fields, columns=labels
+    heatmap = _heatmap(
+        z,
+        counts,
+        x=labels,
+        y=_plain_all(fields),
+        colorscale=SEQUENTIAL,
+        legend="% of values",
+        hover="%{y}<br>confidence %{x}<br>%{z:.1f}% of values (%{customdata:,})",
     )
-    heatmap = {
-        "type": "heatmap",
-        "z": (shares * 100).round(1).to_numpy(),
-        "x": labels,
-        "y": _plain_all(fields),
-        "customdata": counts.to_numpy(),
-        "colorscale": SEQUENTIAL,
-        "zmin": 0,
-        "colorbar": {"title": {"text": "% of values", "side": "right"}, "ticksuffix": "%"},
-        "hovertemplate": (
-            "%{y}<br>confidence %{x}<br>%{z:.1f}% of values (%{customdata:,})<extra></extra>"
-        ),
-        "xgap": 1,
-        "ygap": 1,
-    }
     return figure(
         [heatmap],
         title="Confidence per field",
@@ -337,7 +388,7 @@ def threshold_curve(histogram: pd.DataFrame, threshold: float) -> go.Figure:
         y="Reports below it (%)",
         xaxis={"range": [0, 1.0], "dtick": 0.1},
         yaxis={"range": [0, 102], "ticksuffix": "%"},
-        shapes=[{"type": "line", "line": {"color": "#C8553D", "dash": "dash"}, **marker}],
+        shapes=[{"type": "line", "line": {"color": RED, "dash": "dash"}, **marker}],
         annotations=[
             {
                 "text": f"threshold {threshold:.2f}",
@@ -361,7 +412,7 @@ def missing_frequency(frame: pd.DataFrame) -> go.Figure:
         "x": ordered["share"] * 100,
         "y": _plain_all(ordered["field"]),
         "orientation": "h",
-        "marker": {"color": "#C8553D"},
+        "marker": {"color": RED},
         "text": [
             f"{share * 100:.1f}% · {n:,}" if share == share else f"{n:,}"
             for share, n in zip(ordered["share"], ordered["missing"], strict=True)
@@ -382,7 +433,7 @@ def missing_frequency(frame: pd.DataFrame) -> go.Figure:
 
 def missing_daily(frame: pd.DataFrame) -> go.Figure:
     """Daily share of reports missing each field (columns ``day``, ``field``, ``share``)."""
-    palette = ["#2F6F8F", "#C8553D", "#E0A458", "#3E8E7E", "#7A5C99", "#8C8C8C", "#B5739D"]
+    palette = [TEAL, RED, AMBER, GREEN, PURPLE, GREY, PINK]
     traces = [
         {
             "type": "scatter",
@@ -412,29 +463,24 @@ def missing_by_intent(frame: pd.DataFrame) -> go.Figure:
     """Heatmap: share of each intent's reports missing each field."""
     intents = list(dict.fromkeys(frame["intent"]))
     fields = list(dict.fromkeys(frame["field"]))
-    shares = frame.pivot(index="intent", columns="field", values="share").reindex(
-        index=intents, columns=fields
+    z, counts = _share_grid(
+        frame,
+        rows="intent",
+        columns="field",
+        count="missing",
+        row_order=intents,
+        column_order=fields,
     )
-    counts = frame.pivot(index="intent", columns="field", values="missing").reindex(
-        index=intents, columns=fields
+    heatmap = _heatmap(
+        z,
+        counts,
+        x=_plain_all(fields),
+        y=_plain_all(intents),
+        colorscale="Reds",
+        legend="% missing",
+        hover="%{y} · %{x}<br>%{z:.1f}% missing (%{customdata:,} reports)",
+        text=[[f"{v:.1f}%" for v in row] for row in z],
     )
-    z = (shares * 100).round(1).to_numpy()
-    heatmap = {
-        "type": "heatmap",
-        "z": z,
-        "x": _plain_all(fields),
-        "y": _plain_all(intents),
-        "customdata": counts.to_numpy(),
-        "text": [[f"{v:.1f}%" for v in row] for row in z],
-        "texttemplate": "%{text}",
-        "colorscale": "Reds",
-        "zmin": 0,
-        "colorbar": {"title": {"text": "% missing", "side": "right"}, "ticksuffix": "%"},
-        "hovertemplate": "%{y} · %{x}<br>%{z:.1f}% missing (%{customdata:,} reports)"
-        "<extra></extra>",
-        "xgap": 1,
-        "ygap": 1,
-    }
     return figure(
         [heatmap],
         title="Missing fields by intent",
@@ -449,31 +495,21 @@ def missing_cooccurrence(frame: pd.DataFrame) -> go.Figure:
     """Heatmap: of the reports missing the row's field, the share also missing the
     column's field (columns ``field``, ``other``, ``reports``, ``share``)."""
     fields = list(dict.fromkeys(frame["field"]))
-    shares = frame.pivot(index="field", columns="other", values="share").reindex(
-        index=fields, columns=fields
+    z, counts = _share_grid(
+        frame, rows="field", columns="other", count="reports", row_order=fields, column_order=fields
     )
-    counts = frame.pivot(index="field", columns="other", values="reports").reindex(
-        index=fields, columns=fields
-    )
-    z = (shares * 100).round(1).to_numpy()
     labels = _plain_all(fields)
-    heatmap = {
-        "type": "heatmap",
-        "z": z,
-        "x": labels,
-        "y": labels,
-        "customdata": counts.to_numpy(),
-        "text": [["" if v != v else f"{v:.0f}%" for v in row] for row in z],
-        "texttemplate": "%{text}",
-        "colorscale": "Purples",
-        "zmin": 0,
-        "zmax": 100,
-        "colorbar": {"title": {"text": "% also missing", "side": "right"}, "ticksuffix": "%"},
-        "hovertemplate": "missing %{y}: %{z:.1f}% also miss %{x} (%{customdata:,} reports)"
-        "<extra></extra>",
-        "xgap": 1,
-        "ygap": 1,
-    }
+    heatmap = _heatmap(
+        z,
+        counts,
+        x=labels,
+        y=labels,
+        colorscale="Purples",
+        legend="% also missing",
+        hover="missing %{y}: %{z:.1f}% also miss %{x} (%{customdata:,} reports)",
+        text=[["" if v != v else f"{v:.0f}%" for v in row] for row in z],
+        zmax=100,
+    )
     return figure(
         [heatmap],
         title="Fields missing together",
@@ -490,7 +526,7 @@ def missing_count_distribution(frame: pd.DataFrame) -> go.Figure:
         "type": "bar",
         "x": frame["missing_fields"].astype(str),
         "y": frame["reports"],
-        "marker": {"color": "#7A5C99"},
+        "marker": {"color": PURPLE},
         "customdata": frame["share"] * 100,
         "hovertemplate": "%{x} missing: %{y:,} reports (%{customdata:.1f}%)<extra></extra>",
     }

@@ -12,13 +12,13 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.charts import LINE_COLOR, figure, plain
+from dashboard.charts import AMBER, GREEN, GREY, INK, LINE_COLOR, RED, figure, plain
 
-ACCENT = "#C8553D"
-MUTED = "#8C8C8C"
-MISSED_COLOR = "#C8553D"
+ACCENT = RED
+MUTED = GREY
+MISSED_COLOR = RED
 ABSENT_COLOR = "#7FA7BF"
-OUTCOME_COLORS = {"approved": "#3E8E7E", "corrected": "#E0A458", "rejected": "#C8553D"}
+OUTCOME_COLORS = {"approved": GREEN, "corrected": AMBER, "rejected": RED}
 
 
 def reliability_diagram(bins: pd.DataFrame, *, title: str, ece: float | None) -> go.Figure:
@@ -50,7 +50,7 @@ def reliability_diagram(bins: pd.DataFrame, *, title: str, ece: float | None) ->
         "marker": {"size": sizes, "color": LINE_COLOR, "opacity": 0.75, "line": {"width": 0}},
         "text": [f"n={int(n):,}" for n in shown["n"]],
         "textposition": "top left",
-        "textfont": {"size": 12, "color": "#1F2A33"},
+        "textfont": {"size": 12, "color": INK},
         "customdata": list(zip(shown["bin"], shown["n"], strict=True)),
         "hovertemplate": "confidence %{customdata[0]}<br>mean confidence %{x:.3f}"
         "<br>%{y:.1f}% verified correct<br>%{customdata[1]:,} verdicts<extra></extra>",

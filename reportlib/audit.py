@@ -19,6 +19,7 @@ from typing import Any, get_args
 from sqlalchemy import ColumnElement, Select, func, insert, select
 from sqlalchemy.orm import Session
 
+from reportlib.checks import check_aware
 from reportlib.config import Role
 from reportlib.errors import ReportValidationError
 from reportlib.models import FIELD_VERDICTS, REVIEW_OUTCOMES, AuditEvent
@@ -197,12 +198,6 @@ def check_audit_details(details: Mapping[str, Any] | None) -> dict[str, Any] | N
     return checked or None
 
 
-def _check_aware(value: object, field: str) -> dt.datetime:
-    if not isinstance(value, dt.datetime) or value.tzinfo is None:
-        raise ReportValidationError(field, "must be a timezone-aware datetime")
-    return value
-
-
 def record_audit_event(
     db: Session,
     *,
@@ -228,7 +223,7 @@ def record_audit_event(
     if email_id is not None:
         values["email_id"] = _check_id(email_id, "email_id", maximum=INT32_MAX)
     if occurred_at is not None:
-        values["occurred_at"] = _check_aware(occurred_at, "occurred_at")
+        values["occurred_at"] = check_aware(occurred_at, "occurred_at")
     db.flush()
     new_id = db.scalars(insert(AuditEvent).values(values).returning(AuditEvent.id)).one()
     return int(new_id)
@@ -244,9 +239,9 @@ def _audit_filters(
 ) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if start is not None:
-        conditions.append(AuditEvent.occurred_at >= _check_aware(start, "start"))
+        conditions.append(AuditEvent.occurred_at >= check_aware(start, "start"))
     if end is not None:
-        conditions.append(AuditEvent.occurred_at < _check_aware(end, "end"))
+        conditions.append(AuditEvent.occurred_at < check_aware(end, "end"))
     if start is not None and end is not None and end < start:
         raise ReportValidationError("end", "must not be before start")
     if actor is not None:

@@ -23,6 +23,18 @@ def check_aware(
     return value.astimezone(dt.UTC)
 
 
+def check_window(
+    start: Any, end: Any, *, error: type[ReportValidationError] = ReportValidationError
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """``[start, end)`` as UTC datetimes (None: open on that side); ``end`` must come
+    after ``start``."""
+    start = None if start is None else check_aware(start, "start", error=error)
+    end = None if end is None else check_aware(end, "end", error=error)
+    if start is not None and end is not None and end <= start:
+        raise error("end", "must be after start")
+    return start, end
+
+
 def check_int(
     value: Any,
     name: str,

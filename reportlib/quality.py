@@ -51,6 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from reportlib.checks import check_int, check_window, share
 from reportlib.errors import ReportValidationError
 from reportlib.models import (
     CENTILES,
@@ -169,27 +170,14 @@ class MissingReport:
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_aware(value: object, name: str) -> dt.datetime:
-    if not isinstance(value, dt.datetime) or value.tzinfo is None:
-        raise ReportValidationError(name, "must be a timezone-aware datetime")
-    return value
-
-
 def _window(start: dt.datetime | None, end: dt.datetime | None) -> list[ColumnElement[bool]]:
+    start, end = check_window(start, end)
     conditions: list[ColumnElement[bool]] = []
     if start is not None:
-        conditions.append(ReviewDecision.report_created_at >= _check_aware(start, "start"))
+        conditions.append(ReviewDecision.report_created_at >= start)
     if end is not None:
-        conditions.append(ReviewDecision.report_created_at < _check_aware(end, "end"))
-    if start is not None and end is not None and end <= start:
-        raise ReportValidationError("end", "must be after start")
+        conditions.append(ReviewDecision.report_created_at < end)
     return conditions
-
-
-def _check_int(value: object, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ReportValidationError(name, f"must be a whole number from {low} to {high}")
-    return value
 
 
 def _check_fields(fields: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -201,10 +189,6 @@ def _check_fields(fields: Sequence[str] | None) -> tuple[str, ...] | None:
     if not 1 <= len(names) <= MAX_FIELDS:
         raise ReportValidationError("fields", f"must name 1 to {MAX_FIELDS} fields")
     return names
-
-
-def _share(part: float, whole: float) -> float | None:
-    return part / whole if whole else None
 
 
 def _rollup_days(
@@ -237,9 +221,7 @@ class _CentileCounts:
 
     counts: dict[str, dict[int, tuple[int, int, float]]]
 
-    def top_fields(
-        self, wanted: tuple[str, ...] | None, max_fields: int
-    ) -> tuple[list[str], bool]:
+    def top_fields(self, wanted: tuple[str, ...] | None, max_fields: int) -> tuple[list[str], bool]:
         totals = {
             name: sum(n for n, _, _ in by_centile.values())
             for name, by_centile in self.counts.items()
@@ -364,8 +346,8 @@ def _calibration(
     ece = 0.0
     for index in range(n_bins):
         n, correct, confidence_sum = rows.get(index, (0, 0, 0.0))
-        mean = _share(confidence_sum, n)
-        accuracy = _share(correct, n)
+        mean = share(confidence_sum, n)
+        accuracy = share(correct, n)
         if mean is not None and accuracy is not None:
             ece += n / total * abs(accuracy - mean)
         bins.append(
@@ -384,8 +366,8 @@ def _calibration(
         field_name=field_name,
         n=total,
         correct=correct_total,
-        mean_confidence=_share(confidence_total, total),
-        accuracy=_share(correct_total, total),
+        mean_confidence=share(confidence_total, total),
+        accuracy=share(correct_total, total),
         ece=ece if total else None,
         bins=tuple(bins),
     )
@@ -407,8 +389,8 @@ def get_calibration(
     and ``fields_truncated`` says whether any were left out. Every bin is returned, empty
     ones with ``n == 0``.
     """
-    n_bins = _check_int(n_bins, "n_bins", 2, MAX_BINS)
-    max_fields = _check_int(max_fields, "max_fields", 1, MAX_FIELDS)
+    n_bins = check_int(n_bins, "n_bins", 2, MAX_BINS)
+    max_fields = check_int(max_fields, "max_fields", 1, MAX_FIELDS)
     wanted = _check_fields(fields)
     conditions = [*_window(start, end), *_extracted()]
     source = _verdict_source(db, start, end) if 100 % n_bins == 0 else None
@@ -507,12 +489,10 @@ def get_review_threshold_what_if(
     :func:`get_calibration`.
     """
     levels = check_thresholds(thresholds)
-    max_fields = _check_int(max_fields, "max_fields", 1, MAX_FIELDS)
+    max_fields = check_int(max_fields, "max_fields", 1, MAX_FIELDS)
     wanted = _check_fields(fields)
     conditions = [*_window(start, end), *_extracted()]
-    source = (
-        _verdict_source(db, start, end) if all(map(_on_centile_grid, levels)) else None
-    )
+    source = _verdict_source(db, start, end) if all(map(_on_centile_grid, levels)) else None
     results: list[tuple[str | None, Sequence[Any]]]
     if source is not None:
         # Exact centiles: confidence < t <=> centile < 100 t for t on the 0.01 grid.
@@ -527,9 +507,7 @@ def get_review_threshold_what_if(
             ]
             for edge in edges:
                 row.append(sum(n for c, (n, _, _) in by_centile.items() if c < edge))
-                row.append(
-                    sum(n - ok for c, (n, ok, _) in by_centile.items() if c >= edge)
-                )
+                row.append(sum(n - ok for c, (n, ok, _) in by_centile.items() if c >= edge))
             return row
 
         results = [(None, outcome_row(counts.overall()))]
@@ -576,11 +554,11 @@ def get_review_threshold_what_if(
                     n=n,
                     wrong=wrong_total,
                     sent_to_review=below,
-                    review_share=_share(below, n),
+                    review_share=share(below, n),
                     passed=passed,
                     wrong_passed=wrong_passed,
-                    wrong_passed_share=_share(wrong_passed, passed),
-                    wrong_escape_share=_share(wrong_passed, wrong_total),
+                    wrong_passed_share=share(wrong_passed, passed),
+                    wrong_escape_share=share(wrong_passed, wrong_total),
                 )
             )
     return ReviewThresholdWhatIf(thresholds=levels, rows=tuple(rows), fields_truncated=truncated)
@@ -595,8 +573,8 @@ def _missing_outcome(name: str | None, n: int, missed: int, absent: int) -> Miss
         n=n,
         missed=missed,
         truly_absent=absent,
-        missed_share=_share(missed, n),
-        absent_share=_share(absent, n),
+        missed_share=share(missed, n),
+        absent_share=share(absent, n),
     )
 
 
@@ -612,7 +590,7 @@ def get_missing_outcomes(
 
     Per field, in order of how often it was marked missing and reviewed.
     """
-    max_fields = _check_int(max_fields, "max_fields", 1, MAX_FIELDS)
+    max_fields = check_int(max_fields, "max_fields", 1, MAX_FIELDS)
     wanted = _check_fields(fields)
     conditions = [*_window(start, end), ReviewFieldVerdict.was_missing == true()]
     source = _verdict_source(db, start, end)
@@ -661,9 +639,7 @@ def get_missing_outcomes(
                 .group_by(ReviewFieldVerdict.field_name)
                 .limit(MAX_FIELDS)
             ):
-                per_field[row[3]] = _missing_outcome(
-                    row[3], int(row[0]), int(row[1]), int(row[2])
-                )
+                per_field[row[3]] = _missing_outcome(row[3], int(row[0]), int(row[1]), int(row[2]))
     return MissingReport(
         overall=_missing_outcome(None, int(n), int(missed), int(absent)),
         fields=tuple(per_field[name] for name in names),

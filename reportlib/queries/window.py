@@ -128,21 +128,16 @@ def label_condition(column: Any, labels: tuple[str, ...]) -> ColumnElement[bool]
     return or_(*parts)
 
 
-def _window(
-    flt: ReportFilter, *, created_at: Any, intent: Any, route: Any
-) -> list[ColumnElement[bool]]:
-    start, end = flt.bounds()
-    conditions: list[ColumnElement[bool]] = [created_at >= start, created_at < end]
-    if flt.intents:
-        conditions.append(label_condition(intent, flt.intents))
-    if flt.routes:
-        conditions.append(route.in_(flt.routes))
-    return conditions
-
-
 def report_window(flt: ReportFilter) -> list[ColumnElement[bool]]:
+    """The filter as conditions on ``processing_reports``."""
     r = ProcessingReport
-    return _window(flt, created_at=r.created_at, intent=r.intent, route=r.confidence_route)
+    start, end = flt.bounds()
+    conditions: list[ColumnElement[bool]] = [r.created_at >= start, r.created_at < end]
+    if flt.intents:
+        conditions.append(label_condition(r.intent, flt.intents))
+    if flt.routes:
+        conditions.append(r.confidence_route.in_(flt.routes))
+    return conditions
 
 
 def open_review_condition(*, as_of: dt.datetime | None = None) -> ColumnElement[bool]:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from reportlib.checks import (
     check_aware,
+    check_window,
 )
 from reportlib.dialect import (
     seconds_between,
@@ -53,12 +54,10 @@ def median_over(value: ColumnElement[Any], rank: Any, count: Any) -> ColumnEleme
 def review_window(
     start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime, default_days: int
 ) -> tuple[dt.datetime, dt.datetime]:
-    window_end = now if end is None else check_aware(end, "end", error=ReviewInputError)
-    window_start = (
-        window_end - dt.timedelta(days=default_days)
-        if start is None
-        else check_aware(start, "start", error=ReviewInputError)
-    )
+    """``[start, end)``: ``end`` defaults to ``now``, ``start`` to ``default_days`` before it."""
+    start, end = check_window(start, end, error=ReviewInputError)
+    window_end = now if end is None else end
+    window_start = window_end - dt.timedelta(days=default_days) if start is None else start
     if window_end <= window_start:
         raise ReviewInputError("end", "must be after start")
     return window_start, window_end
