@@ -11,7 +11,8 @@ import decimal
 import functools
 import io
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,11 +201,45 @@ def _check_json_item(value: Any, field: str, depth: int, limits: _Limits) -> tup
 
 
 def _mapping(value: Any, field: str) -> Mapping[str, Any]:
+    if type(value) is dict:
+        return value
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise ReportValidationError(field, "must be a mapping")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """What validating a report depends on besides the report: read once per batch."""
+
+    limits: _Limits
+    key_fields: tuple[str, ...]
+    key_field_set: frozenset[str]
+
+
+def _rules(key_fields: Sequence[str] | None) -> _Rules:
+    settings = get_settings()
+    # A key field named twice is still one field, listed missing at most once.
+    fields = tuple(dict.fromkeys(key_fields if key_fields is not None else settings.key_fields))
+    limits = _Limits(settings.max_value_bytes, settings.max_list_items, settings.max_report_bytes)
+    return _Rules(limits, fields, frozenset(fields))
+
+
+def _plain_text_size(value: str, limit: int) -> int:
+    """The size of a top-level text value as JSON, or -1 when it needs the full check
+    (:func:`_check_sized`, which names the problem)."""
+    if len(value) > limit or "\x00" in value:
+        return -1
+    if value.isascii():
+        size = len(value) + 2
+    else:
+        try:
+            size = len(value.encode("utf-8")) + 2
+        except UnicodeEncodeError:
+            return -1
+    return size if size <= limit else -1
 
 
 def build_report_values(
@@ -223,7 +258,37 @@ def build_report_values(
 
     Raises :class:`ReportValidationError` naming the first bad argument. Pure: no SQL.
     """
-    if isinstance(email_id, bool) or not isinstance(email_id, int):
+    row = _report_row(
+        email_id,
+        extracted_data,
+        agent_checkpoints,
+        overall_confidence,
+        confidence_route,
+        needs_review,
+        review_reason,
+        processing_time_ms,
+        _rules(key_fields),
+    )
+    return dict(zip(_COLUMNS, row, strict=True))
+
+
+def _report_row(
+    email_id: Any,
+    extracted_data: Any,
+    agent_checkpoints: Any,
+    overall_confidence: Any,
+    confidence_route: Any,
+    needs_review: Any,
+    review_reason: Any,
+    processing_time_ms: Any,
+    rules: _Rules,
+) -> tuple[Any, ...]:
+    """:func:`build_report_values` as a tuple in :data:`_COLUMNS` order.
+
+    Batches validate every report here, so the common types take a short path first;
+    anything else goes through the same checks as before, which name the problem.
+    """
+    if type(email_id) is not int and (isinstance(email_id, bool) or not isinstance(email_id, int)):
         raise ReportValidationError("email_id", "must be a whole number")
     if not 1 <= email_id <= INT32_MAX:
         raise ReportValidationError("email_id", f"must be between 1 and {INT32_MAX}")
@@ -235,19 +300,25 @@ def build_report_values(
         extraction.get("field_confidence"), "agent_2_extraction.field_confidence"
     )
     metadata = _mapping(data.get("extraction_metadata"), "extraction_metadata")
-    settings = get_settings()
-    limits = _Limits(settings.max_value_bytes, settings.max_list_items, settings.max_report_bytes)
-    fields = tuple(key_fields) if key_fields is not None else settings.key_fields
+    limits = rules.limits
     if len(data) > limits.list_items:
         raise ReportTooLargeError("extracted_data", f"has more than {limits.list_items} fields")
 
-    overall = _check_confidence(overall_confidence, "overall_confidence")
+    if type(overall_confidence) is float and 0.0 <= overall_confidence <= 1.0:
+        overall = overall_confidence
+    else:
+        overall = _check_confidence(overall_confidence, "overall_confidence")
     if confidence_route not in ROUTES:
         raise ReportValidationError("confidence_route", "must be one of high, medium, low")
     if not isinstance(needs_review, bool):
         raise ReportValidationError("needs_review", "must be true or false")
     reason = _check_text(review_reason, "review_reason", REVIEW_REASON_MAX)
-    time_ms = _check_count(processing_time_ms, "processing_time_ms", optional=True)
+    if processing_time_ms is None or (
+        type(processing_time_ms) is int and 0 <= processing_time_ms <= INT32_MAX
+    ):
+        time_ms = processing_time_ms
+    else:
+        time_ms = _check_count(processing_time_ms, "processing_time_ms", optional=True)
     intent = _check_text(intent_checkpoint.get("intent"), "agent_1_intent.intent", INTENT_MAX)
     sources = _check_count(
         extraction.get("sources_processed", 1), "agent_2_extraction.sources_processed"
@@ -257,59 +328,76 @@ def build_report_values(
     )
 
     extracted_fields: dict[str, Any] = {}
+    missing: list[str] = []
     report_bytes = 2
-    names = list(fields) + [k for k in data if k not in fields and k != "extraction_metadata"]
-    for name in names:
+    value_limit = limits.value_bytes
+    key_fields, key_field_set = rules.key_fields, rules.key_field_set
+    extra = [k for k in data if k not in key_field_set and k != "extraction_metadata"]
+    for name in (*key_fields, *extra) if extra else key_fields:
         if not isinstance(name, str) or not name or len(name) > FIELD_NAME_MAX:
             raise ReportValidationError(
                 "extracted_data", f"field names must be text of 1 to {FIELD_NAME_MAX} characters"
             )
-        name_bytes = _check_json_text(name, "extracted_data")
-        value = data.get(name)
-        if _is_empty(value):
-            continue
-        field_meta = _mapping(metadata.get(name), f"extraction_metadata.{name}")
-        if name in field_confidence:
-            confidence = field_confidence[name]
-            where = f"agent_2_extraction.field_confidence.{name}"
-        elif "confidence" in field_meta:
-            confidence = field_meta["confidence"]
-            where = f"extraction_metadata.{name}.confidence"
+        if name.isascii() and "\x00" not in name:
+            name_bytes = len(name)
         else:
-            confidence, where = 0.5, name
+            name_bytes = _check_json_text(name, "extracted_data")
+        value = data.get(name)
+        if value is None or (not value.strip() if type(value) is str else _is_empty(value)):
+            if name in key_field_set:
+                missing.append(name)
+            continue
+        field_meta = metadata.get(name)
+        if type(field_meta) is not dict:
+            field_meta = _mapping(field_meta, f"extraction_metadata.{name}")
+        if name in field_confidence:
+            confidence, given_in = field_confidence[name], 1
+        elif "confidence" in field_meta:
+            confidence, given_in = field_meta["confidence"], 2
+        else:
+            confidence, given_in = 0.5, 0
         source = field_meta.get("source", "unknown")
         if not isinstance(source, str):
             raise ReportValidationError(f"extraction_metadata.{name}.source", "must be text")
-        checked_value, value_bytes = _check_sized(value, name, 0, limits)
-        checked_source, source_bytes = _check_sized(
-            source, f"extraction_metadata.{name}.source", 0, limits
-        )
-        extracted_fields[name] = {
-            "value": checked_value,
-            "confidence": _check_confidence(confidence, where),
-            "source": checked_source,
-        }
+        value_bytes = _plain_text_size(value, value_limit) if type(value) is str else -1
+        if value_bytes < 0:
+            value, value_bytes = _check_sized(value, name, 0, limits)
+        source_bytes = _plain_text_size(source, value_limit) if type(source) is str else -1
+        if source_bytes < 0:
+            source, source_bytes = _check_sized(
+                source, f"extraction_metadata.{name}.source", 0, limits
+            )
+        if type(confidence) is not float or not 0.0 <= confidence <= 1.0:
+            confidence = _check_confidence(confidence, _confidence_label(name, given_in))
+        extracted_fields[name] = {"value": value, "confidence": confidence, "source": source}
         # {"name":{"value":…,"confidence":0.123…,"source":…}},
         report_bytes += name_bytes + value_bytes + source_bytes + 64
-    missing = [name for name in fields if _is_empty(data.get(name))]
     if report_bytes > limits.report_bytes:
         raise ReportTooLargeError(
             "extracted_data", f"is larger than {limits.report_bytes} bytes in total"
         )
+    return (
+        email_id,
+        extracted_fields,
+        missing,
+        overall,
+        confidence_route,
+        needs_review,
+        reason,
+        intent,
+        sources,
+        tokens,
+        time_ms,
+    )
 
-    return {
-        "email_id": email_id,
-        "extracted_fields": extracted_fields,
-        "missing_fields": missing,
-        "overall_confidence": overall,
-        "confidence_route": confidence_route,
-        "needs_review": needs_review,
-        "review_reason": reason,
-        "intent": intent,
-        "sources_processed": sources,
-        "total_tokens_used": tokens,
-        "processing_time_ms": time_ms,
-    }
+
+def _confidence_label(name: str, given_in: int) -> str:
+    """Where a field's confidence came from, for the error that names it."""
+    if given_in == 1:
+        return f"agent_2_extraction.field_confidence.{name}"
+    if given_in == 2:
+        return f"extraction_metadata.{name}.confidence"
+    return name
 
 
 def _insert_for(dialect: str) -> Any:
@@ -432,91 +520,172 @@ def create_processing_reports(
 ) -> int:
     """Store many reports at once (backfills), with the same validation and upsert rules.
 
-    Every input is validated before any SQL is sent; an invalid one raises
+    Every input is validated before anything is written; an invalid one raises
     :class:`ReportValidationError` whose field is prefixed with its position
-    (``reports[3].overall_confidence``) and nothing is written. Rows are written in
-    ``email_id`` order, so concurrent batches over overlapping emails cannot deadlock.
-    Returns the number of reports written. Flushes; never commits.
+    (``reports[3].overall_confidence``) and nothing is written, as for an email without an
+    ``incoming_emails`` row (:class:`UnknownEmailError`, ``reports[3].email_id``). The last
+    report given for an email wins. Rows are written in ``email_id`` order, at most
+    ``chunk_size`` per statement, so concurrent batches over overlapping emails cannot
+    deadlock. Returns the number of reports written. Flushes; never commits.
+
+    On PostgreSQL (psycopg2, psycopg 3) valid reports are COPYed into a temporary stage,
+    private to the transaction, while the next ones are validated; the upserts read the
+    stage once every report has passed.
     """
-    by_email: dict[int, dict[str, Any]] = {}
-    for position, item in enumerate(reports):
-        try:
-            values = build_report_values(
-                email_id=item.email_id,
-                extracted_data=item.extracted_data,
-                agent_checkpoints=item.agent_checkpoints,
-                overall_confidence=item.overall_confidence,
-                confidence_route=item.confidence_route,
-                needs_review=item.needs_review,
-                review_reason=item.review_reason,
-                processing_time_ms=item.processing_time_ms,
-                key_fields=key_fields,
-            )
-        except ReportValidationError as exc:
-            raise ReportValidationError(f"reports[{position}].{exc.field}", exc.problem) from None
-        by_email[values["email_id"]] = values  # the last report for an email wins
+    rules = _rules(key_fields)
+    connection = db.connection(bind_arguments={"mapper": ProcessingReport})
+    copy = _copy_writer(connection.connection.driver_connection)
+    pieces = _validated(reports, rules, _STAGE_PIECE if copy is not None else chunk_size)
+    if copy is not None:
+        return _copy_upsert(db, connection, copy, pieces, chunk_size)
+    by_email: dict[int, tuple[Any, ...]] = {}
+    first_position: dict[int, int] = {}
+    for piece in pieces:
+        for position, row in piece:
+            by_email[row[0]] = row
+            first_position.setdefault(row[0], position)
     if not by_email:
         return 0
-    ordered = [by_email[key] for key in sorted(by_email)]
     known = set(
         db.scalars(select(IncomingEmail.id).where(IncomingEmail.id.in_(list(by_email)))).all()
     )
     if len(known) != len(by_email):
-        position = next(i for i, row in enumerate(ordered) if row["email_id"] not in known)
-        raise UnknownEmailError(f"reports[{position}].email_id")
+        unknown = min(first_position[email_id] for email_id in by_email.keys() - known)
+        raise UnknownEmailError(f"reports[{unknown}].email_id")
     db.flush()
-    connection = db.connection(bind_arguments={"mapper": ProcessingReport})
-    copy = _copy_writer(connection.connection.driver_connection)
-    if copy is not None:
-        _copy_upsert(connection, copy, ordered, chunk_size)
-        return len(ordered)
+    ordered = [dict(zip(_COLUMNS, by_email[key], strict=True)) for key in sorted(by_email)]
     stmt = _batch_upsert(_dialect_name(db))
     for start in range(0, len(ordered), chunk_size):
         db.execute(stmt, ordered[start : start + chunk_size]).all()
     return len(ordered)
 
 
+Piece = list[tuple[int, tuple[Any, ...]]]
+
+
+def _validated(reports: Iterable[ReportInput], rules: _Rules, size: int) -> Iterator[Piece]:
+    """``(position, row)`` of every report, ``size`` at a time; raises naming the first
+    invalid one by its position."""
+    piece: Piece = []
+    for position, item in enumerate(reports):
+        try:
+            row = _report_row(
+                item.email_id,
+                item.extracted_data,
+                item.agent_checkpoints,
+                item.overall_confidence,
+                item.confidence_route,
+                item.needs_review,
+                item.review_reason,
+                item.processing_time_ms,
+                rules,
+            )
+        except ReportValidationError as exc:
+            raise type(exc)(f"reports[{position}].{exc.field}", exc.problem) from None
+        piece.append((position, row))
+        if len(piece) == size:
+            yield piece
+            piece = []
+    if piece:
+        yield piece
+
+
 # -- COPY: PostgreSQL batches through a staging table -------------------------------------
 
+#: Reports per COPY into the stage: small enough that the server reads one piece while the
+#: next is validated, large enough that a round trip is nothing beside it.
+_STAGE_PIECE = 1_000
 _STAGE = "reportlib_batch_stage"
-# ON COMMIT DROP: nothing of the stage outlives the caller's transaction.
+# ON COMMIT DROP: nothing of the stage outlives the caller's transaction. position: the
+# report's place in the caller's input.
 _CREATE_STAGE = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} ("
     "email_id integer NOT NULL, extracted_fields jsonb NOT NULL, missing_fields jsonb, "
     "overall_confidence double precision NOT NULL, confidence_route varchar(20) NOT NULL, "
     "needs_review boolean NOT NULL, review_reason varchar(100), intent varchar(50), "
     "sources_processed integer NOT NULL, total_tokens_used integer NOT NULL, "
-    "processing_time_ms integer) ON COMMIT DROP"
+    "processing_time_ms integer, position integer NOT NULL) ON COMMIT DROP"
 )
-_COPY_STAGE = f"COPY {_STAGE} ({', '.join(_COLUMNS)}) FROM STDIN"
+_COPY_STAGE = f"COPY {_STAGE} ({', '.join(_COLUMNS)}, position) FROM STDIN"
+# A scalar subquery, not NOT EXISTS: the stage has no statistics, and an anti-join could
+# be planned as a scan of every email instead of one index probe per report.
+_FIRST_UNKNOWN_EMAIL = (
+    f"SELECT min(s.position) FROM {_STAGE} AS s "
+    "WHERE (SELECT e.id FROM incoming_emails AS e WHERE e.id = s.email_id) IS NULL"
+)
+_DROP_SUPERSEDED = f"DELETE FROM {_STAGE} WHERE position = ANY(CAST(%(positions)s AS integer[]))"
+_INDEX_STAGE = f"CREATE INDEX IF NOT EXISTS {_STAGE}_email_id ON {_STAGE} (email_id)"
 _UPSERT_FROM_STAGE = (
     f"INSERT INTO processing_reports ({', '.join(_COLUMNS)}) "
-    f"SELECT {', '.join(_COLUMNS)} FROM {_STAGE} ORDER BY email_id "
+    f"SELECT {', '.join(_COLUMNS)} FROM {_STAGE}{{where}} ORDER BY email_id "
     "ON CONFLICT (email_id) DO UPDATE SET "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in _UPDATED_ON_CONFLICT)
     + ", created_at = statement_timestamp()"
 )
 # COPY's text format: backslash escapes for the characters that delimit fields and rows.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_LINE = "%d\t%s\t%s\t%r\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\n"
 
 
-def _copy_field(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, float):
-        return repr(value)  # shortest text that reads back as the same double
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    return jsoncodec.dumps(value).translate(_COPY_ESCAPES)
+def _copy_text(value: str | None) -> str:
+    return "\\N" if value is None else value.translate(_COPY_ESCAPES)
 
 
-def _copy_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+def _copy_json(text: str) -> str:
+    # JSON text escapes every control character itself: only its backslashes need COPY's.
+    return text.replace("\\", "\\\\") if "\\" in text else text
+
+
+def _fields_json(fields: dict[str, dict[str, Any]]) -> str:
+    """``extracted_fields`` as :func:`jsoncodec.dumps` writes it, knowing the shape
+    :func:`_report_row` gives each entry: a float confidence, a text source."""
+    quote, dump = jsoncodec.quote, jsoncodec.dumps_plain
+    return (
+        "{"
+        + ",".join(
+            [
+                f'{quote(name)}:{{"value":{dump(entry["value"])},'
+                f'"confidence":{entry["confidence"]!r},"source":{quote(entry["source"])}}}'
+                for name, entry in fields.items()
+            ]
+        )
+        + "}"
+    )
+
+
+def _copy_lines(piece: Piece) -> str:
+    """Validated rows (:func:`_report_row`) and their positions as COPY text."""
     return "".join(
-        "\t".join(_copy_field(row[name]) for name in _COLUMNS) + "\n" for row in rows
+        [
+            _COPY_LINE
+            % (
+                email_id,
+                _copy_json(_fields_json(fields)),
+                _copy_json(jsoncodec.dumps_plain(missing)),
+                float(overall),
+                _copy_text(route),
+                "t" if flagged else "f",
+                _copy_text(reason),
+                _copy_text(intent),
+                sources,
+                tokens,
+                "\\N" if time_ms is None else f"{time_ms:d}",
+                position,
+            )
+            for position, (
+                email_id,
+                fields,
+                missing,
+                overall,
+                route,
+                flagged,
+                reason,
+                intent,
+                sources,
+                tokens,
+                time_ms,
+            ) in piece
+        ]
     )
 
 
@@ -544,21 +713,62 @@ def _copy_writer(driver_connection: Any) -> CopyWriter | None:
 
 
 def _copy_upsert(
-    connection: Any, copy: CopyWriter, rows: Sequence[Mapping[str, Any]], chunk_size: int
-) -> None:
-    """COPY validated rows into a temporary stage, then one upsert statement per chunk:
-    the same rows, conflict rule and triggers as the INSERT path, without a bound
-    parameter per value."""
+    db: Session, connection: Any, copy: CopyWriter, pieces: Iterator[Piece], chunk_size: int
+) -> int:
+    """Stage every valid report, then upsert from the stage in ``email_id`` order: the
+    same rows, conflict rule and triggers as the INSERT path, without a bound parameter
+    per value."""
+    driver = connection.connection.driver_connection
+    latest: dict[int, int] = {}  # email_id -> position of its last report
+    superseded: list[int] = []
     connection.exec_driver_sql(_CREATE_STAGE)
-    for start in range(0, len(rows), chunk_size):
-        connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
-        cursor = connection.connection.driver_connection.cursor()
+    connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
+    # The server reads one piece while this thread validates and formats the next. Only
+    # that worker uses the connection until it is done: nothing else here touches it.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        sent: Future[None] | None = None
         try:
-            copy(cursor, _COPY_STAGE, _copy_rows(rows[start : start + chunk_size]))
+            for piece in pieces:
+                for position, row in piece:
+                    earlier = latest.get(row[0])
+                    if earlier is not None:
+                        superseded.append(earlier)
+                    latest[row[0]] = position
+                data = _copy_lines(piece)
+                if sent is not None:
+                    sent.result()
+                sent = worker.submit(_copy_piece, driver, copy, data)
         finally:
-            cursor.close()
-        # Rows go in email_id order (ORDER BY), so concurrent batches cannot deadlock.
-        connection.exec_driver_sql(_UPSERT_FROM_STAGE)
+            if sent is not None:
+                sent.result()
+    if not latest:
+        return 0
+    db.flush()
+    unknown = connection.exec_driver_sql(_FIRST_UNKNOWN_EMAIL).scalar()
+    if unknown is not None:
+        raise UnknownEmailError(f"reports[{unknown}].email_id")
+    if superseded:
+        connection.exec_driver_sql(_DROP_SUPERSEDED, {"positions": superseded})
+    emails = sorted(latest)
+    if len(emails) <= chunk_size:
+        connection.exec_driver_sql(_UPSERT_FROM_STAGE.format(where=""))
+        return len(emails)
+    # Several statements, each a range of emails: an index saves reading the whole stage
+    # for every one.
+    connection.exec_driver_sql(_INDEX_STAGE)
+    upsert = _UPSERT_FROM_STAGE.format(where=" WHERE email_id BETWEEN %(low)s AND %(high)s")
+    for start in range(0, len(emails), chunk_size):
+        chunk = emails[start : start + chunk_size]
+        connection.exec_driver_sql(upsert, {"low": chunk[0], "high": chunk[-1]})
+    return len(emails)
+
+
+def _copy_piece(driver_connection: Any, copy: CopyWriter, data: str) -> None:
+    cursor = driver_connection.cursor()
+    try:
+        copy(cursor, _COPY_STAGE, data)
+    finally:
+        cursor.close()
 
 
 def get_processing_report(db: Session, email_id: int) -> ProcessingReport | None:

@@ -24,7 +24,9 @@ from reportlib import (
     get_processing_report,
     get_reports_by_date_range,
     get_reports_needing_review,
+    service,
 )
+from reportlib.errors import ReportTooLargeError
 from reportlib.rollups import report_field_rows
 from tests.factories import checkpoints, extracted, make_report, next_email_id
 
@@ -409,6 +411,66 @@ def test_batch_writes_validate_everything_first(db: Session) -> None:
     days = sorted(stamp.astimezone(UTC).date() for stamp in stamps)
     found = {r.email_id for r in get_reports_by_date_range(db, days[0], days[-1])}
     assert set(ids) <= found
+
+
+def test_batch_errors_name_the_input_position_and_write_nothing(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pieces of two: on PostgreSQL the bad report comes after earlier pieces were staged.
+    monkeypatch.setattr(service, "_STAGE_PIECE", 2)
+    ids = [next_email_id() for _ in range(5)]
+    for email_id in ids:
+        ensure_incoming_email(db, email_id)
+    good = [ReportInput(i, extracted(), checkpoints(), 0.9, "high", False) for i in ids]
+    before = _row_counts(db)
+    unknown = ReportInput(2_000_000_001, {}, {}, 0.5, "low", False)
+    with pytest.raises(UnknownEmailError) as caught:
+        create_processing_reports(db, [*good[:3], unknown, *good[3:], unknown])
+    assert caught.value.field == "reports[3].email_id"
+    oversized = ReportInput(ids[0], {"client_name": "x" * 70_000}, {}, 0.5, "low", False)
+    with pytest.raises(ReportTooLargeError) as caught_too_large:
+        create_processing_reports(db, [*good, oversized])
+    assert caught_too_large.value.field == "reports[5].client_name"
+    assert _row_counts(db) == before
+    # The caller's transaction goes on: the valid batch is written in full.
+    assert create_processing_reports(db, good) == 5
+    assert _row_counts(db) == (before[0] + 5, before[1] + 20)
+
+
+def test_batch_over_several_statements_keeps_the_last_report_of_each_email(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "_STAGE_PIECE", 3)
+    ids = [next_email_id() for _ in range(10)]
+    for email_id in ids:
+        ensure_incoming_email(db, email_id)
+    first = [ReportInput(i, {"client_name": f"first {i}"}, {}, 0.5, "low", False) for i in ids]
+    again = [
+        ReportInput(i, {"client_name": f"again {i}"}, {}, 0.6, "medium", True, "again")
+        for i in ids[::3]
+    ]
+    # Emails out of order, the second report of some in a later piece than the first.
+    inputs = [*first[:5], *again[:2], *reversed(first[5:]), *again[2:]]
+    assert create_processing_reports(db, inputs, chunk_size=4) == 10
+    db.expire_all()
+    stored = {
+        report.email_id: (report.extracted_fields["client_name"]["value"], report.review_reason)
+        for report in (get_processing_report(db, email_id) for email_id in ids)
+        if report is not None
+    }
+    assert stored == {
+        i: (f"again {i}", "again") if i in ids[::3] else (f"first {i}", None) for i in ids
+    }
+
+
+def test_batch_lists_a_key_field_named_twice_once(db: Session) -> None:
+    email_id = next_email_id()
+    ensure_incoming_email(db, email_id)
+    batch = [ReportInput(email_id, {"iban": "DE00"}, {}, 0.5, "low", False)]
+    create_processing_reports(db, batch, key_fields=["client_name", "iban", "client_name"])
+    db.expire_all()
+    report = get_processing_report(db, email_id)
+    assert report is not None and report.missing_fields == ["client_name"]
 
 
 def test_batch_writes_round_trip_every_character_and_number(db: Session) -> None:
