@@ -2,14 +2,14 @@
 
 Each database is its own SQLite file (or PostgreSQL database), migrated and committed
 once, so AppTest and a ``streamlit run`` subprocess can read it through DATABASE_URL.
+The browser fixtures and the server come from ``server.py``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Generator, Iterator
 
 import pytest
 from sqlalchemy.orm import Session
@@ -19,7 +19,6 @@ from reportlib.db import make_engine
 from reportlib.demo import seed_demo
 from reportlib.demo_review import seed_review_history
 from tests.dashboard.helpers import (
-    CHROMIUM_ARGS,
     HOSTILE_EMAIL_ID,
     HOSTILE_INTENT,
     HOSTILE_REASON,
@@ -27,6 +26,10 @@ from tests.dashboard.helpers import (
     HOSTILE_VALUES,
     SeededDatabase,
 )
+
+# browser, page and playwright are the browser fixtures, for every dashboard test module:
+# pytest finds them here by name.
+from tests.dashboard.server import browser, page, playwright, running_logs  # noqa: F401
 
 
 def _seed(url: str, now: dt.datetime) -> SeededDatabase:
@@ -107,12 +110,12 @@ def use_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     yield point
 
 
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Any]:
-    """Debian's Chromium driven by Playwright, shared by a module's browser tests."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test's report holds the log of every server still running."""
+    report = yield
+    if report.failed:
+        report.sections.extend(running_logs())
+    return report

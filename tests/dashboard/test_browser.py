@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.dashboard.helpers import (
     HOSTILE_INTENT,
@@ -23,15 +18,11 @@ from tests.dashboard.helpers import (
     HOSTILE_SUBJECT,
     HOSTILE_VALUES,
     SeededDatabase,
-    free_port,
 )
+from tests.dashboard.server import screenshot, streamlit_server, wait_idle
 
 pytestmark = pytest.mark.browser
-# Streamlit loads chart and table code on demand; on a busy 2-core machine that can take
-# several seconds the first time.
-expect.set_options(timeout=60_000)
 
-ROOT = Path(__file__).resolve().parents[2]
 PAGES = {
     "overview": ("", "Overview", 3),
     "confidence": ("confidence", "Confidence", 5),
@@ -45,66 +36,8 @@ def server(
     seeded_sqlite: SeededDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """``streamlit run dashboard/app.py`` on 127.0.0.1 against the seeded database."""
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DASHBOARD_DATABASE_URL", "SENTRY_DSN"}
-    }
-    env["DATABASE_URL"] = seeded_sqlite.url
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "dashboard/app.py",
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-    log_text = log_path.read_text()
-    assert "Traceback" not in log_text, log_text[-3000:]
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    yield tab
-    context.close()
+    with streamlit_server(seeded_sqlite.url, tmp_path_factory.mktemp("streamlit")) as running:
+        yield running.base
 
 
 def _open(page: Page, url: str, title: str, charts: int, *, table: bool = True) -> None:
@@ -115,30 +48,7 @@ def _open(page: Page, url: str, title: str, charts: int, *, table: bool = True) 
     if charts:
         expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
         expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(charts)
-    _wait_idle(page)
-
-
-def _wait_idle(page: Page) -> None:
-    # The status widget shows "Running..." while the script runs.
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText"
-        ".includes('Running')"
-    )
-    page.wait_for_timeout(800)  # let plotly finish its transitions before screenshots
-
-
-def _screenshot(page: Page, artifacts_dir: Path, name: str) -> None:
-    # The app scrolls inside its main container; make the viewport as tall as the content
-    # so a full-page screenshot holds every element.
-    height = page.evaluate(
-        "() => Math.max(document.body.scrollHeight,"
-        " (document.querySelector('[data-testid=\"stMain\"]') || document.body).scrollHeight)"
-    )
-    page.set_viewport_size({"width": 1440, "height": min(max(int(height) + 40, 1000), 9000)})
-    page.wait_for_timeout(600)
-    page.screenshot(path=str(artifacts_dir / f"{name}.png"), full_page=True)
-    page.set_viewport_size({"width": 1440, "height": 1000})
+    wait_idle(page)
 
 
 def _assert_no_exception(page: Page) -> None:
@@ -160,7 +70,7 @@ def test_page_renders_in_the_browser(
         assert chart.locator(".trace, .hm, .heatmaplayer image").count() >= 1
     # The filters are in the URL, so the view can be shared.
     assert "start=" in page.url and "end=" in page.url
-    _screenshot(page, artifacts_dir, name)
+    screenshot(page, artifacts_dir, name)
 
 
 def test_filters_survive_a_page_change(server: str, page: Page) -> None:
@@ -168,7 +78,7 @@ def test_filters_survive_a_page_change(server: str, page: Page) -> None:
     page.get_by_role("link", name="Confidence").click()
     expect(page.locator("h1", has_text="Confidence")).to_be_visible()
     page.wait_for_url("**/confidence?**route=low**")
-    _wait_idle(page)
+    wait_idle(page)
     assert "route=low" in page.url
 
 
@@ -240,7 +150,7 @@ def test_deep_link_shows_drilldown_with_inert_values(
     )
     assert page.locator("img[src*='127.0.0.1:9']").count() == 0
     assert "email_id=" in page.url
-    _screenshot(page, artifacts_dir, "review-drilldown")
+    screenshot(page, artifacts_dir, "review-drilldown")
     # The hostile intent as a selected filter (sidebar tag), in chart labels and tables:
     # still nothing ran or loaded.
     _open(page, f"{server}/confidence?intent={quote(HOSTILE_INTENT)}", "Confidence", 5)
@@ -261,7 +171,7 @@ def test_selecting_a_row_opens_the_drilldown(server: str, page: Page) -> None:
     page.mouse.click(box["x"] + 14, box["y"] + 35 + 17)
     page.wait_for_url("**email_id=**")
     expect(page.locator(".st-key-drilldown")).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     _assert_no_exception(page)
 
 

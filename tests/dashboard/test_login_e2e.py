@@ -10,31 +10,25 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import secrets
 import sqlite3
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Page, Route, expect
 from sqlalchemy.orm import Session
 
 from reportlib.access import MASK
 from reportlib.audit import list_audit_events
 from reportlib.db import make_engine
 from tests.conftest import require
-from tests.dashboard.helpers import HOSTILE_VALUES, SeededDatabase, free_port
+from tests.dashboard.helpers import HOSTILE_VALUES, SeededDatabase
+from tests.dashboard.server import free_port, http_process, streamlit_server, wait_idle
 
 pytestmark = pytest.mark.browser
-expect.set_options(timeout=60_000)
 
-ROOT = Path(__file__).resolve().parents[2]
 ADMIN = {"sub": "lead", "email": "lead@example.com", "email_verified": True, "name": "Lea Lead"}
 OPS = {"sub": "otto", "email": "otto@ops.example.com", "email_verified": True, "name": "Otto Ops"}
 
@@ -46,29 +40,6 @@ class Dashboard:
     hostile_email_id: int
 
 
-def _wait_for(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"{url} did not come up:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.5)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=15)
-
-
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The OIDC provider's base URL."""
@@ -77,31 +48,16 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "oidc-provider-mock is not installed (pip install -r requirements-dev.txt)",
     )
     port = free_port()
-    log_path = tmp_path_factory.mktemp("oidc") / "provider.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "oidc_provider_mock",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--user-claims",
-                json.dumps(ADMIN),
-                "--user-claims",
-                json.dumps(OPS),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(f"{base}/.well-known/openid-configuration", process, log_path)
+    command = ["-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", str(port)]
+    for user in (ADMIN, OPS):
+        command += ["--user-claims", json.dumps(user)]
+    with http_process(
+        command,
+        ready_url=f"{base}/.well-known/openid-configuration",
+        log=tmp_path_factory.mktemp("oidc") / "provider.log",
+    ):
         yield base
-    finally:
-        _stop(process)
 
 
 @pytest.fixture(scope="module")
@@ -115,63 +71,27 @@ def dashboard(
         with sqlite3.connect(database) as dst:
             src.backup(dst)
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     secrets_file = folder / "secrets.toml"
     secrets_file.write_text(
         "[auth]\n"
-        f'redirect_uri = "{base}/oauth2callback"\n'
+        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
         f'cookie_secret = "{secrets.token_urlsafe(48)}"\n'
         'client_id = "reports-dashboard"\n'
         f'client_secret = "{secrets.token_urlsafe(24)}"\n'
         f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n',
         encoding="utf-8",
     )
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DASHBOARD_DATABASE_URL", "SENTRY_DSN", "ENVIRONMENT"}
-    }
-    env.update(
-        DATABASE_URL=f"sqlite:///{database}",
-        DASHBOARD_ROLES=f"{ADMIN['email']}=admin",
-        DASHBOARD_DEFAULT_ROLE="ops",
-    )
-    log_path = folder / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(ROOT / "dashboard" / "app.py"),
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--secrets.files",
-                str(secrets_file),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_for(f"{base}/_stcore/health", process, log_path)
-        yield Dashboard(base, f"sqlite:///{database}", seeded_sqlite.hostile_email_id)
-    finally:
-        _stop(process)
-    log_text = log_path.read_text()
-    assert "Traceback" not in log_text, log_text[-3000:]
+    roles = {"DASHBOARD_ROLES": f"{ADMIN['email']}=admin", "DASHBOARD_DEFAULT_ROLE": "ops"}
+    with streamlit_server(
+        f"sqlite:///{database}", folder, port=port, secrets=secrets_file, env=roles
+    ) as server:
+        yield Dashboard(server.base, f"sqlite:///{database}", seeded_sqlite.hostile_email_id)
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    # A fresh context per test: no cookie, so every test starts logged out.
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+def page(page: Page) -> Page:
+    """The shared tab (a fresh context per test: no cookie, so every test starts logged
+    out), kept on this machine."""
 
     def local_only(route: Route) -> None:
         # The provider's page links a stylesheet from a CDN; nothing leaves the machine.
@@ -180,20 +100,8 @@ def page(browser: Browser) -> Iterator[Page]:
         else:
             route.abort()
 
-    context.route("**/*", local_only)
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    yield tab
-    context.close()
-
-
-def _wait_idle(page: Page) -> None:
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText"
-        ".includes('Running')"
-    )
-    page.wait_for_timeout(800)
+    page.context.route("**/*", local_only)
+    return page
 
 
 def _log_in(page: Page, dashboard: Dashboard, provider: str, sub: str) -> None:
@@ -206,7 +114,7 @@ def _log_in(page: Page, dashboard: Dashboard, provider: str, sub: str) -> None:
     page.get_by_role("button", name=sub, exact=True).click()
     page.wait_for_url(f"{dashboard.base}/**")
     expect(page.locator("h1", has_text="Overview")).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
 
 
 def _sidebar(page: Page) -> str:
@@ -239,7 +147,7 @@ def test_admin_logs_in_sees_values_and_the_audit_log(
     expect(drilldown).to_be_visible()
     expect(drilldown.get_by_text(str(HOSTILE_VALUES["client_name"]), exact=True)).to_be_visible()
     assert drilldown.get_by_text(MASK, exact=True).count() == 0
-    _wait_idle(page)
+    wait_idle(page)
     assert _drilldown_events(dashboard, ADMIN["email"]) == [
         ("drilldown_viewed", email_id, {"role": "admin", "page": "/review", "masked": False})
     ]
@@ -247,7 +155,7 @@ def test_admin_logs_in_sees_values_and_the_audit_log(
     page.goto(f"{dashboard.base}/audit")
     expect(page.locator("h1", has_text="Audit log")).to_be_visible()
     expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     page.screenshot(path=str(artifacts_dir / "login-admin-audit.png"), full_page=True)
 
     page.get_by_role("button", name="Log out").click()
@@ -273,7 +181,7 @@ def test_ops_logs_in_and_sees_masked_values_and_no_audit_log(
     page.goto(f"{dashboard.base}/review?email_id={email_id}")
     drilldown = page.locator(".st-key-drilldown")
     expect(drilldown).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     expect(drilldown.get_by_text(MASK, exact=True).first).to_be_visible()
     text = drilldown.inner_text()
     for value in HOSTILE_VALUES.values():
@@ -285,14 +193,14 @@ def test_ops_logs_in_and_sees_masked_values_and_no_audit_log(
     # Every value cell holds the mask (code blocks load lazily; wait for all of them).
     expect(drilldown.locator("code", has_text=MASK)).to_have_count(len(HOSTILE_VALUES))
     expect(drilldown.locator('[data-testid="stMetricValue"]').first).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     drilldown.screenshot(path=str(artifacts_dir / "login-ops-drilldown.png"))
 
     # A direct visit to the audit page finds no such page for this role.
     page.goto(f"{dashboard.base}/audit")
     expect(page.get_by_text("Page not found")).to_be_visible()  # Streamlit's own notice
     expect(page.locator("h1", has_text="Overview")).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     assert page.locator("h1", has_text="Audit log").count() == 0
     page.screenshot(path=str(artifacts_dir / "login-ops-audit-refused.png"))
     assert page.locator('[data-testid="stException"]').count() == 0

@@ -10,35 +10,24 @@ that the timeouts fire at all; they are not speed targets.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
 from dashboard import boundary
 from reportlib.health import TIMEOUT_MESSAGE, UNREACHABLE_MESSAGE
-from tests.dashboard.helpers import (
-    CHROMIUM_ARGS,
-    HOSTILE_SUBJECT,
-    HOSTILE_VALUES,
-    SeededDatabase,
-    free_port,
-    new_app,
-)
+from tests.dashboard.helpers import HOSTILE_SUBJECT, HOSTILE_VALUES, SeededDatabase, new_app
+from tests.dashboard.server import streamlit_server
 from tests.test_outage import TcpProxy
 
 pytestmark = pytest.mark.postgres
 
-ROOT = Path(__file__).resolve().parents[2]
 CONNECT_TIMEOUT_S = 2
 STATEMENT_TIMEOUT_MS = 1500
 OUTAGE_BOUND_S = 15.0  # "a clear message within seconds", with room for a busy machine
@@ -191,101 +180,40 @@ def test_a_stuck_query_is_cancelled_by_the_statement_timeout(
 def test_streamlit_server_survives_an_outage(
     seeded_postgres: SeededDatabase,
     proxy: TcpProxy,
-    chromium_path: str,
+    page: Page,
     tmp_path: Path,
 ) -> None:
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DASHBOARD_DATABASE_URL", "SENTRY_DSN", "DASHBOARD_ROLES", "ENVIRONMENT"}
+    timeouts = {
+        "DB_CONNECT_TIMEOUT_S": str(CONNECT_TIMEOUT_S),
+        "DB_STATEMENT_TIMEOUT_MS": str(STATEMENT_TIMEOUT_MS),
     }
-    env.update(
-        DATABASE_URL=proxied_url(seeded_postgres, proxy),
-        DB_CONNECT_TIMEOUT_S=str(CONNECT_TIMEOUT_S),
-        DB_STATEMENT_TIMEOUT_MS=str(STATEMENT_TIMEOUT_MS),
-    )
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(ROOT / "dashboard" / "app.py"),
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                # No secrets file: local mode, whatever the developer keeps in .streamlit/.
-                "--secrets.files",
-                str(tmp_path / "no-secrets.toml"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_health(base, process, log_path)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.set_default_timeout(60_000)
-            expect.set_options(timeout=60_000)
-            page.goto(f"{base}/missing-fields")
-            _expect_charts(page)
+    with streamlit_server(proxied_url(seeded_postgres, proxy), tmp_path, env=timeouts) as server:
+        page.goto(f"{server.base}/missing-fields")
+        _expect_charts(page)
 
-            proxy.stop()
-            started = time.monotonic()
-            page.reload()
-            alert = page.locator('[data-testid="stAlertContentError"]')
-            expect(alert).to_be_visible()
-            elapsed = time.monotonic() - started
-            message = alert.inner_text()
-            assert UNREACHABLE_MESSAGE in message and "try again" in message
-            assert elapsed < OUTAGE_BOUND_S + 5  # plus the page load itself
-            assert page.locator('[data-testid="stException"]').count() == 0
-            assert page.locator('[data-testid="stPlotlyChart"]').count() == 0
-            body = page.locator("body").inner_text()
-            for leak in ("SELECT", "Traceback", str(proxy.port), "psycopg2"):
-                assert leak not in body
+        proxy.stop()
+        started = time.monotonic()
+        page.reload()
+        alert = page.locator('[data-testid="stAlertContentError"]')
+        expect(alert).to_be_visible()
+        elapsed = time.monotonic() - started
+        message = alert.inner_text()
+        assert UNREACHABLE_MESSAGE in message and "try again" in message
+        assert elapsed < OUTAGE_BOUND_S + 5  # plus the page load itself
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.locator('[data-testid="stPlotlyChart"]').count() == 0
+        body = page.locator("body").inner_text()
+        for leak in ("SELECT", "Traceback", str(proxy.port), "psycopg2"):
+            assert leak not in body
 
-            proxy.forward()
-            page.reload()  # same server process, same cached engine
-            _expect_charts(page)
-            assert page.locator('[data-testid="stAlertContentError"]').count() == 0
-            browser.close()
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-    log_text = log_path.read_text()
-    assert "Traceback" not in log_text, log_text[-3000:]
+        proxy.forward()
+        page.reload()  # same server process, same cached engine
+        _expect_charts(page)
+        assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    log_text = server.log.read_text()
     assert "SELECT" not in log_text, log_text[-3000:]
 
 
 def _expect_charts(page: Page) -> None:
     expect(page.locator("h1", has_text="Missing fields")).to_be_visible()
     expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
-
-
-def _wait_for_health(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.5)

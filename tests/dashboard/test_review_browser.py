@@ -4,18 +4,13 @@ queue, its statistics and the quality page follow. Screenshots go to tests/artif
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -25,12 +20,10 @@ from reportlib.demo import seed_demo
 from reportlib.demo_review import seed_review_history
 from reportlib.review import ReviewItem
 from tests.clock import clear_of_utc_midnight
-from tests.dashboard.helpers import free_port
+from tests.dashboard.server import screenshot, streamlit_server, wait_idle
 
 pytestmark = pytest.mark.browser
-expect.set_options(timeout=60_000)
 
-ROOT = Path(__file__).resolve().parents[2]
 REVIEWER = "Rita Reviewer"
 CORRECTED = "Hanse Inkasso GmbH"
 QUEUE_CAPTION = re.compile(r"^([\d,]+) open items created")
@@ -54,90 +47,14 @@ def database(tmp_path_factory: pytest.TempPathFactory, demo_now: dt.datetime) ->
 @pytest.fixture(scope="module")
 def server(database: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``streamlit run dashboard/app.py`` on 127.0.0.1 against the module's database."""
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DASHBOARD_DATABASE_URL", "SENTRY_DSN"}
-    }
-    env["DATABASE_URL"] = database.url.render_as_string(hide_password=False)
-    log_path = tmp_path_factory.mktemp("review_streamlit") / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "dashboard/app.py",
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-    log_text = log_path.read_text()
-    assert "Traceback" not in log_text, log_text[-3000:]
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    yield tab
-    context.close()
+    with streamlit_server(
+        database.url.render_as_string(hide_password=False),
+        tmp_path_factory.mktemp("review_streamlit"),
+    ) as running:
+        yield running.base
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def wait_idle(page: Page) -> None:
-    page.wait_for_timeout(300)  # let a rerun triggered by the last action begin
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText"
-        ".includes('Running')"
-    )
-    page.wait_for_timeout(500)
-
-
-def screenshot(page: Page, artifacts_dir: Path, name: str) -> None:
-    height = page.evaluate(
-        "() => Math.max(document.body.scrollHeight,"
-        " (document.querySelector('[data-testid=\"stMain\"]') || document.body).scrollHeight)"
-    )
-    page.set_viewport_size({"width": 1440, "height": min(max(int(height) + 40, 1000), 9000)})
-    page.wait_for_timeout(800)
-    page.screenshot(path=str(artifacts_dir / f"{name}.png"), full_page=True)
-    page.set_viewport_size({"width": 1440, "height": 1000})
 
 
 def assert_no_error(page: Page) -> None:

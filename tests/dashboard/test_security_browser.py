@@ -14,20 +14,15 @@ import csv
 import datetime as dt
 import http.server
 import io
-import os
 import random
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session
 
 from reportlib import create_processing_report, ensure_incoming_email, migrate
@@ -35,12 +30,10 @@ from reportlib.audit import list_audit_events
 from reportlib.db import make_engine
 from reportlib.demo import seed_demo
 from reportlib.demo_review import seed_review_history
-from tests.dashboard.helpers import free_port
+from tests.dashboard.server import screenshot, streamlit_server, wait_idle
 
 pytestmark = pytest.mark.browser
-expect.set_options(timeout=60_000)
 
-ROOT = Path(__file__).resolve().parents[2]
 FIRST_ID = 1_950_000_001
 
 
@@ -197,89 +190,33 @@ def setup(tmp_path_factory: pytest.TempPathFactory, demo_now: dt.datetime) -> It
     hostile = Hostile(receiver.port)
     folder = tmp_path_factory.mktemp("security_browser")
     url = f"sqlite:///{folder / 'hostile.db'}"
-    email_ids = _seed(url, hostile, demo_now)
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DASHBOARD_DATABASE_URL", "SENTRY_DSN", "DASHBOARD_ROLES", "ENVIRONMENT"}
-    }
-    env["DATABASE_URL"] = url
-    log_path = folder / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(ROOT / "dashboard" / "app.py"),
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--secrets.files",
-                str(folder / "no-secrets.toml"),  # local mode: every page, every right
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield Setup(base, receiver, hostile, url, email_ids)
+        email_ids = _seed(url, hostile, demo_now)
+        # Local mode: every page, every right.
+        with streamlit_server(url, folder) as server:
+            yield Setup(server.base, receiver, hostile, url, email_ids)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
         receiver.close()
-    log_text = log_path.read_text()
-    assert "Traceback" not in log_text, log_text[-3000:]
 
 
 @pytest.fixture
-def page(browser: Browser, setup: Setup) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
+def page(page: Page, setup: Setup) -> Iterator[Page]:
+    """The shared tab, watched: no request may leave the server, no dialog may open."""
     outside: list[str] = []
-    tab.on(
+    page.on(
         "request",
         lambda request: (
             outside.append(request.url) if not request.url.startswith(setup.base) else None
         ),
     )
-    tab.on("dialog", lambda dialog: (outside.append(f"dialog: {dialog.message}"), dialog.dismiss()))
-    yield tab
-    context.close()
+    page.on(
+        "dialog", lambda dialog: (outside.append(f"dialog: {dialog.message}"), dialog.dismiss())
+    )
+    yield page
+    # Closed before the check, so a request the tab makes while it ends is counted too.
+    page.context.close()
     assert outside == []
     assert setup.receiver.requests == []
-
-
-def _wait_idle(page: Page) -> None:
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText"
-        ".includes('Running')"
-    )
-    page.wait_for_timeout(800)
 
 
 def _assert_inert(page: Page, setup: Setup) -> None:
@@ -315,7 +252,7 @@ def test_every_page_keeps_hostile_text_inert(
     if charts:
         expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
         expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(charts)
-    _wait_idle(page)
+    wait_idle(page)
     _assert_inert(page, setup)
     # Intents and field names are chart labels: the hostile ones show literally.
     if path == "confidence":
@@ -339,18 +276,18 @@ def test_unknown_routes_fall_back_to_the_overview(page: Page, setup: Setup, path
     page.goto(f"{setup.base}/{path}")
     expect(page.get_by_text("Page not found")).to_be_visible()
     expect(page.locator("h1", has_text="Overview")).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     _assert_inert(page, setup)
 
 
 def test_chart_hover_shows_a_hostile_intent_as_text(page: Page, setup: Setup) -> None:
     page.goto(f"{setup.base}/confidence")
     expect(page.locator('[data-testid="stPlotlyChart"] .main-svg').first).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     intent = setup.hostile.intents[0]
     label = page.locator('[data-testid="stPlotlyChart"] .ytick text', has_text=intent).first
     label.scroll_into_view_if_needed()
-    _wait_idle(page)
+    wait_idle(page)
     box = label.bounding_box()
     assert box is not None
     chart = page.locator('[data-testid="stPlotlyChart"]').filter(
@@ -381,7 +318,7 @@ def test_drilldowns_show_every_payload_as_text(
         drilldown = page.locator(".st-key-drilldown")
         expect(drilldown).to_be_visible()
         expect(drilldown.get_by_text(f"Email {email_id}")).to_be_visible()
-        _wait_idle(page)
+        wait_idle(page)
         expected = [
             hostile.subjects[index],
             hostile.senders[index],
@@ -395,7 +332,7 @@ def test_drilldowns_show_every_payload_as_text(
             expect(drilldown.get_by_text(text, exact=True).first).to_be_visible()
         _assert_inert(page, setup)
         if index == 0:
-            _screenshot(page, artifacts_dir, "security_xss")
+            screenshot(page, artifacts_dir, "security_xss")
 
 
 def test_review_form_keeps_hostile_text_inert(page: Page, setup: Setup) -> None:
@@ -405,21 +342,21 @@ def test_review_form_keeps_hostile_text_inert(page: Page, setup: Setup) -> None:
     page.goto(f"{setup.base}/review?email_id={email_id}")
     drilldown = page.locator(".st-key-drilldown")
     expect(drilldown).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_placeholder("e.g. Anna Keller").fill(name)
     page.get_by_role("button", name="Start reviewing").click()
     expect(page.get_by_text(name, exact=True).first).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     page.get_by_role("button", name="Claim this report").click()
     panel = page.locator(".st-key-review_panel")
     expect(panel.get_by_text("Your decision")).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     for field in setup.hostile.values()[0]:
         expect(panel.get_by_text(field, exact=True).first).to_be_visible()
     _assert_inert(page, setup)
     page.get_by_role("button", name="Release").click()
     expect(panel.get_by_text("Open. Nobody holds this report.")).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     _assert_inert(page, setup)
 
 
@@ -427,7 +364,7 @@ def test_hostile_intents_as_url_filters_stay_inert(page: Page, setup: Setup) -> 
     for intent in setup.hostile.intents:
         page.goto(f"{setup.base}/missing-fields?intent={quote(intent)}")
         expect(page.locator("h1", has_text="Missing fields")).to_be_visible()
-        _wait_idle(page)
+        wait_idle(page)
         sidebar = page.locator('[data-testid="stSidebar"]')
         expect(sidebar.get_by_text(intent, exact=True)).to_be_visible()
         _assert_inert(page, setup)
@@ -438,14 +375,14 @@ def test_audit_export_is_audited_and_holds_no_values(
 ) -> None:
     page.goto(f"{setup.base}/review?email_id={setup.email_ids[0]}")
     expect(page.locator(".st-key-drilldown")).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     page.goto(f"{setup.base}/audit")
     expect(page.locator("h1", has_text="Audit log")).to_be_visible()
     expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
-    _wait_idle(page)
+    wait_idle(page)
     sidebar = page.locator('[data-testid="stSidebar"]')
     expect(sidebar.get_by_text("Local mode: no login configured")).to_be_visible()
-    _screenshot(page, artifacts_dir, "audit")
+    screenshot(page, artifacts_dir, "audit")
     engine = make_engine(setup.db_url)
     try:
         with Session(engine) as session:
@@ -473,14 +410,3 @@ def test_audit_export_is_audited_and_holds_no_values(
     assert (newest.actor, newest.email_id) == ("local-mode", None)
     assert newest.details == {"role": "admin", "page": "/audit", "rows": len(rows) - 1}
     _assert_inert(page, setup)
-
-
-def _screenshot(page: Page, artifacts_dir: Path, name: str) -> None:
-    height = page.evaluate(
-        "() => Math.max(document.body.scrollHeight,"
-        " (document.querySelector('[data-testid=\"stMain\"]') || document.body).scrollHeight)"
-    )
-    page.set_viewport_size({"width": 1440, "height": min(max(int(height) + 40, 1000), 9000)})
-    page.wait_for_timeout(600)
-    page.screenshot(path=str(artifacts_dir / f"{name}.png"), full_page=True)
-    page.set_viewport_size({"width": 1440, "height": 1000})
