@@ -1,17 +1,20 @@
 """Write and read processing reports.
 
-Writers validate everything before any SQL is sent, write with one atomic upsert per
-report and flush; they never commit. The caller owns the transaction.
+Writers validate before anything is kept, write with one atomic upsert per report and
+flush; they never commit. The caller owns the transaction. A single report is validated
+before any SQL is sent; a batch on PostgreSQL is validated while earlier pieces of it are
+written, inside a savepoint that an invalid report rolls back.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import decimal
 import functools
 import io
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -143,19 +146,29 @@ def _check_sized(value: Any, field: str, depth: int, limits: _Limits) -> tuple[A
         if depth == 0 and size > limits.value_bytes:
             raise ReportTooLargeError(field, f"is larger than {limits.value_bytes} bytes")
         return value, size
-    if isinstance(value, str) and len(value) > limits.value_bytes:
-        raise ReportTooLargeError(field, f"is longer than {limits.value_bytes} bytes")
-    if isinstance(value, (list, tuple, Mapping)) and len(value) > limits.list_items:
-        raise ReportTooLargeError(field, f"has more than {limits.list_items} items")
+    if type(value) not in _SCALARS:  # exact numbers, booleans and None have no length
+        if isinstance(value, str) and len(value) > limits.value_bytes:
+            raise ReportTooLargeError(field, f"is longer than {limits.value_bytes} bytes")
+        if isinstance(value, (list, tuple, Mapping)) and len(value) > limits.list_items:
+            raise ReportTooLargeError(field, f"has more than {limits.list_items} items")
     checked, size = _check_json_item(value, field, depth, limits)
     if depth == 0 and size > limits.value_bytes:
         raise ReportTooLargeError(field, f"is larger than {limits.value_bytes} bytes")
     return checked, size
 
 
+_SCALARS = frozenset({int, float, decimal.Decimal, bool, type(None)})
+
+
 def _check_json_item(value: Any, field: str, depth: int, limits: _Limits) -> tuple[Any, int]:
     if depth > 32:
         raise ReportValidationError(field, "is nested too deeply")
+    # The common exact types first; the checks below handle them the same way.
+    kind = type(value)
+    if kind is decimal.Decimal:
+        return value, _decimal_size(value, field)
+    if kind is list:
+        return _checked_items(value, field, depth, limits)
     if value is None or isinstance(value, bool):
         return value, 5
     if isinstance(value, str):
@@ -171,15 +184,7 @@ def _check_json_item(value: Any, field: str, depth: int, limits: _Limits) -> tup
             raise ReportValidationError(field, "must be a finite number")
         return decimal.Decimal(repr(value)), 24
     if isinstance(value, decimal.Decimal):
-        if not value.is_finite():
-            raise ReportValidationError(field, "must be a finite number")
-        exponent = int(value.as_tuple().exponent)
-        digits = max(value.adjusted() + 1, 0) + max(-exponent, 0)
-        if digits > MAX_NUMBER_DIGITS:
-            raise ReportValidationError(
-                field, f"has a number of more than {MAX_NUMBER_DIGITS} digits"
-            )
-        return value, digits + 2
+        return value, _decimal_size(value, field)
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         size = 2
@@ -190,14 +195,30 @@ def _check_json_item(value: Any, field: str, depth: int, limits: _Limits) -> tup
             size += _check_json_text(key, field) + 4 + item_size
         return out, size
     if isinstance(value, (list, tuple)):
-        items = []
-        size = 2
-        for item in value:
-            checked, item_size = _check_sized(item, field, depth + 1, limits)
-            items.append(checked)
-            size += item_size + 1
-        return items, size
+        return _checked_items(value, field, depth, limits)
     raise ReportValidationError(field, f"cannot be stored as JSON ({type(value).__name__})")
+
+
+def _decimal_size(value: decimal.Decimal, field: str) -> int:
+    if not value.is_finite():
+        raise ReportValidationError(field, "must be a finite number")
+    exponent = int(value.as_tuple().exponent)
+    digits = max(value.adjusted() + 1, 0) + max(-exponent, 0)
+    if digits > MAX_NUMBER_DIGITS:
+        raise ReportValidationError(field, f"has a number of more than {MAX_NUMBER_DIGITS} digits")
+    return digits + 2
+
+
+def _checked_items(
+    value: Sequence[Any], field: str, depth: int, limits: _Limits
+) -> tuple[list[Any], int]:
+    items = []
+    size = 2
+    for item in value:
+        checked, item_size = _check_sized(item, field, depth + 1, limits)
+        items.append(checked)
+        size += item_size + 1
+    return items, size
 
 
 def _mapping(value: Any, field: str) -> Mapping[str, Any]:
@@ -216,15 +237,30 @@ class _Rules:
 
     limits: _Limits
     key_fields: tuple[str, ...]
-    key_field_set: frozenset[str]
+    #: The JSON size of each key field's name, checked once.
+    key_name_bytes: dict[str, int]
+    #: Keys of extracted_data that are not extra fields.
+    known_keys: frozenset[str]
 
 
 def _rules(key_fields: Sequence[str] | None) -> _Rules:
     settings = get_settings()
+    names = key_fields if key_fields is not None else settings.key_fields
+    for name in names:
+        _check_field_name(name, "key_fields")
     # A key field named twice is still one field, listed missing at most once.
-    fields = tuple(dict.fromkeys(key_fields if key_fields is not None else settings.key_fields))
+    name_bytes = {name: _check_json_text(name, "key_fields") for name in names}
     limits = _Limits(settings.max_value_bytes, settings.max_list_items, settings.max_report_bytes)
-    return _Rules(limits, fields, frozenset(fields))
+    return _Rules(
+        limits, tuple(name_bytes), name_bytes, frozenset((*name_bytes, "extraction_metadata"))
+    )
+
+
+def _check_field_name(name: Any, field: str) -> None:
+    if not isinstance(name, str) or not name or len(name) > FIELD_NAME_MAX:
+        raise ReportValidationError(
+            field, f"field names must be text of 1 to {FIELD_NAME_MAX} characters"
+        )
 
 
 def _plain_text_size(value: str, limit: int) -> int:
@@ -269,7 +305,17 @@ def build_report_values(
         processing_time_ms,
         _rules(key_fields),
     )
-    return dict(zip(_COLUMNS, row, strict=True))
+    return _values(row)
+
+
+def _values(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A row of :func:`_report_row` as column values, ``extracted_fields`` as stored."""
+    values = dict(zip(_COLUMNS, row, strict=True))
+    values["extracted_fields"] = {
+        name: {"value": value, "confidence": confidence, "source": source}
+        for name, value, confidence, source in row[1]
+    }
+    return values
 
 
 def _report_row(
@@ -283,15 +329,13 @@ def _report_row(
     processing_time_ms: Any,
     rules: _Rules,
 ) -> tuple[Any, ...]:
-    """:func:`build_report_values` as a tuple in :data:`_COLUMNS` order.
+    """:func:`build_report_values` as a tuple in :data:`_COLUMNS` order, with the
+    extracted fields as ``(name, value, confidence, source)`` (see :func:`_values`).
 
     Batches validate every report here, so the common types take a short path first;
     anything else goes through the same checks as before, which name the problem.
     """
-    if type(email_id) is not int and (isinstance(email_id, bool) or not isinstance(email_id, int)):
-        raise ReportValidationError("email_id", "must be a whole number")
-    if not 1 <= email_id <= INT32_MAX:
-        raise ReportValidationError("email_id", f"must be between 1 and {INT32_MAX}")
+    _check_email_id(email_id)
     data = _mapping(extracted_data, "extracted_data")
     checkpoints = _mapping(agent_checkpoints, "agent_checkpoints")
     intent_checkpoint = _mapping(checkpoints.get("agent_1_intent"), "agent_1_intent")
@@ -319,43 +363,46 @@ def _report_row(
         time_ms = processing_time_ms
     else:
         time_ms = _check_count(processing_time_ms, "processing_time_ms", optional=True)
-    intent = _check_text(intent_checkpoint.get("intent"), "agent_1_intent.intent", INTENT_MAX)
-    sources = _check_count(
-        extraction.get("sources_processed", 1), "agent_2_extraction.sources_processed"
-    )
-    tokens = _check_count(
-        extraction.get("total_tokens_used", 0), "agent_2_extraction.total_tokens_used"
-    )
+    intent = intent_checkpoint.get("intent")
+    if intent is not None and not (
+        type(intent) is str and len(intent) <= INTENT_MAX and intent.isascii()
+        and "\x00" not in intent
+    ):
+        intent = _check_text(intent, "agent_1_intent.intent", INTENT_MAX)
+    sources = extraction.get("sources_processed", 1)
+    if type(sources) is not int or not 0 <= sources <= INT32_MAX:
+        sources = _check_count(sources, "agent_2_extraction.sources_processed")
+    tokens = extraction.get("total_tokens_used", 0)
+    if type(tokens) is not int or not 0 <= tokens <= INT32_MAX:
+        tokens = _check_count(tokens, "agent_2_extraction.total_tokens_used")
 
-    extracted_fields: dict[str, Any] = {}
+    extracted_fields: list[tuple[str, Any, float, str]] = []
     missing: list[str] = []
     report_bytes = 2
     value_limit = limits.value_bytes
-    key_fields, key_field_set = rules.key_fields, rules.key_field_set
-    extra = [k for k in data if k not in key_field_set and k != "extraction_metadata"]
-    for name in (*key_fields, *extra) if extra else key_fields:
-        if not isinstance(name, str) or not name or len(name) > FIELD_NAME_MAX:
-            raise ReportValidationError(
-                "extracted_data", f"field names must be text of 1 to {FIELD_NAME_MAX} characters"
-            )
-        if name.isascii() and "\x00" not in name:
-            name_bytes = len(name)
-        else:
+    key_fields, key_name_bytes = rules.key_fields, rules.key_name_bytes
+    names: Sequence[Any] = key_fields
+    if data.keys() - rules.known_keys:
+        names = [*key_fields, *(k for k in data if k not in rules.known_keys)]
+    for name in names:
+        name_bytes = key_name_bytes.get(name, -1)
+        if name_bytes < 0:
+            _check_field_name(name, "extracted_data")
             name_bytes = _check_json_text(name, "extracted_data")
         value = data.get(name)
         if value is None or (not value.strip() if type(value) is str else _is_empty(value)):
-            if name in key_field_set:
+            if name in key_name_bytes:
                 missing.append(name)
             continue
         field_meta = metadata.get(name)
         if type(field_meta) is not dict:
             field_meta = _mapping(field_meta, f"extraction_metadata.{name}")
-        if name in field_confidence:
-            confidence, given_in = field_confidence[name], 1
-        elif "confidence" in field_meta:
-            confidence, given_in = field_meta["confidence"], 2
-        else:
-            confidence, given_in = 0.5, 0
+        confidence = field_confidence.get(name, _ABSENT)
+        given_in = 1
+        if confidence is _ABSENT:
+            confidence, given_in = field_meta.get("confidence", _ABSENT), 2
+            if confidence is _ABSENT:
+                confidence, given_in = 0.5, 0
         source = field_meta.get("source", "unknown")
         if not isinstance(source, str):
             raise ReportValidationError(f"extraction_metadata.{name}.source", "must be text")
@@ -369,7 +416,7 @@ def _report_row(
             )
         if type(confidence) is not float or not 0.0 <= confidence <= 1.0:
             confidence = _check_confidence(confidence, _confidence_label(name, given_in))
-        extracted_fields[name] = {"value": value, "confidence": confidence, "source": source}
+        extracted_fields.append((name, value, confidence, source))
         # {"name":{"value":…,"confidence":0.123…,"source":…}},
         report_bytes += name_bytes + value_bytes + source_bytes + 64
     if report_bytes > limits.report_bytes:
@@ -389,6 +436,17 @@ def _report_row(
         tokens,
         time_ms,
     )
+
+
+_ABSENT: Any = object()
+
+
+def _check_email_id(value: Any) -> int:
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ReportValidationError("email_id", "must be a whole number")
+    if not 1 <= value <= INT32_MAX:
+        raise ReportValidationError("email_id", f"must be between 1 and {INT32_MAX}")
+    return value
 
 
 def _confidence_label(name: str, given_in: int) -> str:
@@ -520,84 +578,88 @@ def create_processing_reports(
 ) -> int:
     """Store many reports at once (backfills), with the same validation and upsert rules.
 
-    Every input is validated before anything is written; an invalid one raises
+    Every input is validated before the batch is kept: an invalid one raises
     :class:`ReportValidationError` whose field is prefixed with its position
-    (``reports[3].overall_confidence``) and nothing is written, as for an email without an
-    ``incoming_emails`` row (:class:`UnknownEmailError`, ``reports[3].email_id``). The last
-    report given for an email wins. Rows are written in ``email_id`` order, at most
-    ``chunk_size`` per statement, so concurrent batches over overlapping emails cannot
-    deadlock. Returns the number of reports written. Flushes; never commits.
+    (``reports[3].overall_confidence``), and so does an email without an
+    ``incoming_emails`` row (:class:`UnknownEmailError`, ``reports[3].email_id``); then
+    nothing of the batch is written. The last report given for an email wins. Rows are
+    written in ``email_id`` order, at most ``chunk_size`` per statement, so concurrent
+    batches over overlapping emails cannot deadlock. Returns the number of reports
+    written. Flushes; never commits.
 
-    On PostgreSQL (psycopg2, psycopg 3) valid reports are COPYed into a temporary stage,
-    private to the transaction, while the next ones are validated; the upserts read the
-    stage once every report has passed.
+    On PostgreSQL (psycopg2, psycopg 3) the reports are validated in ``email_id`` order,
+    a piece at a time, while the database writes the piece before (COPY into a temporary
+    stage, then one upsert), inside a savepoint that an invalid report rolls back.
     """
     rules = _rules(key_fields)
+    items = list(reports)
+    latest: dict[int, int] = {}  # email_id -> position of its last report
+    for position, item in enumerate(items):
+        try:
+            latest[_check_email_id(item.email_id)] = position
+        except ReportValidationError as exc:
+            raise _at(position, exc) from None
+    # Reports replaced by a later one for the same email are not written, but checked.
+    written = set(latest.values())
+    for position, item in enumerate(items):
+        if position not in written:
+            _checked(item, position, rules)
+    order = [latest[email_id] for email_id in sorted(latest)]
     connection = db.connection(bind_arguments={"mapper": ProcessingReport})
     copy = _copy_writer(connection.connection.driver_connection)
-    pieces = _validated(reports, rules, _STAGE_PIECE if copy is not None else chunk_size)
-    if copy is not None:
-        return _copy_upsert(db, connection, copy, pieces, chunk_size)
-    by_email: dict[int, tuple[Any, ...]] = {}
-    first_position: dict[int, int] = {}
-    for piece in pieces:
-        for position, row in piece:
-            by_email[row[0]] = row
-            first_position.setdefault(row[0], position)
-    if not by_email:
+    if copy is not None and order:
+        db.flush()
+        _copy_upsert(connection, copy, items, order, rules, min(chunk_size, _STAGE_PIECE))
+        return len(order)
+    rows = [_checked(items[position], position, rules) for position in order]
+    if not rows:
         return 0
     known = set(
-        db.scalars(select(IncomingEmail.id).where(IncomingEmail.id.in_(list(by_email)))).all()
+        db.scalars(select(IncomingEmail.id).where(IncomingEmail.id.in_(list(latest)))).all()
     )
-    if len(known) != len(by_email):
-        unknown = min(first_position[email_id] for email_id in by_email.keys() - known)
-        raise UnknownEmailError(f"reports[{unknown}].email_id")
+    unknown = [position for position in order if items[position].email_id not in known]
+    if unknown:
+        raise UnknownEmailError(f"reports[{min(unknown)}].email_id")
     db.flush()
-    ordered = [dict(zip(_COLUMNS, by_email[key], strict=True)) for key in sorted(by_email)]
     stmt = _batch_upsert(_dialect_name(db))
-    for start in range(0, len(ordered), chunk_size):
-        db.execute(stmt, ordered[start : start + chunk_size]).all()
-    return len(ordered)
+    for start in range(0, len(rows), chunk_size):
+        chunk = rows[start : start + chunk_size]
+        db.execute(stmt, [_values(row) for row in chunk]).all()
+    return len(rows)
 
 
-Piece = list[tuple[int, tuple[Any, ...]]]
+def _at(position: int, exc: ReportValidationError) -> ReportValidationError:
+    """The same error, its field prefixed with the report's position in the batch."""
+    return type(exc)(f"reports[{position}].{exc.field}", exc.problem)
 
 
-def _validated(reports: Iterable[ReportInput], rules: _Rules, size: int) -> Iterator[Piece]:
-    """``(position, row)`` of every report, ``size`` at a time; raises naming the first
-    invalid one by its position."""
-    piece: Piece = []
-    for position, item in enumerate(reports):
-        try:
-            row = _report_row(
-                item.email_id,
-                item.extracted_data,
-                item.agent_checkpoints,
-                item.overall_confidence,
-                item.confidence_route,
-                item.needs_review,
-                item.review_reason,
-                item.processing_time_ms,
-                rules,
-            )
-        except ReportValidationError as exc:
-            raise type(exc)(f"reports[{position}].{exc.field}", exc.problem) from None
-        piece.append((position, row))
-        if len(piece) == size:
-            yield piece
-            piece = []
-    if piece:
-        yield piece
+def _checked(item: ReportInput, position: int, rules: _Rules) -> tuple[Any, ...]:
+    try:
+        return _report_row(
+            item.email_id,
+            item.extracted_data,
+            item.agent_checkpoints,
+            item.overall_confidence,
+            item.confidence_route,
+            item.needs_review,
+            item.review_reason,
+            item.processing_time_ms,
+            rules,
+        )
+    except ReportValidationError as exc:
+        raise _at(position, exc) from None
 
 
 # -- COPY: PostgreSQL batches through a staging table -------------------------------------
 
-#: Reports per COPY into the stage: small enough that the server reads one piece while the
-#: next is validated, large enough that a round trip is nothing beside it.
-_STAGE_PIECE = 1_000
+#: Reports per piece on PostgreSQL: the database writes one piece while the next is
+#: validated. A piece's statements cost about 2 ms besides its rows, so pieces are large;
+#: the first is a quarter of that, so the database starts early.
+_STAGE_PIECE = 2_000
 _STAGE = "reportlib_batch_stage"
+_SAVEPOINT = "reportlib_batch"
 # ON COMMIT DROP: nothing of the stage outlives the caller's transaction. position: the
-# report's place in the caller's input.
+# report's place in the caller's input, for the error that names it.
 _CREATE_STAGE = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} ("
     "email_id integer NOT NULL, extracted_fields jsonb NOT NULL, missing_fields jsonb, "
@@ -613,11 +675,9 @@ _FIRST_UNKNOWN_EMAIL = (
     f"SELECT min(s.position) FROM {_STAGE} AS s "
     "WHERE (SELECT e.id FROM incoming_emails AS e WHERE e.id = s.email_id) IS NULL"
 )
-_DROP_SUPERSEDED = f"DELETE FROM {_STAGE} WHERE position = ANY(CAST(%(positions)s AS integer[]))"
-_INDEX_STAGE = f"CREATE INDEX IF NOT EXISTS {_STAGE}_email_id ON {_STAGE} (email_id)"
 _UPSERT_FROM_STAGE = (
     f"INSERT INTO processing_reports ({', '.join(_COLUMNS)}) "
-    f"SELECT {', '.join(_COLUMNS)} FROM {_STAGE}{{where}} ORDER BY email_id "
+    f"SELECT {', '.join(_COLUMNS)} FROM {_STAGE} ORDER BY email_id "
     "ON CONFLICT (email_id) DO UPDATE SET "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in _UPDATED_ON_CONFLICT)
     + ", created_at = statement_timestamp()"
@@ -636,24 +696,24 @@ def _copy_json(text: str) -> str:
     return text.replace("\\", "\\\\") if "\\" in text else text
 
 
-def _fields_json(fields: dict[str, dict[str, Any]]) -> str:
-    """``extracted_fields`` as :func:`jsoncodec.dumps` writes it, knowing the shape
-    :func:`_report_row` gives each entry: a float confidence, a text source."""
+def _fields_json(fields: Sequence[tuple[str, Any, float, str]]) -> str:
+    """The extracted fields of :func:`_report_row` as :func:`jsoncodec.dumps` writes
+    ``extracted_fields`` (a float confidence, a text source)."""
     quote, dump = jsoncodec.quote, jsoncodec.dumps_plain
     return (
         "{"
         + ",".join(
             [
-                f'{quote(name)}:{{"value":{dump(entry["value"])},'
-                f'"confidence":{entry["confidence"]!r},"source":{quote(entry["source"])}}}'
-                for name, entry in fields.items()
+                f'{quote(name)}:{{"value":{dump(value)},'
+                f'"confidence":{confidence!r},"source":{quote(source)}}}'
+                for name, value, confidence, source in fields
             ]
         )
         + "}"
     )
 
 
-def _copy_lines(piece: Piece) -> str:
+def _copy_lines(piece: Sequence[tuple[int, tuple[Any, ...]]]) -> str:
     """Validated rows (:func:`_report_row`) and their positions as COPY text."""
     return "".join(
         [
@@ -662,7 +722,7 @@ def _copy_lines(piece: Piece) -> str:
                 email_id,
                 _copy_json(_fields_json(fields)),
                 _copy_json(jsoncodec.dumps_plain(missing)),
-                float(overall),
+                overall,
                 _copy_text(route),
                 "t" if flagged else "f",
                 _copy_text(reason),
@@ -693,7 +753,8 @@ CopyWriter = Callable[[Any, str, str], None]
 
 
 def _copy_psycopg2(cursor: Any, sql: str, data: str) -> None:
-    cursor.copy_expert(sql, io.StringIO(data))
+    # One read of the whole piece: each read takes the GIL back from the validating thread.
+    cursor.copy_expert(sql, io.StringIO(data), size=max(len(data), 8192))
 
 
 def _copy_psycopg(cursor: Any, sql: str, data: str) -> None:
@@ -713,62 +774,70 @@ def _copy_writer(driver_connection: Any) -> CopyWriter | None:
 
 
 def _copy_upsert(
-    db: Session, connection: Any, copy: CopyWriter, pieces: Iterator[Piece], chunk_size: int
-) -> int:
-    """Stage every valid report, then upsert from the stage in ``email_id`` order: the
-    same rows, conflict rule and triggers as the INSERT path, without a bound parameter
-    per value."""
-    driver = connection.connection.driver_connection
-    latest: dict[int, int] = {}  # email_id -> position of its last report
-    superseded: list[int] = []
+    connection: Any,
+    copy: CopyWriter,
+    items: Sequence[ReportInput],
+    order: Sequence[int],
+    rules: _Rules,
+    piece_size: int,
+) -> None:
+    """Validate and write the reports at ``order`` (positions, in ``email_id`` order)
+    piece by piece: this thread validates and formats a piece while a worker thread
+    COPYs the one before into the stage and upserts it. Pieces go in ``email_id`` order,
+    each upsert in ``email_id`` order, so rows are locked in one order throughout.
+
+    Only the worker uses the connection while it runs; this thread touches it again only
+    once the worker is done. It runs in a copy of the caller's context, so tracing sees
+    its statements where they belong. An invalid report, or an unknown email, rolls the
+    savepoint back: nothing of the batch stays.
+    """
     connection.exec_driver_sql(_CREATE_STAGE)
-    connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
-    # The server reads one piece while this thread validates and formats the next. Only
-    # that worker uses the connection until it is done: nothing else here touches it.
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        sent: Future[None] | None = None
-        try:
-            for piece in pieces:
-                for position, row in piece:
-                    earlier = latest.get(row[0])
-                    if earlier is not None:
-                        superseded.append(earlier)
-                    latest[row[0]] = position
-                data = _copy_lines(piece)
+    connection.exec_driver_sql(f"SAVEPOINT {_SAVEPOINT}")
+    try:
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            sent: Future[None] | None = None
+            try:
+                for start, end in _piece_bounds(len(order), piece_size):
+                    piece = [
+                        (position, _checked(items[position], position, rules))
+                        for position in order[start:end]
+                    ]
+                    data = _copy_lines(piece)
+                    if sent is not None:
+                        sent.result()
+                    sent = worker.submit(
+                        contextvars.copy_context().run, _write_piece, connection, copy, data
+                    )
+            finally:
                 if sent is not None:
                     sent.result()
-                sent = worker.submit(_copy_piece, driver, copy, data)
-        finally:
-            if sent is not None:
-                sent.result()
-    if not latest:
-        return 0
-    db.flush()
-    unknown = connection.exec_driver_sql(_FIRST_UNKNOWN_EMAIL).scalar()
-    if unknown is not None:
-        raise UnknownEmailError(f"reports[{unknown}].email_id")
-    if superseded:
-        connection.exec_driver_sql(_DROP_SUPERSEDED, {"positions": superseded})
-    emails = sorted(latest)
-    if len(emails) <= chunk_size:
-        connection.exec_driver_sql(_UPSERT_FROM_STAGE.format(where=""))
-        return len(emails)
-    # Several statements, each a range of emails: an index saves reading the whole stage
-    # for every one.
-    connection.exec_driver_sql(_INDEX_STAGE)
-    upsert = _UPSERT_FROM_STAGE.format(where=" WHERE email_id BETWEEN %(low)s AND %(high)s")
-    for start in range(0, len(emails), chunk_size):
-        chunk = emails[start : start + chunk_size]
-        connection.exec_driver_sql(upsert, {"low": chunk[0], "high": chunk[-1]})
-    return len(emails)
+    except ReportValidationError:
+        connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+        connection.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        raise
+    connection.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
 
 
-def _copy_piece(driver_connection: Any, copy: CopyWriter, data: str) -> None:
-    cursor = driver_connection.cursor()
+def _piece_bounds(total: int, size: int) -> list[tuple[int, int]]:
+    """``[start, end)`` of each piece: a first one of a quarter of ``size``, then ``size``."""
+    bounds = [(0, min(total, max(size // 4, 1)))]
+    while bounds[-1][1] < total:
+        start = bounds[-1][1]
+        bounds.append((start, min(total, start + size)))
+    return bounds
+
+
+def _write_piece(connection: Any, copy: CopyWriter, data: str) -> None:
+    connection.exec_driver_sql(f"TRUNCATE {_STAGE}")
+    cursor = connection.connection.driver_connection.cursor()
     try:
         copy(cursor, _COPY_STAGE, data)
     finally:
         cursor.close()
+    unknown = connection.exec_driver_sql(_FIRST_UNKNOWN_EMAIL).scalar()
+    if unknown is not None:
+        raise UnknownEmailError(f"reports[{unknown}].email_id")
+    connection.exec_driver_sql(_UPSERT_FROM_STAGE)
 
 
 def get_processing_report(db: Session, email_id: int) -> ProcessingReport | None:

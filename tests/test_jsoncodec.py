@@ -78,7 +78,8 @@ def test_plain_writer_hands_anything_else_to_dumps(value: Any) -> None:
     )
 )
 def test_batch_fields_text_is_what_dumps_writes(fields: dict[str, Any]) -> None:
-    assert _fields_json(fields) == jsoncodec.dumps(fields)
+    entries = [(name, e["value"], e["confidence"], e["source"]) for name, e in fields.items()]
+    assert _fields_json(entries) == jsoncodec.dumps(fields)
 
 
 @pytest.mark.parametrize(

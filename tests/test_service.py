@@ -416,21 +416,26 @@ def test_batch_writes_validate_everything_first(db: Session) -> None:
 def test_batch_errors_name_the_input_position_and_write_nothing(
     db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Pieces of two: on PostgreSQL the bad report comes after earlier pieces were staged.
+    # Pieces of two: on PostgreSQL the bad report comes after earlier pieces were written
+    # (and rolled back).
     monkeypatch.setattr(service, "_STAGE_PIECE", 2)
     ids = [next_email_id() for _ in range(5)]
     for email_id in ids:
         ensure_incoming_email(db, email_id)
     good = [ReportInput(i, extracted(), checkpoints(), 0.9, "high", False) for i in ids]
     before = _row_counts(db)
-    unknown = ReportInput(2_000_000_001, {}, {}, 0.5, "low", False)
+    unknown = [ReportInput(2_000_000_000 + n, {}, {}, 0.5, "low", False) for n in (1, 2)]
     with pytest.raises(UnknownEmailError) as caught:
-        create_processing_reports(db, [*good[:3], unknown, *good[3:], unknown])
+        create_processing_reports(db, [*good[:3], unknown[0], *good[3:], unknown[1]])
     assert caught.value.field == "reports[3].email_id"
-    oversized = ReportInput(ids[0], {"client_name": "x" * 70_000}, {}, 0.5, "low", False)
+    oversized = ReportInput(ids[-1] + 1, {"client_name": "x" * 70_000}, {}, 0.5, "low", False)
     with pytest.raises(ReportTooLargeError) as caught_too_large:
         create_processing_reports(db, [*good, oversized])
     assert caught_too_large.value.field == "reports[5].client_name"
+    replaced = ReportInput(ids[0], {}, {}, "high", "low", False)
+    with pytest.raises(ReportValidationError) as caught_replaced:
+        create_processing_reports(db, [replaced, *good])  # checked, though not written
+    assert caught_replaced.value.field == "reports[0].overall_confidence"
     assert _row_counts(db) == before
     # The caller's transaction goes on: the valid batch is written in full.
     assert create_processing_reports(db, good) == 5
