@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reportlib import jsoncodec
@@ -609,23 +610,37 @@ def create_processing_reports(
     copy = _copy_writer(connection.connection.driver_connection)
     if copy is not None and order:
         db.flush()
-        _copy_upsert(connection, copy, items, order, rules, min(chunk_size, _STAGE_PIECE))
+        try:
+            _copy_upsert(connection, copy, items, order, rules, min(chunk_size, _STAGE_PIECE))
+        except IntegrityError as exc:
+            # The savepoint is rolled back; the foreign key found an email without a row.
+            if _constraint_name(exc) != _EMAIL_FOREIGN_KEY:
+                raise
+            unknown = _first_unknown_email(db, latest)
+            if unknown is None:  # its row was written meanwhile: the error stands
+                raise
+            raise UnknownEmailError(f"reports[{unknown}].email_id") from None
         return len(order)
     rows = [_checked(items[position], position, rules) for position in order]
     if not rows:
         return 0
-    known = set(
-        db.scalars(select(IncomingEmail.id).where(IncomingEmail.id.in_(list(latest)))).all()
-    )
-    unknown = [position for position in order if items[position].email_id not in known]
-    if unknown:
-        raise UnknownEmailError(f"reports[{min(unknown)}].email_id")
+    unknown = _first_unknown_email(db, latest)
+    if unknown is not None:
+        raise UnknownEmailError(f"reports[{unknown}].email_id")
     db.flush()
     stmt = _batch_upsert(_dialect_name(db))
     for start in range(0, len(rows), chunk_size):
         chunk = rows[start : start + chunk_size]
         db.execute(stmt, [_values(row) for row in chunk]).all()
     return len(rows)
+
+
+def _first_unknown_email(db: Session, latest: Mapping[int, int]) -> int | None:
+    """The first position (of ``latest``: email_id -> position) whose email has no
+    ``incoming_emails`` row, or None."""
+    known = set(db.scalars(select(IncomingEmail.id).where(IncomingEmail.id.in_(list(latest)))))
+    unknown = [position for email_id, position in latest.items() if email_id not in known]
+    return min(unknown) if unknown else None
 
 
 def _at(position: int, exc: ReportValidationError) -> ReportValidationError:
@@ -658,23 +673,18 @@ def _checked(item: ReportInput, position: int, rules: _Rules) -> tuple[Any, ...]
 _STAGE_PIECE = 2_000
 _STAGE = "reportlib_batch_stage"
 _SAVEPOINT = "reportlib_batch"
-# ON COMMIT DROP: nothing of the stage outlives the caller's transaction. position: the
-# report's place in the caller's input, for the error that names it.
+# Checked by the database for every row anyway: a violation names an unknown email.
+_EMAIL_FOREIGN_KEY = "fk_processing_reports_email_id_incoming_emails"
+# ON COMMIT DROP: nothing of the stage outlives the caller's transaction.
 _CREATE_STAGE = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} ("
     "email_id integer NOT NULL, extracted_fields jsonb NOT NULL, missing_fields jsonb, "
     "overall_confidence double precision NOT NULL, confidence_route varchar(20) NOT NULL, "
     "needs_review boolean NOT NULL, review_reason varchar(100), intent varchar(50), "
     "sources_processed integer NOT NULL, total_tokens_used integer NOT NULL, "
-    "processing_time_ms integer, position integer NOT NULL) ON COMMIT DROP"
+    "processing_time_ms integer) ON COMMIT DROP"
 )
-_COPY_STAGE = f"COPY {_STAGE} ({', '.join(_COLUMNS)}, position) FROM STDIN"
-# A scalar subquery, not NOT EXISTS: the stage has no statistics, and an anti-join could
-# be planned as a scan of every email instead of one index probe per report.
-_FIRST_UNKNOWN_EMAIL = (
-    f"SELECT min(s.position) FROM {_STAGE} AS s "
-    "WHERE (SELECT e.id FROM incoming_emails AS e WHERE e.id = s.email_id) IS NULL"
-)
+_COPY_STAGE = f"COPY {_STAGE} ({', '.join(_COLUMNS)}) FROM STDIN"
 _UPSERT_FROM_STAGE = (
     f"INSERT INTO processing_reports ({', '.join(_COLUMNS)}) "
     f"SELECT {', '.join(_COLUMNS)} FROM {_STAGE} ORDER BY email_id "
@@ -684,7 +694,7 @@ _UPSERT_FROM_STAGE = (
 )
 # COPY's text format: backslash escapes for the characters that delimit fields and rows.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_COPY_LINE = "%d\t%s\t%s\t%r\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\n"
+_COPY_LINE = "%d\t%s\t%s\t%r\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n"
 
 
 def _copy_text(value: str | None) -> str:
@@ -713,8 +723,8 @@ def _fields_json(fields: Sequence[tuple[str, Any, float, str]]) -> str:
     )
 
 
-def _copy_lines(piece: Sequence[tuple[int, tuple[Any, ...]]]) -> str:
-    """Validated rows (:func:`_report_row`) and their positions as COPY text."""
+def _copy_lines(rows: Sequence[tuple[Any, ...]]) -> str:
+    """Validated rows (:func:`_report_row`) as COPY text."""
     return "".join(
         [
             _COPY_LINE
@@ -730,9 +740,8 @@ def _copy_lines(piece: Sequence[tuple[int, tuple[Any, ...]]]) -> str:
                 sources,
                 tokens,
                 "\\N" if time_ms is None else f"{time_ms:d}",
-                position,
             )
-            for position, (
+            for (
                 email_id,
                 fields,
                 missing,
@@ -744,7 +753,7 @@ def _copy_lines(piece: Sequence[tuple[int, tuple[Any, ...]]]) -> str:
                 sources,
                 tokens,
                 time_ms,
-            ) in piece
+            ) in rows
         ]
     )
 
@@ -788,8 +797,9 @@ def _copy_upsert(
 
     Only the worker uses the connection while it runs; this thread touches it again only
     once the worker is done. It runs in a copy of the caller's context, so tracing sees
-    its statements where they belong. An invalid report, or an unknown email, rolls the
-    savepoint back: nothing of the batch stays.
+    its statements where they belong. An invalid report, or a database error (an
+    unknown email fails the foreign key), rolls the savepoint back: nothing of the batch
+    stays.
     """
     connection.exec_driver_sql(_CREATE_STAGE)
     connection.exec_driver_sql(f"SAVEPOINT {_SAVEPOINT}")
@@ -798,11 +808,9 @@ def _copy_upsert(
             sent: Future[None] | None = None
             try:
                 for start, end in _piece_bounds(len(order), piece_size):
-                    piece = [
-                        (position, _checked(items[position], position, rules))
-                        for position in order[start:end]
-                    ]
-                    data = _copy_lines(piece)
+                    data = _copy_lines(
+                        [_checked(items[position], position, rules) for position in order[start:end]]
+                    )
                     if sent is not None:
                         sent.result()
                     sent = worker.submit(
@@ -811,7 +819,7 @@ def _copy_upsert(
             finally:
                 if sent is not None:
                     sent.result()
-    except ReportValidationError:
+    except (ReportValidationError, IntegrityError):
         connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
         connection.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
         raise
@@ -834,10 +842,12 @@ def _write_piece(connection: Any, copy: CopyWriter, data: str) -> None:
         copy(cursor, _COPY_STAGE, data)
     finally:
         cursor.close()
-    unknown = connection.exec_driver_sql(_FIRST_UNKNOWN_EMAIL).scalar()
-    if unknown is not None:
-        raise UnknownEmailError(f"reports[{unknown}].email_id")
     connection.exec_driver_sql(_UPSERT_FROM_STAGE)
+
+
+def _constraint_name(exc: IntegrityError) -> str | None:
+    # psycopg2 and psycopg 3 both report the violated constraint in the error's diag.
+    return getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
 
 
 def get_processing_report(db: Session, email_id: int) -> ProcessingReport | None:
