@@ -50,8 +50,21 @@ def start_error_reporting() -> bool:
 
 
 def report_error(exc: BaseException, *, page: str, filters: Mapping[str, str]) -> str | None:
-    """Send ``exc`` to Sentry (if configured); returns the event id. Never raises."""
+    """Log ``exc`` and send it to Sentry (if configured), once; returns the event id.
+
+    The one way the dashboard reports an error it did not expect, from the boundary and
+    from widget callbacks alike. The log line names the page and the exception type only,
+    because an exception's message may carry values. Never raises.
+    """
+    # A warning, not an error: the logging integration would turn an error record into a
+    # second Sentry event next to this one.
+    logger.warning("page %s failed: %s", page, type(exc).__name__)
     return capture_page_error(exc, page=page, filters=filters)
+
+
+def unexpected_message(event_id: str | None) -> str:
+    """What a viewer is told about an unexpected error: no details, the event to quote."""
+    return UNEXPECTED + (f" Reference: {event_id}." if event_id else "")
 
 
 def _is_missing_table(exc: BaseException) -> bool:
@@ -109,12 +122,8 @@ def run_page(render: Callable[[], T], *, page: str, filters: Callable[[], Mappin
             report_error(exc, page=page, filters=safe_filters)
             st.error(problem, icon=":material/cloud_off:")
         else:
-            # A warning, not an error: the logging integration would turn an error record
-            # into a second Sentry event next to report_error's.
-            logger.warning("page %s failed: %s", page, type(exc).__name__)
             event_id = report_error(exc, page=page, filters=safe_filters)
-            reference = f" Reference: {event_id}." if event_id else ""
-            st.error(UNEXPECTED + reference, icon=":material/error:")
+            st.error(unexpected_message(event_id), icon=":material/error:")
         st.stop()
 
 

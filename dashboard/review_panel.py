@@ -13,7 +13,6 @@ Untrusted text (field names, reviewer names, corrected values, notes) is only ha
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +34,6 @@ from reportlib.review import (
     check_reviewer,
     parse_corrected_value,
 )
-
-logger = logging.getLogger(__name__)
 
 REVIEWER_KEY = "review_reviewer"
 NAME_INPUT_KEY = "review_name_input"
@@ -170,11 +167,9 @@ def _failed(exc: Exception, email_id: int | None, suffix: str = "") -> None:
     if isinstance(exc, ReportlibError):
         _flash(email_id, "error", _sentence(str(exc)) + suffix)
         return
-    # A callback runs outside the page's error boundary: report it the same way.
-    logger.error("review action failed: %s", type(exc).__name__)
+    # A callback runs outside the page's error boundary: report it the same way, once.
     event_id = boundary.report_error(exc, page="review", filters={})
-    reference = f" Reference: {event_id}." if event_id else ""
-    _flash(email_id, "error", boundary.UNEXPECTED + reference + suffix)
+    _flash(email_id, "error", boundary.unexpected_message(event_id) + suffix)
 
 
 # --------------------------------------------------------------------------- navigation

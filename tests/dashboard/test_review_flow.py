@@ -13,21 +13,24 @@ import random
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
+import sentry_sdk
 import streamlit as st
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from dashboard import filters, quality_charts, review_data, ui
+from dashboard import boundary, filters, quality_charts, review_data, ui
 from reportlib import create_processing_report, migrate, quality, queries, review
+from reportlib.config import get_settings
 from reportlib.db import make_engine
 from reportlib.demo import seed_demo
 from reportlib.demo_review import seed_review_history
 from reportlib.models import AuditEvent, ReviewClaim, ReviewDecision, ReviewFieldVerdict
+from reportlib.monitoring import shutdown_sentry
 from reportlib.queries import ReportFilter
 from reportlib.review import ReviewItem
 from tests.clock import clear_of_utc_midnight
@@ -37,6 +40,11 @@ from tests.dashboard.helpers import (
     assert_default_filter,
     new_app,
 )
+
+if TYPE_CHECKING:
+    from tests.sentry_receiver import SentryReceiver
+
+pytest_plugins = ["tests.sentry_receiver"]
 
 REVIEWER = "Rita Reviewer"
 OTHER = "other.reviewer@inkasso.example"
@@ -501,6 +509,114 @@ def test_local_mode_needs_a_valid_name_before_claiming(db: Engine) -> None:
     assert not at.button(key="review_next").disabled
     at.button(key="review_change_name").click().run()
     assert at.button(key="review_next").disabled
+
+
+# --------------------------------------------------------------------------- Sentry
+
+# What a driver message may carry ("Failing row contains (...)"): never to leave the process.
+PERSONAL_IN_ERROR = "Erika Mustermann owes 1234.56 EUR"
+
+
+@pytest.fixture
+def sentry(
+    db: Engine, sentry_receiver: SentryReceiver, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SentryReceiver]:
+    """Sentry on, sending to a local receiver; the app starts it itself from SENTRY_DSN."""
+    # After ``db``: pointing the dashboard at a database unsets SENTRY_DSN.
+    monkeypatch.setenv("SENTRY_DSN", sentry_receiver.dsn)
+    monkeypatch.setenv("SENTRY_TRACES_SAMPLE_RATE", "0")
+    get_settings.cache_clear()
+    # An earlier app in this process may have started error reporting without a DSN.
+    boundary.start_error_reporting.clear()
+    try:
+        with sentry_sdk.isolation_scope():
+            yield sentry_receiver
+    finally:
+        shutdown_sentry()
+        boundary.start_error_reporting.clear()
+        get_settings.cache_clear()
+
+
+def refuse_inserts(engine: Engine, table: str, when: str = "1") -> None:
+    """Make ``table`` refuse new rows with an error that is not reportlib's."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} WHEN {when} "
+                f"BEGIN SELECT RAISE(ABORT, '{PERSONAL_IN_ERROR}'); END"
+            )
+        )
+
+
+def only_event(receiver: SentryReceiver) -> dict[str, Any]:
+    """The one event that arrived once everything queued was sent."""
+    sentry_sdk.flush(timeout=5)
+    assert not receiver.wait_for(lambda r: len(r.items("event")) > 1, timeout=1.0)
+    events = receiver.events()
+    assert len(events) == 1, [e.get("logentry") or e.get("exception") for e in events]
+    return events[0]
+
+
+def assert_reported_once(
+    at: AppTest,
+    receiver: SentryReceiver,
+    caplog: pytest.LogCaptureFixture,
+    *,
+    page: str,
+    filters: dict[str, str],
+) -> None:
+    """One log line and one Sentry event for the failure, the event referenced on screen,
+    and the personal text of the error nowhere."""
+    assert [e.value for e in at.exception] == []
+    event = only_event(receiver)
+    assert error_text(at).startswith(f"{boundary.UNEXPECTED} Reference: {event['event_id']}.")
+    assert event["level"] == "error"
+    assert [(e["type"], e["value"]) for e in event["exception"]["values"]] == [
+        ("IntegrityError", "IntegrityError (sqlite=SQLITE_CONSTRAINT_TRIGGER; message withheld)"),
+        (
+            "IntegrityError",
+            "IntegrityError (code=gkpj, sqlite=SQLITE_CONSTRAINT_TRIGGER; message withheld)",
+        ),
+    ]
+    assert event["tags"] == {"page": page}
+    assert event["contexts"]["dashboard"] == {"page": page, "filters": filters}
+    # The log line travels with the event as its template, without the values.
+    assert event["breadcrumbs"]["values"][-1]["message"] == "page %s failed: %s"
+    dashboard_logs = [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("dashboard")
+    ]
+    assert dashboard_logs == [("WARNING", f"page {page} failed: IntegrityError")]
+    assert PERSONAL_IN_ERROR.encode() not in b"".join(receiver.raw_bodies())
+    assert PERSONAL_IN_ERROR not in caplog.text
+    assert receiver.errors == []
+
+
+def test_a_failing_review_action_is_reported_once(
+    db: Engine, sentry: SentryReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    refuse_inserts(db, "review_claims")
+    at = review_page()
+    assert sentry_sdk.get_client().is_active()
+    before = counts(db)
+    caplog.clear()
+    at.button(key="review_next").click().run()
+    assert_reported_once(at, sentry, caplog, page="review", filters={})
+    assert counts(db) == before
+
+
+def test_a_failing_page_is_reported_once(
+    db: Engine, sentry: SentryReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    refuse_inserts(db, "audit_events", when="NEW.action = 'drilldown_viewed'")
+    at = review_page()
+    email_id = queue_emails(at)[0]
+    caplog.clear()
+    at.query_params["email_id"] = str(email_id)
+    at.run()
+    assert_reported_once(
+        at, sentry, caplog, page="review", filters=filters.describe(applied_filter(at))
+    )
+    assert at.main.subheader.len == 0
 
 
 # --------------------------------------------------------------------------- the queue
