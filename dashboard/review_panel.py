@@ -1,6 +1,7 @@
-"""The review actions: who is reviewing, claim / release, per-field verdicts, the decision.
+"""The review actions: who is reviewing, claim / release, the decision, and the history.
 
 Shown inside the drill-down to roles that may review (``reportlib.access.can_review``).
+The decision form itself (verdicts, outcome, note) is :mod:`dashboard.review_form`.
 Every action runs in a widget callback, before the page is drawn again, so the page
 then shows the state the action left behind. A reportlib error ends up as ``st.error``
 with reportlib's message, which names fields and reports, never values; the form keeps
@@ -12,28 +13,18 @@ Untrusted text (field names, reviewer names, corrected values, notes) is only ha
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, boundary, review_data, ui
+from dashboard import auth, boundary, review_data, review_form, ui
+from dashboard.review_form import OUTCOMES
 from dashboard.values import EMPTY, display_value, markdown_text, plain_frame, plain_text
 from reportlib.access import can_review
 from reportlib.errors import ReportlibError
 from reportlib.queries import ReportDetail
-from reportlib.review import (
-    NOTE_MAX,
-    DecisionRecord,
-    FieldVerdict,
-    ReviewField,
-    ReviewItem,
-    check_reviewer,
-    parse_corrected_value,
-)
+from reportlib.review import DecisionRecord, ReviewItem, check_reviewer
 
 REVIEWER_KEY = "review_reviewer"
 NAME_INPUT_KEY = "review_name_input"
@@ -43,13 +34,6 @@ QUEUE_NONCE_KEY = "queue_nonce"
 TAB_KEY = "review_tab"
 QUEUE_TAB = "Queue"
 
-EXTRACTED_VERDICTS = {
-    "correct": "Correct",
-    "corrected": "Wrong: correct it",
-    "absent": "Not in the email",
-}
-MISSING_VERDICTS = {"absent": "Truly absent", "corrected": "Missed: give the value"}
-OUTCOMES = {"approved": "Approved", "corrected": "Corrected", "rejected": "Rejected"}
 VERDICT_NAMES = {"correct": "correct", "corrected": "corrected", "absent": "absent"}
 
 # --------------------------------------------------------------------------- identity
@@ -287,89 +271,17 @@ def _render_claim(item: ReviewItem, who: str | None) -> bool:
 # --------------------------------------------------------------------------- decide
 
 
-@dataclass(frozen=True)
-class _FormKeys:
-    """Widget keys of one report's form; the processing time makes each processing's
-    form its own, so a re-processed report never inherits stale verdicts."""
-
-    prefix: str
-    count: int
-
-    @classmethod
-    def of(cls, item: ReviewItem) -> _FormKeys:
-        stamp = int(item.created_at.timestamp() * 1_000_000)
-        return cls(prefix=f"rv_{item.report_id}_{stamp}", count=len(item.fields))
-
-    def verdict(self, index: int) -> str:
-        return f"{self.prefix}_verdict_{index}"
-
-    def value(self, index: int) -> str:
-        return f"{self.prefix}_value_{index}"
-
-    @property
-    def outcome(self) -> str:
-        return f"{self.prefix}_outcome"
-
-    @property
-    def note(self) -> str:
-        return f"{self.prefix}_note"
-
-    def all(self) -> list[str]:
-        keys = [self.outcome, self.note]
-        for index in range(self.count):
-            keys += [self.verdict(index), self.value(index)]
-        return keys
-
-
-@dataclass(frozen=True)
-class _Submission:
-    """What a submit needs from the form as it was drawn (the values stay in state)."""
-
-    report_id: int
-    email_id: int
-    created_at: dt.datetime
-    keys: _FormKeys
-    fields: tuple[ReviewField, ...]
-
-
-class _FormIncomplete(ReportlibError):
-    """The form lacks a verdict or the outcome (checked before asking reportlib)."""
-
-
-def _verdicts(sub: _Submission) -> dict[str, FieldVerdict | str]:
-    """The verdicts from the form; raises ReviewInputError naming the first bad field."""
-    state = st.session_state
-    unset = [f.name for i, f in enumerate(sub.fields) if state.get(sub.keys.verdict(i)) is None]
-    if unset:
-        raise _FormIncomplete(
-            f"Give a verdict for every field ({len(unset)} still open: {', '.join(unset)})."
-        )
-    verdicts: dict[str, FieldVerdict | str] = {}
-    for index, field in enumerate(sub.fields):
-        verdict = state[sub.keys.verdict(index)]
-        if verdict == "corrected":
-            value = parse_corrected_value(
-                field.name,
-                state.get(sub.keys.value(index)) or "",
-                like=None if field.was_missing else field.value,
-            )
-            verdicts[field.name] = FieldVerdict("corrected", value)
-        else:
-            verdicts[field.name] = str(verdict)
-    return verdicts
-
-
-def _submit(sub: _Submission) -> None:
+def _submit(sub: review_form.Submission) -> None:
     who = reviewer()
     if who is None:
         _flash(sub.email_id, "error", "Enter your name before deciding.")
         return
     kept = " Nothing was saved; your entries are kept."
     try:
-        verdicts = _verdicts(sub)
+        verdicts = review_form.read_verdicts(sub)
         outcome = st.session_state.get(sub.keys.outcome)
         if outcome is None:
-            raise _FormIncomplete("Choose an outcome: approved, corrected or rejected.")
+            raise review_form.FormIncomplete("Choose an outcome: approved, corrected or rejected.")
         record = review_data.decide(
             report_id=sub.report_id,
             reviewer=who,
@@ -379,7 +291,7 @@ def _submit(sub: _Submission) -> None:
             report_created_at=sub.created_at,
         )
     except Exception as exc:  # noqa: BLE001 - shown to the reviewer, see _failed
-        _failed(exc, sub.email_id, "" if isinstance(exc, _FormIncomplete) else kept)
+        _failed(exc, sub.email_id, "" if isinstance(exc, review_form.FormIncomplete) else kept)
         return
     for key in sub.keys.all():
         st.session_state.pop(key, None)
@@ -402,110 +314,6 @@ def _done_summary(record: DecisionRecord) -> dict[str, Any]:
             if v.verdict == "corrected"
         ],
     }
-
-
-def _suggested_outcome(item: ReviewItem, keys: _FormKeys) -> str | None:
-    chosen = [st.session_state.get(keys.verdict(i)) for i in range(len(item.fields))]
-    if any(v is None for v in chosen):
-        return None
-    changed = any(
-        v == "corrected" or (v == "absent" and not f.was_missing)
-        for v, f in zip(chosen, item.fields, strict=True)
-    )
-    return "corrected" if changed else "approved"
-
-
-def _all_correct(keys: _FormKeys, fields: Sequence[ReviewField]) -> None:
-    for index, field in enumerate(fields):
-        if not field.was_missing and st.session_state.get(keys.verdict(index)) is None:
-            st.session_state[keys.verdict(index)] = "correct"
-
-
-def _render_form(item: ReviewItem) -> None:
-    keys = _FormKeys.of(item)
-    st.markdown("**Your decision**")
-    st.caption(
-        "For each field: is the extracted value right? For a field marked missing: is it "
-        "truly absent from the email, or did the extractor miss it?"
-    )
-    if any(not f.was_missing for f in item.fields):
-        st.button(
-            "Mark unset extracted values correct",
-            key=f"{keys.prefix}_all_correct",
-            on_click=_all_correct,
-            args=(keys, item.fields),
-            type="tertiary",
-            icon=":material/done_all:",
-        )
-    header = st.columns([2, 1, 4, 4])
-    for column, title in zip(
-        header, ("Field", "Confidence", "Verdict", "Corrected value"), strict=True
-    ):
-        column.caption(title)
-    for index, field in enumerate(item.fields):
-        name, confidence, verdict_col, value_col = st.columns(
-            [2, 1, 4, 4], vertical_alignment="center"
-        )
-        name.text(plain_text(field.name))
-        if field.was_missing:
-            confidence.text("missing")
-        else:
-            confidence.text(EMPTY if field.confidence is None else f"{field.confidence:.2f}")
-        labels = MISSING_VERDICTS if field.was_missing else EXTRACTED_VERDICTS
-        verdict = verdict_col.segmented_control(
-            f"Verdict for field {index + 1}",
-            options=list(labels),
-            format_func=labels.__getitem__,
-            key=keys.verdict(index),
-            label_visibility="collapsed",
-            persist_state="session",
-        )
-        if verdict == "corrected":
-            value_col.text_input(
-                f"Corrected value for field {index + 1}",
-                key=keys.value(index),
-                label_visibility="collapsed",
-                placeholder="The value in the email"
-                + (" (several: separate with commas)" if isinstance(field.value, list) else ""),
-                persist_state="session",
-            )
-    left, right = st.columns([1, 1], vertical_alignment="top")
-    with left:
-        st.segmented_control(
-            "Outcome",
-            options=list(OUTCOMES),
-            format_func=OUTCOMES.__getitem__,
-            key=keys.outcome,
-            persist_state="session",
-            help="Approved: every value right. Corrected: you corrected something. "
-            "Rejected: the report is unusable (e.g. not a debt letter).",
-        )
-        suggested = _suggested_outcome(item, keys)
-        if suggested is not None:
-            st.caption(f"From your verdicts: {OUTCOMES[suggested]}.")
-    right.text_area(
-        "Note (optional)",
-        key=keys.note,
-        max_chars=NOTE_MAX,
-        height=90,
-        persist_state="session",
-    )
-    st.button(
-        "Submit decision",
-        key=f"{keys.prefix}_submit",
-        type="primary",
-        icon=":material/check:",
-        on_click=_submit,
-        args=(
-            _Submission(
-                report_id=item.report_id,
-                email_id=item.email_id,
-                created_at=item.created_at,
-                keys=keys,
-                fields=item.fields,
-            ),
-        ),
-    )
 
 
 def _render_done(email_id: int) -> None:
@@ -596,5 +404,5 @@ def render(detail: ReportDetail) -> None:
         render_flash(item.email_id)
         _render_done(item.email_id)
         if _render_claim(item, who) and who is not None:
-            _render_form(item)
+            review_form.render(item, on_submit=_submit)
         _render_history(item)
