@@ -20,8 +20,13 @@ import streamlit as st
 
 from dashboard.values import EMPTY, plain_text
 from reportlib.errors import ReportlibError
-from reportlib.review import FieldVerdict, ReviewField, ReviewItem, parse_corrected_value
-from reportlib.review.records import NOTE_MAX
+from reportlib.review import (
+    NOTE_MAX,
+    FieldVerdict,
+    ReviewField,
+    ReviewItem,
+    parse_corrected_value,
+)
 
 EXTRACTED_VERDICTS = {
     "correct": "Correct",

@@ -21,6 +21,7 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -340,7 +341,7 @@ def as_date(value: Any) -> dt.date:
 
 def is_postgresql(session: Session) -> bool:
     """Whether the session is bound to PostgreSQL (else SQLite)."""
-    return session.get_bind(ProcessingReport).dialect.name == "postgresql"
+    return dialect_name(session) == "postgresql"
 
 
 def lock_for_refresh(session: Session, *, table: str, lock_timeout_ms: int) -> None:
@@ -367,6 +368,27 @@ def lock_rows(
     if is_postgresql(session):
         return stmt.with_for_update(of=of, skip_locked=skip_locked, read=read)
     return stmt
+
+
+def dialect_name(session: Session) -> str:
+    """The name of the dialect reportlib's tables are bound to in ``session``."""
+    # Ask for reportlib's own tables: a host session may bind them by mapper (binds=...)
+    # and have no default bind at all.
+    return session.get_bind(ProcessingReport).dialect.name
+
+
+def insert_for_dialect(name: str) -> Any:
+    """The ``insert`` construct with ``on_conflict_do_update`` for dialect ``name``."""
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"unsupported database backend: {name}")
+
+
+def insert_for(session: Session) -> Any:
+    """:func:`insert_for_dialect` for the database ``session`` writes reportlib's rows to."""
+    return insert_for_dialect(dialect_name(session))
 
 
 def single_writer(engine: Engine) -> bool:
@@ -461,6 +483,9 @@ def allow_long_statements(session: Session, *, timeout_ms: int) -> None:
 
 
 __all__ = [
+    "dialect_name",
+    "insert_for",
+    "insert_for_dialect",
     "allow_long_statements",
     "engine_options",
     "lock_rows",

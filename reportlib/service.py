@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, bindparam, exists, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from reportlib import jsoncodec
 from reportlib.config import get_settings
+from reportlib.dialect import dialect_name, insert_for, insert_for_dialect
 from reportlib.errors import ReportTooLargeError, ReportValidationError, UnknownEmailError
 from reportlib.models import ROUTES, IncomingEmail, ProcessingReport, utcnow
 
@@ -53,7 +53,7 @@ class ReportInput:
     processing_time_ms: int | None = None
 
 
-def _is_empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
     if value is None:
         return True
     if isinstance(value, str):
@@ -96,11 +96,11 @@ def _check_text(value: Any, field: str, max_length: int) -> str | None:
         raise ReportValidationError(field, "must be text")
     if len(value) > max_length:
         raise ReportValidationError(field, f"must be at most {max_length} characters")
-    _check_json_text(value, field)
+    check_json_text(value, field)
     return value
 
 
-def _check_json_text(value: str, field: str) -> int:
+def check_json_text(value: str, field: str) -> int:
     """Refuse what PostgreSQL text and JSONB refuse (NUL characters, unpaired surrogates);
     return the text's size in UTF-8 bytes."""
     if "\x00" in value:
@@ -123,7 +123,7 @@ def _limits() -> _Limits:
     return _Limits(settings.max_value_bytes, settings.max_list_items, settings.max_report_bytes)
 
 
-def _check_json_value(
+def check_json_value(
     value: Any, field: str, depth: int = 0, *, limits: _Limits | None = None
 ) -> Any:
     """Return ``value`` as it will be stored, or raise naming ``field``.
@@ -137,13 +137,13 @@ def _check_json_value(
 
 
 def _check_sized(value: Any, field: str, depth: int, limits: _Limits) -> tuple[Any, int]:
-    """:func:`_check_json_value` that also returns the size of the value's JSON text in
+    """:func:`check_json_value` that also returns the size of the value's JSON text in
     bytes (UTF-8, separators included; escapes aside), summed while walking it rather than
     by encoding it once more."""
     if type(value) is str and depth <= 32:  # the common case first: plain text
         if len(value) > limits.value_bytes:
             raise ReportTooLargeError(field, f"is longer than {limits.value_bytes} bytes")
-        size = _check_json_text(value, field) + 2
+        size = check_json_text(value, field) + 2
         if depth == 0 and size > limits.value_bytes:
             raise ReportTooLargeError(field, f"is larger than {limits.value_bytes} bytes")
         return value, size
@@ -173,7 +173,7 @@ def _check_json_item(value: Any, field: str, depth: int, limits: _Limits) -> tup
     if value is None or isinstance(value, bool):
         return value, 5
     if isinstance(value, str):
-        return value, _check_json_text(value, field) + 2
+        return value, check_json_text(value, field) + 2
     if isinstance(value, int):
         if not -_INT_LIMIT < value < _INT_LIMIT:
             raise ReportValidationError(
@@ -193,7 +193,7 @@ def _check_json_item(value: Any, field: str, depth: int, limits: _Limits) -> tup
             if not isinstance(key, str):
                 raise ReportValidationError(field, "has a key that is not text")
             out[key], item_size = _check_sized(item, field, depth + 1, limits)
-            size += _check_json_text(key, field) + 4 + item_size
+            size += check_json_text(key, field) + 4 + item_size
         return out, size
     if isinstance(value, (list, tuple)):
         return _checked_items(value, field, depth, limits)
@@ -250,7 +250,7 @@ def _rules(key_fields: Sequence[str] | None) -> _Rules:
     for name in names:
         _check_field_name(name, "key_fields")
     # A key field named twice is still one field, listed missing at most once.
-    name_bytes = {name: _check_json_text(name, "key_fields") for name in names}
+    name_bytes = {name: check_json_text(name, "key_fields") for name in names}
     limits = _Limits(settings.max_value_bytes, settings.max_list_items, settings.max_report_bytes)
     return _Rules(
         limits, tuple(name_bytes), name_bytes, frozenset((*name_bytes, "extraction_metadata"))
@@ -366,7 +366,9 @@ def _report_row(
         time_ms = _check_count(processing_time_ms, "processing_time_ms", optional=True)
     intent = intent_checkpoint.get("intent")
     if intent is not None and not (
-        type(intent) is str and len(intent) <= INTENT_MAX and intent.isascii()
+        type(intent) is str
+        and len(intent) <= INTENT_MAX
+        and intent.isascii()
         and "\x00" not in intent
     ):
         intent = _check_text(intent, "agent_1_intent.intent", INTENT_MAX)
@@ -389,9 +391,9 @@ def _report_row(
         name_bytes = key_name_bytes.get(name, -1)
         if name_bytes < 0:
             _check_field_name(name, "extracted_data")
-            name_bytes = _check_json_text(name, "extracted_data")
+            name_bytes = check_json_text(name, "extracted_data")
         value = data.get(name)
-        if value is None or (not value.strip() if type(value) is str else _is_empty(value)):
+        if value is None or (not value.strip() if type(value) is str else is_empty(value)):
             if name in key_name_bytes:
                 missing.append(name)
             continue
@@ -459,24 +461,6 @@ def _confidence_label(name: str, given_in: int) -> str:
     return name
 
 
-def _insert_for(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return postgresql.insert
-    if dialect == "sqlite":
-        return sqlite.insert
-    raise NotImplementedError(f"unsupported database backend: {dialect}")
-
-
-def _dialect_name(session: Session) -> str:
-    # Ask for reportlib's own tables: a host session may bind them by mapper (binds=...)
-    # and have no default bind at all.
-    return session.get_bind(ProcessingReport).dialect.name
-
-
-def _insert(session: Session) -> Any:
-    return _insert_for(_dialect_name(session))
-
-
 _UPDATED_ON_CONFLICT = (
     "extracted_fields",
     "missing_fields",
@@ -513,7 +497,7 @@ def _single_upsert(dialect: str) -> Any:
     source: Select[Any] = select(
         *(bindparam(name, type_=table.c[name].type).label(name) for name in _COLUMNS)
     ).where(exists().where(IncomingEmail.id == bindparam("email_id")))
-    stmt = _insert_for(dialect)(table).from_select(list(_COLUMNS), source)
+    stmt = insert_for_dialect(dialect)(table).from_select(list(_COLUMNS), source)
     # A Core INSERT read back as ORM objects: insert(ProcessingReport) with a parameter
     # dict would put the ORM into its bulk-insert mode instead.
     return select(ProcessingReport).from_statement(_on_conflict(stmt).returning(*table.c))
@@ -524,7 +508,7 @@ def _batch_upsert(dialect: str) -> Any:
     # RETURNING lets SQLAlchemy page an executemany into multi-row VALUES statements
     # ("insertmanyvalues"); without it an upsert goes one round trip per row.
     table = ProcessingReport.__table__
-    return _on_conflict(_insert_for(dialect)(table)).returning(table.c.id)
+    return _on_conflict(insert_for_dialect(dialect)(table)).returning(table.c.id)
 
 
 def create_processing_report(
@@ -561,7 +545,7 @@ def create_processing_report(
         key_fields=key_fields,
     )
     db.flush()
-    stmt = _single_upsert(_dialect_name(db))
+    stmt = _single_upsert(dialect_name(db))
     report: ProcessingReport | None = db.scalars(
         stmt, values, execution_options={"populate_existing": True}
     ).one_or_none()
@@ -628,7 +612,7 @@ def create_processing_reports(
     if unknown is not None:
         raise UnknownEmailError(f"reports[{unknown}].email_id")
     db.flush()
-    stmt = _batch_upsert(_dialect_name(db))
+    stmt = _batch_upsert(dialect_name(db))
     for start in range(0, len(rows), chunk_size):
         chunk = rows[start : start + chunk_size]
         db.execute(stmt, [_values(row) for row in chunk]).all()
@@ -809,7 +793,10 @@ def _copy_upsert(
             try:
                 for start, end in _piece_bounds(len(order), piece_size):
                     data = _copy_lines(
-                        [_checked(items[position], position, rules) for position in order[start:end]]
+                        [
+                            _checked(items[position], position, rules)
+                            for position in order[start:end]
+                        ]
                     )
                     if sent is not None:
                         sent.result()
@@ -928,7 +915,7 @@ def ensure_incoming_email(
         not isinstance(received_at, dt.datetime) or received_at.tzinfo is None
     ):
         raise ReportValidationError("received_at", "must be a timezone-aware datetime")
-    insert = _insert(db)
+    insert = insert_for(db)
     values = {"id": email_id, "subject": subject, "sender": sender, "received_at": received_at}
     stmt = insert(IncomingEmail).values(values)
     stmt = stmt.on_conflict_do_update(

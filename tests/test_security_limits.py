@@ -35,7 +35,7 @@ from reportlib.monitoring import (
     processing_scope,
     shutdown_sentry,
 )
-from reportlib.service import _check_json_value, build_report_values
+from reportlib.service import build_report_values, check_json_value
 from tests.factories import next_email_id
 
 if TYPE_CHECKING:
@@ -104,10 +104,10 @@ def test_oversized_input_raises_a_typed_error_naming_the_field(
 def test_corrected_values_share_the_limits() -> None:
     # reportlib.review validates corrected values with the same helper.
     with pytest.raises(ReportTooLargeError) as caught:
-        _check_json_value("y" * 70_000, "verdicts.client_name.corrected_value")
+        check_json_value("y" * 70_000, "verdicts.client_name.corrected_value")
     assert caught.value.field == "verdicts.client_name.corrected_value"
     with pytest.raises(ReportTooLargeError):
-        _check_json_value(["a"] * 5_000, "verdicts.reference_numbers.corrected_value")
+        check_json_value(["a"] * 5_000, "verdicts.reference_numbers.corrected_value")
 
 
 def test_limits_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,6 +36,11 @@ from reportlib.review.reads import (
     list_review_queue,
 )
 from reportlib.review.records import (
+    CLAIM_ATTEMPTS,
+    FIELD_KINDS,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    NOTE_MAX,
     SORTS,
     AlreadyDecidedError,
     Claim,
@@ -61,6 +66,12 @@ from reportlib.review.stats import (
 )
 
 __all__ = [
+    "CLAIM_ATTEMPTS",
+    "FIELD_KINDS",
+    "MAX_LIMIT",
+    "MAX_OFFSET",
+    "NOTE_MAX",
+    "SORTS",
     "ReviewError",
     "SORTS",
     "AlreadyDecidedError",

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from reportlib.audit import record_audit_event
 from reportlib.dialect import (
+    insert_for,
     lock_rows,
 )
 from reportlib.errors import ReviewError
@@ -41,9 +42,6 @@ from reportlib.review.records import (
     resolve_now,
     unexpired_claim,
 )
-from reportlib.service import (
-    _insert,
-)
 
 
 def _try_claim(
@@ -57,7 +55,7 @@ def _try_claim(
         literal(now, UTCDateTime()),
         literal(expires, UTCDateTime()),
     ).where(ProcessingReport.id == report_id, open_review_condition())
-    stmt = _insert(db)(ReviewClaim).from_select(
+    stmt = insert_for(db)(ReviewClaim).from_select(
         ["report_id", "reviewer", "claimed_at", "expires_at"], source
     )
     excluded = stmt.excluded

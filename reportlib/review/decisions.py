@@ -52,9 +52,9 @@ from reportlib.review.records import (
     verdict_label,
 )
 from reportlib.service import (
-    _check_json_text,
-    _check_json_value,
-    _is_empty,
+    check_json_text,
+    check_json_value,
+    is_empty,
 )
 
 
@@ -66,7 +66,7 @@ def _check_note(note: object) -> str | None:
     if len(note) > NOTE_MAX:
         raise ReviewInputError("note", f"must be at most {NOTE_MAX} characters")
     try:
-        _check_json_text(note, "note")
+        check_json_text(note, "note")
     except ReportValidationError as exc:
         raise ReviewInputError(exc.field, exc.problem) from None
     return note if note.strip() else None
@@ -145,12 +145,12 @@ def _validate_verdicts(
             raise ReviewInputError(label, "must be one of " + ", ".join(FIELD_VERDICTS))
         corrected: Any = None
         if given.verdict == "corrected":
-            if _is_empty(given.corrected_value):
+            if is_empty(given.corrected_value):
                 raise ReviewInputError(
                     f"{label}.corrected_value", "is empty: give the value or choose 'absent'"
                 )
             try:
-                corrected = _check_json_value(given.corrected_value, f"{label}.corrected_value")
+                corrected = check_json_value(given.corrected_value, f"{label}.corrected_value")
             except ReportValidationError as exc:
                 raise ReviewInputError(exc.field, exc.problem) from None
             if not was_missing and report_field is not None and corrected == report_field.value:

@@ -734,7 +734,7 @@ def test_quality_page_shows_reportlib_numbers(db: Engine) -> None:
     at = quality_page()
     start, end = _window(at)
     calibration = in_db(db, lambda s: quality.get_calibration(s, start=start, end=end))
-    whatif = in_db(db, lambda s: quality.get_threshold_whatif(s, start=start, end=end))
+    whatif = in_db(db, lambda s: quality.get_review_threshold_what_if(s, start=start, end=end))
     missing = in_db(db, lambda s: quality.get_missing_outcomes(s, start=start, end=end))
     assert calibration.overall.n > 50 and missing.overall.n > 0
     assert [t.value for t in at.title] == ["Quality"]
@@ -874,7 +874,7 @@ def test_frames_for_tables_follow_reportlib(db: Engine) -> None:
 def test_chart_builders_draw_what_the_frames_hold(db: Engine) -> None:
     start, end = _default_window()
     calibration = in_db(db, lambda s: quality.get_calibration(s, start=start, end=end))
-    whatif = in_db(db, lambda s: quality.get_threshold_whatif(s, start=start, end=end))
+    whatif = in_db(db, lambda s: quality.get_review_threshold_what_if(s, start=start, end=end))
     missing = in_db(db, lambda s: quality.get_missing_outcomes(s, start=start, end=end))
 
     bins = review_data.calibration_bins(calibration, None)
