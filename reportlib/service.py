@@ -707,38 +707,32 @@ def _fields_json(fields: Sequence[tuple[str, Any, float, str]]) -> str:
     )
 
 
-def _copy_lines(rows: Sequence[tuple[Any, ...]]) -> str:
-    """Validated rows (:func:`_report_row`) as COPY text."""
-    return "".join(
-        [
-            _COPY_LINE
-            % (
-                email_id,
-                _copy_json(_fields_json(fields)),
-                _copy_json(jsoncodec.dumps_plain(missing)),
-                overall,
-                _copy_text(route),
-                "t" if flagged else "f",
-                _copy_text(reason),
-                _copy_text(intent),
-                sources,
-                tokens,
-                "\\N" if time_ms is None else f"{time_ms:d}",
-            )
-            for (
-                email_id,
-                fields,
-                missing,
-                overall,
-                route,
-                flagged,
-                reason,
-                intent,
-                sources,
-                tokens,
-                time_ms,
-            ) in rows
-        ]
+def _copy_line(
+    email_id: int,
+    fields: Sequence[tuple[str, Any, float, str]],
+    missing: list[str],
+    overall: float,
+    route: str,
+    flagged: bool,
+    reason: str | None,
+    intent: str | None,
+    sources: int,
+    tokens: int,
+    time_ms: int | None,
+) -> str:
+    """A validated row (:func:`_report_row`, in its order) as a line of COPY text."""
+    return _COPY_LINE % (
+        email_id,
+        _copy_json(_fields_json(fields)),
+        _copy_json(jsoncodec.dumps_plain(missing)) if missing else "[]",
+        overall,
+        _copy_text(route),
+        "t" if flagged else "f",
+        _copy_text(reason),
+        _copy_text(intent),
+        sources,
+        tokens,
+        "\\N" if time_ms is None else f"{time_ms:d}",
     )
 
 
@@ -792,9 +786,11 @@ def _copy_upsert(
             sent: Future[None] | None = None
             try:
                 for start, end in _piece_bounds(len(order), piece_size):
-                    data = _copy_lines(
+                    # Each row becomes its line at once: only text outlives a report, which
+                    # keeps the garbage collector's young generations nearly empty.
+                    data = "".join(
                         [
-                            _checked(items[position], position, rules)
+                            _copy_line(*_checked(items[position], position, rules))
                             for position in order[start:end]
                         ]
                     )
