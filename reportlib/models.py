@@ -261,6 +261,8 @@ class ProcessingReport(Base):
             "confidence_route",
             "review_reason",
             "overall_confidence",
+            # A queue page reads from the index alone (PostgreSQL).
+            postgresql_include=["email_id", "missing_fields"],
             postgresql_where=text("needs_review AND review_closed_at IS NULL"),
             sqlite_where=text("needs_review = 1 AND review_closed_at IS NULL"),
         ),
