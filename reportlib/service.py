@@ -775,7 +775,7 @@ def _copy_upsert(
 
     Only the worker uses the connection while it runs; this thread touches it again only
     once the worker is done. It runs in a copy of the caller's context, so tracing sees
-    its statements where they belong. An invalid report, or a database error (an
+    its statements where they belong. An invalid report, or an integrity error (an
     unknown email fails the foreign key), rolls the savepoint back: nothing of the batch
     stays.
     """
