@@ -292,7 +292,7 @@ def stored_rows(session: Session) -> dict[int, dict[str, Any]]:
     }
 
 
-def assert_report_fields_match(session: Session, rows: dict[int, dict[str, Any]]) -> None:
+def assert_field_rows_match(session: Session, rows: dict[int, dict[str, Any]]) -> None:
     by_report: dict[int, dict[str, tuple[Any, ...]]] = defaultdict(dict)
     for field in session.execute(select(report_field_rows(true()).subquery())):
         by_report[field.report_id][field.field_name] = (
@@ -349,7 +349,7 @@ def test_concurrent_single_upserts_lose_nothing_and_never_mix(stress_engine: Eng
             # created_at comes from the same statement as the payload that won.
             returned = dt.datetime.fromisoformat(created[(email_id, token)])
             assert stored["created_at"] == returned
-        assert_report_fields_match(session, rows)
+        assert_field_rows_match(session, rows)
 
     # -- the same through the batch API, over the reports written above ----------------
     ids_before = {email_id: stored["id"] for email_id, stored in rows.items()}
@@ -371,4 +371,4 @@ def test_concurrent_single_upserts_lose_nothing_and_never_mix(stress_engine: Eng
         rows = stored_rows(session)
         assert_final_rows_are_written_payloads(rows, batch_written)
         assert {email_id: stored["id"] for email_id, stored in rows.items()} == ids_before
-        assert_report_fields_match(session, rows)
+        assert_field_rows_match(session, rows)
