@@ -6,13 +6,19 @@ Callers build one statement; SQLAlchemy picks the spelling for the connection it
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
+    BindParameter,
     Boolean,
     ColumnElement,
     Date,
+    DateTime,
+    Dialect,
     Engine,
     Float,
     Integer,
@@ -22,15 +28,171 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.selectable import TableValuedAlias
-from sqlalchemy.types import NullType
+from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
-from reportlib.models import ProcessingReport
+from reportlib import jsoncodec
+
+# Column types and functions the model uses: each stores or spells itself per backend.
+
+
+class utcnow(FunctionElement[dt.datetime]):
+    """The current UTC time, evaluated by the database."""
+
+    type = DateTime(timezone=True)
+    inherit_cache = True
+
+
+@compiles(utcnow, "postgresql")
+def _utcnow_postgresql(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
+    return "statement_timestamp()"
+
+
+@compiles(utcnow, "sqlite")
+def _utcnow_sqlite(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
+    # Same text layout SQLAlchemy writes for SQLite datetimes, so stored values compare as text.
+    return "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass a timezone-aware value")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw text from a server-side default on SQLite
+            value = dt.datetime.fromisoformat(value)
+        stamp: dt.datetime = value
+        if stamp.tzinfo is None:
+            return stamp.replace(tzinfo=dt.UTC)
+        return stamp.astimezone(dt.UTC)
+
+
+class FloatValue(TypeDecorator[float]):
+    """A float that reads back as ``float`` (SQLite's RETURNING hands integral REALs back as int)."""
+
+    impl = Float
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> float | None:
+        return None if value is None else float(value)
+
+
+class json_as_text(FunctionElement[Any]):
+    """A JSON column as the text the database holds, so the driver cannot parse it first."""
+
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        super().__init__(column)
+        # Keep the column's type, whose result processor parses the text.
+        self.type = column.type
+
+
+@compiles(json_as_text)
+def _json_as_text_default(element: json_as_text, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps JSON documents as text already (bare numbers as REAL: see JSONDocument).
+    (column,) = element.clauses
+    return compiler.process(column, **kw)
+
+
+@compiles(json_as_text, "postgresql")
+def _json_as_text_postgresql(element: json_as_text, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return f"CAST({compiler.process(column, **kw)} AS TEXT)"
+
+
+class json_from_text(FunctionElement[Any]):
+    """A bound JSON text, typed as a document by the database rather than by the driver."""
+
+    inherit_cache = True
+
+
+@compiles(json_from_text)
+def _json_from_text_default(element: json_from_text, compiler: SQLCompiler, **kw: Any) -> str:
+    (param,) = element.clauses
+    return compiler.process(param, **kw)
+
+
+@compiles(json_from_text, "postgresql")
+def _json_from_text_postgresql(element: json_from_text, compiler: SQLCompiler, **kw: Any) -> str:
+    (param,) = element.clauses
+    return f"CAST({compiler.process(param, **kw)} AS JSONB)"
+
+
+class JSONDocument(TypeDecorator[Any]):
+    """A JSON document (JSONB on PostgreSQL) that encodes and decodes itself.
+
+    Values travel as JSON text written and parsed by :mod:`reportlib.jsoncodec`, never by
+    the engine's ``json_serializer``/``json_deserializer`` or the driver's own JSON
+    adapters, so a host's engine on any supported driver stores and reads the same
+    values: exact decimals in, ``Decimal`` out. ``float_confidences`` reads each field
+    entry's ``confidence`` back as ``float`` (for ``extracted_fields``).
+    """
+
+    impl = JSON(none_as_null=True)
+    cache_ok = True
+
+    def __init__(self, *, float_confidences: bool = False) -> None:
+        super().__init__()
+        self.float_confidences = float_confidences
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(JSON(none_as_null=True))
+
+    # The processors below replace JSON's own rather than wrap them: JSON's would encode
+    # the text a second time, with whatever codec the engine happens to carry.
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
+        def process(value: Any) -> str | None:
+            return None if value is None else jsoncodec.dumps(value)
+
+        return process
+
+    def literal_processor(self, dialect: Dialect) -> Callable[[Any], str]:
+        def process(value: Any) -> str:
+            return "'" + jsoncodec.dumps(value).replace("'", "''") + "'"
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
+        float_confidences = self.float_confidences
+
+        def process(value: Any) -> Any:
+            if value is None or isinstance(value, (bool, int)):
+                return value
+            if isinstance(value, float):
+                # SQLite stores a bare number in a JSON column as REAL (NUMERIC affinity);
+                # its shortest repr gives back the digits that were written.
+                return decimal.Decimal(repr(value))
+            return jsoncodec.loads(value, float_confidences=float_confidences)
+
+        return process
+
+    def bind_expression(self, bindvalue: BindParameter[Any]) -> ColumnElement[Any]:
+        return json_from_text(bindvalue)
+
+    def column_expression(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return json_as_text(column)
+
 
 #: Number of fixed-width confidence bins (width 0.05).
 BINS = 20
@@ -374,6 +536,8 @@ def dialect_name(session: Session) -> str:
     """The name of the dialect reportlib's tables are bound to in ``session``."""
     # Ask for reportlib's own tables: a host session may bind them by mapper (binds=...)
     # and have no default bind at all.
+    from reportlib.models import ProcessingReport  # the model imports this module
+
     return session.get_bind(ProcessingReport).dialect.name
 
 
@@ -477,6 +641,8 @@ def allow_long_statements(session: Session, *, timeout_ms: int) -> None:
     if is_postgresql(session):
         session.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
     else:
+        from reportlib.models import ProcessingReport  # the model imports this module
+
         session.connection(bind_arguments={"mapper": ProcessingReport}).info[_TIME_LIMIT] = (
             timeout_ms / 1000
         )

@@ -82,6 +82,7 @@ from reportlib.dialect import (
     lock_for_refresh,
     utc_date,
     utc_hour,
+    utcnow,
 )
 from reportlib.errors import ReportlibError
 from reportlib.models import (
@@ -105,7 +106,6 @@ from reportlib.models import (
     rollup_reports,
     rollup_review_queue,
     rollup_verdicts,
-    utcnow,
 )
 from reportlib.service import utc_day_bounds
 
@@ -245,11 +245,12 @@ def processing_time_bucket(column: Any) -> ColumnElement[int]:
     bucket also holding every longer time (NULL for NULL)."""
     last = PROCESSING_TIME_BUCKETS - 1
     # Literals, not bound values: GROUP BY and CASE repeat the very same expression.
-    quotient = type_coerce(
-        column.op("/")(literal_column(str(PROCESSING_TIME_BUCKET_MS))), Integer
-    )
+    quotient = type_coerce(column.op("/")(literal_column(str(PROCESSING_TIME_BUCKET_MS))), Integer)
     return case(
-        (column >= literal_column(str(last * PROCESSING_TIME_BUCKET_MS)), literal_column(str(last))),
+        (
+            column >= literal_column(str(last * PROCESSING_TIME_BUCKET_MS)),
+            literal_column(str(last)),
+        ),
         else_=quotient,
     )
 
@@ -323,19 +324,16 @@ def _fields_rows(where: Where, hourly: bool) -> Select[Any]:
     ).subquery()
     f = per_field.c
     keys = [f.day, f.hour, f.intent, f.route, f.field_name]
-    return (
-        select(
-            *keys,
-            func.sum(case((f.is_missing, 0), else_=1)).label("extracted"),
-            func.sum(case((f.is_missing, 1), else_=0)).label("missing"),
-            func.count(f.confidence).label("scored"),
-            func.sum(f.confidence).label("confidence_sum"),
-            func.min(f.confidence).label("confidence_min"),
-            func.max(f.confidence).label("confidence_max"),
-            *(_count_where(f.bin, i).label(bin_column(i)) for i in range(CONFIDENCE_BINS)),
-        )
-        .group_by(*keys)
-    )
+    return select(
+        *keys,
+        func.sum(case((f.is_missing, 0), else_=1)).label("extracted"),
+        func.sum(case((f.is_missing, 1), else_=0)).label("missing"),
+        func.count(f.confidence).label("scored"),
+        func.sum(f.confidence).label("confidence_sum"),
+        func.min(f.confidence).label("confidence_min"),
+        func.max(f.confidence).label("confidence_max"),
+        *(_count_where(f.bin, i).label(bin_column(i)) for i in range(CONFIDENCE_BINS)),
+    ).group_by(*keys)
 
 
 def _missing_set_rows(where: Where, hourly: bool) -> Select[Any]:
@@ -451,9 +449,7 @@ ROLLUPS: Final[tuple[Rollup, ...]] = (
     Rollup(rollup_fields, (*_DIMS, "field_name"), _fields_rows),
     Rollup(rollup_missing_sets, (*_DIMS, "missing_set"), _missing_set_rows),
     Rollup(rollup_review_queue, (*_DIMS, "review_reason", "closed_day"), _review_queue_rows),
-    Rollup(
-        rollup_verdicts, ("day", "hour", "field_name", "was_missing", "verdict"), _verdict_rows
-    ),
+    Rollup(rollup_verdicts, ("day", "hour", "field_name", "was_missing", "verdict"), _verdict_rows),
 )
 assert tuple(rollup.table for rollup in ROLLUPS) == ROLLUP_TABLES
 
@@ -625,14 +621,14 @@ def _raw_select(
 # --------------------------------------------------------------------------------------
 
 
-def _replace(session: Session, condition: Callable[[Table], Any], where: Where, hourly: bool) -> None:
+def _replace(
+    session: Session, condition: Callable[[Table], Any], where: Where, hourly: bool
+) -> None:
     for rollup in ROLLUPS:
         table = rollup.table
         session.execute(delete(table).where(condition(table)))
         session.execute(
-            insert(table).from_select(
-                [c.name for c in table.c], rollup.raw(where, hourly=hourly)
-            )
+            insert(table).from_select([c.name for c in table.c], rollup.raw(where, hourly=hourly))
         )
 
 
@@ -640,7 +636,9 @@ def _on_day(day: dt.date) -> Callable[[Table], Any]:
     return lambda table: table.c.day == day
 
 
-def _rebuild_day(session: Session, day: dt.date, hours: frozenset[int | None], today: dt.date) -> None:
+def _rebuild_day(
+    session: Session, day: dt.date, hours: frozenset[int | None], today: dt.date
+) -> None:
     """Rebuild ``day``'s rollups: whole-day rows for an older day, hourly rows for a
     recent one (only the changed ``hours`` when its rows are hourly already)."""
     if day <= today - dt.timedelta(days=KEEP_HOURLY_DAYS):
@@ -832,9 +830,7 @@ def verify_rollups(session: Session, *, limit: int = 100) -> list[RollupDifferen
         hourly_days = {key[0] for key in stored if key[1] is not None}
         everything = lambda column: true()  # noqa: E731 - a condition that keeps every row
         by_day = _by_key(iter(session.execute(rollup.raw(everything))), rollup, skip)
-        by_hour = _by_key(
-            iter(session.execute(rollup.raw(everything, hourly=True))), rollup, skip
-        )
+        by_hour = _by_key(iter(session.execute(rollup.raw(everything, hourly=True))), rollup, skip)
         raw = {k: v for k, v in by_day.items() if k[0] not in hourly_days}
         raw |= {k: v for k, v in by_hour.items() if k[0] in hourly_days}
         for key in sorted(set(stored) | set(raw), key=repr):

@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 
 from reportlib import jsoncodec
 from reportlib.config import get_settings
-from reportlib.dialect import dialect_name, insert_for, insert_for_dialect
+from reportlib.dialect import dialect_name, insert_for, insert_for_dialect, utcnow
 from reportlib.errors import ReportTooLargeError, ReportValidationError, UnknownEmailError
-from reportlib.models import ROUTES, IncomingEmail, ProcessingReport, utcnow
+from reportlib.models import ROUTES, IncomingEmail, ProcessingReport
 
 INT32_MAX = 2_147_483_647
 REVIEW_REASON_MAX = 100

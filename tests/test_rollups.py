@@ -24,14 +24,8 @@ from sqlalchemy.orm import Session
 
 from reportlib import migrate, queries, rollups
 from reportlib.db import make_engine, session_scope
-from reportlib.dialect import utc_date
-from reportlib.models import (
-    ProcessingReport,
-    ReviewDecision,
-    rollup_dirty_days,
-    rollup_reports,
-    utcnow,
-)
+from reportlib.dialect import utc_date, utcnow
+from reportlib.models import ProcessingReport, ReviewDecision, rollup_dirty_days, rollup_reports
 from reportlib.queries import ReportFilter
 from reportlib.service import create_processing_report, ensure_incoming_email
 from tests.factories import checkpoints, make_report

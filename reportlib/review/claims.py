@@ -18,16 +18,12 @@ from sqlalchemy.orm import Session
 
 from reportlib.audit import record_audit_event
 from reportlib.dialect import (
+    UTCDateTime,
     insert_for,
     lock_rows,
 )
 from reportlib.errors import ReviewError
-from reportlib.models import (
-    ROUTES,
-    ProcessingReport,
-    ReviewClaim,
-    UTCDateTime,
-)
+from reportlib.models import ROUTES, ProcessingReport, ReviewClaim
 from reportlib.queries import open_review_condition
 from reportlib.review.records import (
     CLAIM_ATTEMPTS,

@@ -20,13 +20,9 @@ from reportlib.checks import (
     check_aware,
 )
 from reportlib.config import get_settings
+from reportlib.dialect import UTCDateTime, utcnow
 from reportlib.errors import ReportValidationError, ReviewError
-from reportlib.models import (
-    ProcessingReport,
-    ReviewClaim,
-    UTCDateTime,
-    utcnow,
-)
+from reportlib.models import ProcessingReport, ReviewClaim
 from reportlib.service import (
     INT32_MAX,
 )
