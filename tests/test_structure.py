@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,16 @@ def test_sqlite_statements_stop_at_the_time_limit(tmp_path: Path) -> None:
         connection.commit()
         assert connection.execute(text("SELECT count(*) FROM t")).scalar_one() == 1
     engine.dispose()
+
+
+def test_every_reportlib_package_is_installed() -> None:
+    # setuptools installs only the packages pyproject.toml lists: a package missing there
+    # imports from a checkout but not from an installed copy, where the pipeline runs.
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "reportlib").rglob("__init__.py")
+    }
+    assert found <= listed
