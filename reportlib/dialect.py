@@ -634,6 +634,13 @@ def prepare_engine(engine: Engine, *, statement_timeout_ms: int) -> None:
     event.listen(engine, "after_cursor_execute", stop_clock)
     event.listen(engine, "handle_error", stop_clock_on_error)
 
+    def end_transaction(conn: Any) -> None:
+        # allow_long_statements lasts one transaction, as SET LOCAL does on PostgreSQL.
+        conn.info.pop(_TIME_LIMIT, None)
+
+    event.listen(engine, "commit", end_transaction)
+    event.listen(engine, "rollback", end_transaction)
+
 
 def allow_long_statements(session: Session, *, timeout_ms: int) -> None:
     """Let this transaction's statements run up to ``timeout_ms`` (rebuilds and refreshes

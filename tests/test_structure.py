@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from reportlib.db import make_engine
+from reportlib.dialect import allow_long_statements
 from reportlib.errors import DatabaseUnavailableError
 from reportlib.health import translate_db_errors
 
@@ -107,3 +110,15 @@ def test_every_reportlib_package_is_installed() -> None:
         for init in (ROOT / "reportlib").rglob("__init__.py")
     }
     assert found <= listed
+
+
+def test_a_longer_sqlite_limit_lasts_one_transaction(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'long.db'}", statement_timeout_ms=200)
+    slow = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3000000) SELECT count(*) FROM n"
+    with Session(engine) as session:
+        allow_long_statements(session, timeout_ms=60_000)
+        assert session.execute(text(slow)).scalar_one() == 3_000_000
+        session.commit()
+        with pytest.raises(OperationalError, match="interrupted"):
+            session.execute(text(slow)).scalar_one()
+    engine.dispose()
