@@ -177,6 +177,9 @@ class ProcessingReport(Base):
     # When the first decision on the current processing was made (None: none yet).
     # Kept by database triggers on review_decisions and on re-processing; see 0003.
     review_closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # When retention or an erasure request removed this report's values (None: they are
+    # here). See reportlib.lifecycle for what a redacted report keeps; 0009.
+    values_erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     email: Mapped[IncomingEmail] = relationship(lazy="raise")
 
@@ -205,7 +208,8 @@ class ReviewClaim(Base):
 
 
 class ReviewDecision(Base):
-    """A reviewer's verdict on one processing of a report. Append-only."""
+    """A reviewer's verdict on one processing of a report. Append-only: the database
+    refuses every UPDATE and DELETE except setting ``note`` to NULL (redaction, 0009)."""
 
     __tablename__ = "review_decisions"
     __table_args__ = (
@@ -241,7 +245,8 @@ class ReviewDecision(Base):
 
 
 class ReviewFieldVerdict(Base):
-    """A reviewer's verdict on one field within a decision."""
+    """A reviewer's verdict on one field within a decision. Append-only: the database
+    refuses every UPDATE and DELETE except setting ``corrected_value`` to NULL (0009)."""
 
     __tablename__ = "review_field_verdicts"
     __table_args__ = (

@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, MetaData, Table, inspect, select, text, true, update
+from sqlalchemy import Engine, MetaData, Table, insert, inspect, select, text, true, update
 
 from reportlib import migrate
 from reportlib.db import make_engine, make_sessionmaker
 from reportlib.models import Base, ProcessingReport
 from reportlib.rollups import report_field_rows
+from reportlib.service import build_report_values
 from tests.conftest import PostgresDatabases
-from tests.factories import make_report
+from tests.factories import checkpoints, extracted, make_report, next_email_id
 
 OUR_TABLES = {
     "incoming_emails",
@@ -117,12 +118,26 @@ def test_report_fields_come_back_on_downgrade_from_every_report(empty_engine: En
     report_fields = Table("report_fields", MetaData(), autoload_with=empty_engine)
     with empty_engine.connect() as connection:
         assert _field_facts(connection.execute(select(report_fields))) == expected
-    with sessions() as db:
-        later = make_report(db)
-        db.commit()
+    # Written into the table as 0006 has it (the models describe the latest schema).
+    reports = Table("processing_reports", MetaData(), autoload_with=empty_engine)
+    values = build_report_values(
+        email_id=next_email_id(),
+        extracted_data=extracted(debt_amount=1234),  # a plain JSON number
+        agent_checkpoints=checkpoints(),
+        overall_confidence=0.8,
+        confidence_route="high",
+        needs_review=False,
+    )
+    with empty_engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO incoming_emails (id) VALUES (:id)"), {"id": values["email_id"]}
+        )
+        later_id = connection.execute(
+            insert(reports).values(values).returning(reports.c.id)
+        ).scalar_one()
     with empty_engine.connect() as connection:
         rows = connection.execute(
-            select(report_fields).where(report_fields.c.report_id == later.id)
+            select(report_fields).where(report_fields.c.report_id == later_id)
         )
         assert len(_field_facts(rows)) == 4
 
@@ -230,3 +245,72 @@ def test_package_imports_and_finds_its_migrations_from_anywhere(tmp_path: Path) 
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def _history_row(engine: Engine) -> None:
+    with make_sessionmaker(engine)() as db:
+        report = make_report(db)
+        db.commit()
+        report_id, email_id = report.id, report.email_id
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO review_decisions (id, report_id, email_id, reviewer, decided_at, "
+                "report_created_at, outcome, note) VALUES (1, :report, :email, 'alice', "
+                ":at, :at, 'corrected', 'a note')"
+            ),
+            {"report": report_id, "email": email_id, "at": dt.datetime(2026, 1, 2, 3, 4, 5)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO review_field_verdicts (id, decision_id, field_name, verdict, "
+                "corrected_value, extracted_confidence, was_missing) "
+                "VALUES (1, 1, 'client_name', 'corrected', :value, 0.5, false)"
+            ),
+            {"value": '"Erika"'},
+        )
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE review_decisions SET outcome = 'approved'",
+        "UPDATE review_decisions SET decided_at = report_created_at + INTERVAL '1 day'",
+        "UPDATE review_decisions SET note = 'other'",
+        "UPDATE review_decisions SET note = NULL, reviewer = 'bob'",
+        "UPDATE review_field_verdicts SET verdict = 'correct'",
+        "UPDATE review_field_verdicts SET corrected_value = NULL, extracted_confidence = 0.9",
+        "UPDATE review_field_verdicts SET corrected_value = NULL, field_name = 'x'",
+        "DELETE FROM review_field_verdicts",
+        "DELETE FROM review_decisions",
+        "DELETE FROM audit_events",
+        "UPDATE audit_events SET details = NULL",
+    ],
+)
+def test_history_allows_redaction_and_nothing_else(empty_engine: Engine, statement: str) -> None:
+    """0009: the database itself lets a redaction through and refuses every other change."""
+    migrate.upgrade(empty_engine)
+    _history_row(empty_engine)
+    with empty_engine.begin() as connection:
+        connection.execute(text("INSERT INTO audit_events (actor, action) VALUES ('a', 'b')"))
+    if empty_engine.dialect.name == "sqlite":
+        statement = statement.replace(
+            "report_created_at + INTERVAL '1 day'", "'2030-01-01 00:00:00.000000'"
+        )
+    with pytest.raises(Exception, match="append-only"), empty_engine.begin() as connection:
+        connection.execute(text(statement))
+    with empty_engine.begin() as connection:
+        connection.execute(text("UPDATE review_decisions SET note = NULL"))
+        connection.execute(text("UPDATE review_field_verdicts SET corrected_value = NULL"))
+        assert (
+            connection.execute(
+                text("SELECT count(*) FROM review_field_verdicts WHERE corrected_value IS NULL")
+            ).scalar_one()
+            == 1
+        )
+        assert (
+            connection.execute(
+                text("SELECT outcome FROM review_decisions WHERE note IS NULL")
+            ).scalar_one()
+            == "corrected"
+        )
