@@ -38,6 +38,8 @@ AUDIT_ACTIONS = (
     "drilldown_viewed",
     "csv_exported",
     "audit_log_viewed",
+    "values_purged",
+    "values_erased",
 )
 """Every action the audit trail knows. New actions are added here, never invented ad hoc."""
 
@@ -49,10 +51,12 @@ _PAGE = re.compile(r"/|/?[a-z0-9][a-z0-9_\-/]{0,99}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _ID_KEY = re.compile(r"(?:[a-z0-9_]+_)?id")
 _IDS_KEY = re.compile(r"(?:[a-z0-9_]+_)?ids")
-_COUNT_KEY = re.compile(r"count|rows|limit|offset|[a-z0-9_]+_(?:count|minutes|seconds)")
+_COUNT_KEY = re.compile(r"count|rows|limit|offset|[a-z0-9_]+_(?:count|minutes|seconds|days)")
 _FIELDS_KEY = re.compile(r"fields|field_names|[a-z0-9_]+_fields")
 _FLAG_KEY = re.compile(r"masked|(?:is|has|was)_[a-z0-9_]+")
 _DATE_KEY = re.compile(r"[a-z0-9_]+_date|date")
+#: What a purge or an erasure covered (``details.scope``): never the address or the values.
+SCOPES = ("retention", "email", "sender")
 _CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 
 
@@ -147,6 +151,10 @@ def _check_detail(key: str, value: object) -> Any:
                 raise ReportValidationError(where, "must map field names to verdicts")
             verdicts[name] = verdict
         return verdicts
+    if key == "scope":
+        if value not in SCOPES:
+            raise ReportValidationError(where, "must be one of " + ", ".join(SCOPES))
+        return value
     if key == "role":
         if value not in ROLES:
             raise ReportValidationError(where, "must be one of " + ", ".join(ROLES))
@@ -176,8 +184,9 @@ def check_audit_details(details: Mapping[str, Any] | None) -> dict[str, Any] | N
     """Return ``details`` as they will be stored, or raise naming the offending key.
 
     Allowed keys and values: ``*_id`` (a whole number), ``*_ids`` (a list of them),
-    ``count``/``rows``/``limit``/``offset``/``*_count``/``*_minutes``/``*_seconds``
-    (non-negative whole numbers), ``field``/``field_name`` (one field name),
+    ``count``/``rows``/``limit``/``offset``/``*_count``/``*_minutes``/``*_seconds``/``*_days``
+    (non-negative whole numbers), ``scope`` (retention, email or sender),
+    ``field``/``field_name`` (one field name),
     ``fields``/``field_names``/``*_fields`` (field names), ``outcome``, ``verdict``,
     ``verdicts`` (field name to verdict), ``role``, ``page`` (a path such as ``/review``),
     ``masked``/``is_*``/``has_*``/``was_*`` (true or false) and ``date``/``*_date``

@@ -102,6 +102,21 @@ class Settings(BaseSettings):
         description="Largest report's extracted fields, in bytes of their JSON text.",
     )
 
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        le=36_500,
+        description=(
+            "Days extracted values, corrected values, notes, subjects and senders are kept; "
+            "'python -m reportlib purge' removes older ones. Unset: kept forever."
+        ),
+    )
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _empty_retention_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("key_fields", mode="before")
     @classmethod
     def _split_key_fields(cls, value: object) -> object:

@@ -195,6 +195,8 @@ class ReportDetail:
     received_at: dt.datetime | None
     fields: tuple[FieldDetail, ...] = field(default=())
     missing_fields: tuple[str, ...] = field(default=())
+    # When retention or an erasure request removed the values (None: they are shown).
+    values_erased_at: dt.datetime | None = None
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -265,4 +267,5 @@ def get_report_detail(
         received_at=received_at,
         fields=tuple(fields),
         missing_fields=tuple(str(name) for name in missing),
+        values_erased_at=report.values_erased_at,
     )
