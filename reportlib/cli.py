@@ -1,4 +1,5 @@
-"""``python -m reportlib``: migrate, seed demo data, show one report, maintain the rollups."""
+"""``python -m reportlib``: migrate, seed demo data, show one report, maintain the rollups,
+purge values past retention and erase one email's or one sender's values."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from reportlib import jsoncodec
 from reportlib.config import ConfigurationError, get_settings
-from reportlib.db import make_engine, session_scope
+from reportlib.db import make_engine, make_sessionmaker, session_scope
 from reportlib.errors import ReportlibError
 
 log = logging.getLogger("reportlib.cli")
@@ -80,7 +81,88 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument(
         "--chunk-days", type=_bounded_int(1, 3660), default=14, help="days per transaction"
     )
+    purge = commands.add_parser(
+        "purge",
+        help="remove values older than RETENTION_DAYS, in batches (prints counts only)",
+    )
+    purge.add_argument("--actor", required=True, help="who runs it, for the audit trail")
+    purge.add_argument("--dry-run", action="store_true", help="count what would go; write nothing")
+    purge.add_argument(
+        "--batch-size", type=_bounded_int(1, 100_000), default=1000, help="rows per transaction"
+    )
+
+    erase = commands.add_parser(
+        "erase",
+        help="erase one email's or one sender's values at once (prints counts only)",
+    )
+    whose = erase.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--email-id", type=_email_id, metavar="N", help="the email's id")
+    whose.add_argument("--sender", metavar="ADDRESS", help="every email from this address")
+    erase.add_argument("--actor", required=True, help="who runs it, for the audit trail")
+    erase.add_argument("--dry-run", action="store_true", help="count what would go; write nothing")
     return parser
+
+
+def _counts_text(counts: Any) -> str:
+    return (
+        f"{counts.reports} reports, {counts.emails} emails, "
+        f"{counts.decisions} decision notes, {counts.verdicts} corrected values"
+    )
+
+
+def _purge(args: argparse.Namespace) -> int:
+    import time
+
+    from reportlib.lifecycle import RedactionCounts, purge_expired
+
+    engine = make_engine()
+    last = [0.0]
+
+    def report(done: RedactionCounts, total: RedactionCounts) -> None:
+        # At most one line a second: a purge at a million reports runs a thousand batches.
+        if time.monotonic() - last[0] >= 1.0 or done == total:
+            last[0] = time.monotonic()
+            print(f"purged: {done.total}/{total.total} rows ({_counts_text(done)})", flush=True)
+
+    try:
+        counts = purge_expired(
+            make_sessionmaker(engine),
+            actor=args.actor,
+            batch_size=args.batch_size,
+            dry_run=args.dry_run,
+            progress=report,
+        )
+        if args.dry_run:
+            print(f"would purge: {_counts_text(counts)}")
+            return 0
+        # The changed hours are read raw until folded in; fold them now.
+        _refresh_all(engine, chunk_days=14, label="rollups")
+    finally:
+        engine.dispose()
+    print(f"purged: {_counts_text(counts)}")
+    return 0
+
+
+def _erase(args: argparse.Namespace) -> int:
+    from reportlib.lifecycle import erase_email, erase_sender
+
+    engine = make_engine()
+    try:
+        with session_scope(engine) as db:
+            if args.email_id is not None:
+                counts = erase_email(
+                    db, email_id=args.email_id, actor=args.actor, dry_run=args.dry_run
+                )
+            else:
+                counts = erase_sender(
+                    db, sender=args.sender, actor=args.actor, dry_run=args.dry_run
+                )
+        if not args.dry_run:
+            _refresh_all(engine, chunk_days=14, label="rollups")
+    finally:
+        engine.dispose()
+    print(f"{'would erase' if args.dry_run else 'erased'}: {_counts_text(counts)}")
+    return 0
 
 
 def _progress(label: str) -> Any:
@@ -223,6 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _seed_demo(args)
         if args.command == "rollups":
             return _rollups(args)
+        if args.command == "purge":
+            return _purge(args)
+        if args.command == "erase":
+            return _erase(args)
         return _show(args)
     except ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
