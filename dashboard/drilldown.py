@@ -7,6 +7,8 @@ value goes through :func:`dashboard.values.display_value`.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import streamlit as st
 
 from dashboard import ui
@@ -23,15 +25,29 @@ def _labelled(label: str, value: str) -> None:
     st.text(plain_text(value))
 
 
+def erased_text(detail: ReportDetail) -> str:
+    """The text "values erased on DATE" for a report whose values retention or an
+    erasure request removed; empty when its values are there."""
+    if detail.values_erased_at is None:
+        return ""
+    return f"values erased on {detail.values_erased_at.astimezone(dt.UTC):%Y-%m-%d}"
+
+
 def render(detail: ReportDetail) -> None:
     """Show one report. The caller decides where (and whether) it appears."""
+    erased = erased_text(detail)
     with st.container(border=True, key="drilldown"):
         st.subheader(f"Email {detail.email_id}")
+        if erased:
+            st.info(
+                f"Personal data: {erased}. Confidences, field names, missing fields and "
+                "the review history's verdicts remain."
+            )
         left, middle, right = st.columns([3, 2, 2])
         with left:
-            _labelled("Subject", detail.subject or EMPTY)
+            _labelled("Subject", detail.subject or erased or EMPTY)
         with middle:
-            _labelled("Sender", detail.sender or EMPTY)
+            _labelled("Sender", detail.sender or erased or EMPTY)
         with right:
             _labelled("Received", ui.utc_text(detail.received_at))
 
@@ -67,13 +83,16 @@ def render(detail: ReportDetail) -> None:
         for item in detail.fields:
             name, value, confidence, source = st.columns([2, 4, 2, 2])
             name.text(plain_text(item.name))
-            value.code(display_value(item.name, item.value), language=None, wrap_lines=True)
+            if erased:
+                value.text(erased)
+            else:
+                value.code(display_value(item.name, item.value), language=None, wrap_lines=True)
             if item.confidence is None:
                 confidence.text(EMPTY)
             else:
                 confidence.progress(min(max(item.confidence, 0.0), 1.0))
                 confidence.text(f"{item.confidence:.2f}")
-            source.text(plain_text(item.source or EMPTY))
+            source.text(plain_text(item.source or erased or EMPTY))
 
         st.markdown("**Missing fields**")
         st.text(plain_text(", ".join(detail.missing_fields)) if detail.missing_fields else "None")
