@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 from reportlib.audit import check_actor, record_audit_event
 from reportlib.checks import check_aware, check_int
 from reportlib.config import get_settings
-from reportlib.dialect import lock_rows, utcnow
+from reportlib.dialect import allow_long_statements, lock_rows, utcnow
 from reportlib.errors import ReportValidationError, UnknownEmailError
 from reportlib.models import IncomingEmail, ProcessingReport, ReviewDecision, ReviewFieldVerdict
 from reportlib.service import INT32_MAX
@@ -57,6 +57,8 @@ DEFAULT_BATCH_SIZE = 1000
 MAX_BATCH_SIZE = 100_000
 MAX_RETENTION_DAYS = 36_500
 SENDER_MAX = 320
+#: Statement time limit of a purge's counting and batch transactions (milliseconds).
+LONG_STATEMENT_MS = 300_000
 #: Most email ids one audit row lists (an erasure by sender may cover more emails).
 AUDIT_MAX_IDS = 1000
 
@@ -522,6 +524,8 @@ def purge_expired(
         )
     check_int(batch_size, "batch_size", 1, MAX_BATCH_SIZE)
     with sessions() as db:
+        # Counting a million rows may take longer than an interactive statement may.
+        allow_long_statements(db, timeout_ms=LONG_STATEMENT_MS)
         stamp = _now(db, now)
         cutoff = retention_cutoff(now=stamp, retention_days=days)
         total = count_expired(db, cutoff=cutoff)
@@ -533,6 +537,7 @@ def purge_expired(
         after_created: dt.datetime | None = None
         while True:
             with sessions() as db, db.begin():
+                allow_long_statements(db, timeout_ms=LONG_STATEMENT_MS)
                 batch = purge_reports_batch(
                     db, cutoff=cutoff, after=after_created, limit=batch_size, now=stamp
                 )
@@ -545,6 +550,9 @@ def purge_expired(
             after_id = 0
             while True:
                 with sessions() as db, db.begin():
+                    # Finding a batch may read far (rows without values are passed over);
+                    # only the rows it returns are locked.
+                    allow_long_statements(db, timeout_ms=LONG_STATEMENT_MS)
                     batch = step(db, cutoff=cutoff, after=after_id, limit=batch_size)
                 done, after_id = done + batch.counts, batch.after
                 if progress is not None:
