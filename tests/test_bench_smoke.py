@@ -361,3 +361,37 @@ def test_raw_baseline_computes_the_figures_of_the_rollups(smoke: dict[str, Any])
                     assert dataclasses.astuple(actual) == dataclasses.astuple(expected), name
                 else:
                     assert actual == expected, name
+
+
+def test_floor_refuses_an_unknown_layer() -> None:
+    from bench import browser_floor
+
+    with pytest.raises(ValueError, match="charts"):
+        browser_floor.check_variants(["nav+charts"])
+    with pytest.raises(SystemExit):
+        browser_floor.main(["--variant", "nav+charts"])
+
+
+@pytest.mark.browser
+def test_floor_times_each_layer_against_hello_world(chromium_path: str) -> None:
+    from bench import browser_floor
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        out = browser_floor.run_floor(
+            variants=["nav+filters", "nav+filters+metrics+svg"], runs=1, chromium=chromium_path
+        )
+    assert list(out["variants"]) == ["hello", "nav+filters", "nav+filters+metrics+svg"]
+    for figures in out["variants"].values():
+        assert figures["wall_ms"] > 0 and figures["main_thread_ms"] > 0
+        assert len(figures["wall_runs_ms"]) == 1
+    # Each page drew its layers and nothing else.
+    assert out["variants"]["nav+filters"]["elements"] == {
+        "metrics": 0, "html": 0, "plotly": 0, "dataframe": 0, "images": 0,
+        "date_inputs": 1, "multiselects": 2,
+    }
+    full = out["variants"]["nav+filters+metrics+svg"]["elements"]
+    assert (full["metrics"], full["images"], full["plotly"]) == (8, 3, 0)
+    assert out["variants"]["hello"]["elements"]["date_inputs"] == 0
+    table = browser_floor.format_table(out)
+    assert "nav+filters+metrics+svg" in table and "hello" in table
