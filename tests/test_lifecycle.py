@@ -108,7 +108,7 @@ def _personal_report(
 def _seed(engine: Engine, now: dt.datetime) -> list[int]:
     """Demo data over 60 days with review history, old and recent personal reports."""
     with session_scope(engine) as db:
-        seed_demo(db, count=300, seed=5, days=60, now=now)
+        seed_demo(db, count=160, seed=5, days=60, now=now)
         seed_review_history(db, rng=random.Random(5), now=now)
         old = [
             _personal_report(db, word=CANARY, created_at=now - (40 + i) * DAY).email_id
@@ -214,7 +214,7 @@ def test_purge_removes_every_old_value_and_no_figure_changes(fresh: Engine) -> N
     with Session(fresh) as db:
         before = _numbers(db, now)
         expected = lifecycle.count_expired(db, cutoff=now - 30 * DAY)
-    assert expected.reports > 100 and expected.decisions > 3 and expected.verdicts >= 3
+    assert expected.reports > 40 and expected.decisions > 3 and expected.verdicts >= 3
     assert expected.emails == expected.reports + 1  # and the email without a report
     assert _occurrences(fresh, CANARY)  # the scan does see values
 
@@ -228,7 +228,7 @@ def test_purge_removes_every_old_value_and_no_figure_changes(fresh: Engine) -> N
         progress=lambda done, total: seen.append((done, total)),
     )
     assert done == expected
-    assert len(seen) > 5 and seen[-1] == (expected, expected)
+    assert len(seen) >= 5 and seen[-1] == (expected, expected)
 
     assert _occurrences(fresh, CANARY) == []
     assert set(_occurrences(fresh, KEEP)) == {
