@@ -18,6 +18,7 @@ REPORTLIB_TABLES = frozenset(
         "review_decisions",
         "review_field_verdicts",
         "audit_events",
+        "alert_events",
     }
 )
 

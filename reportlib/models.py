@@ -292,6 +292,33 @@ class AuditEvent(Base):
         return f"AuditEvent(id={self.id!r}, action={self.action!r}, email_id={self.email_id!r})"
 
 
+class AlertEvent(Base):
+    """One state change of an alert rule (see :mod:`reportlib.alerts`): figures, filters
+    and a dashboard link, never extracted values. A rule's latest row is its state."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (
+        CheckConstraint("state IN ('firing', 'resolved')", name="state_known"),
+        Index("ix_alert_events_rule_occurred_at", "rule", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(100), nullable=False)
+    state: Mapped[str] = mapped_column(String(10), nullable=False)
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+    metric: Mapped[str] = mapped_column(String(50), nullable=False)
+    severity: Mapped[str] = mapped_column(String(10), nullable=False)
+    value: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    volume: Mapped[int] = mapped_column(Integer, nullable=False)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+    window_end: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+    link: Mapped[str] = mapped_column(Text, nullable=False)
+
+    def __repr__(self) -> str:
+        return f"AlertEvent(id={self.id!r}, rule={self.rule!r}, state={self.state!r})"
+
+
 # --------------------------------------------------------------------------------------
 # Rollups: per UTC day of ``created_at``, intent and route, what the dashboard's pages sum.
 # Rebuilt a whole day at a time from the raw rows (reportlib.rollups), so every figure,

@@ -27,6 +27,7 @@ OUR_TABLES = {
     "review_decisions",
     "review_field_verdicts",
     "audit_events",
+    "alert_events",
     "reportlib_schema_info",
     "rollup_dirty_days",
     "rollup_fields",
