@@ -112,6 +112,19 @@ class Settings(BaseSettings):
         ),
     )
 
+    alert_rules_path: str | None = Field(
+        None,
+        description=(
+            "TOML file of alert rules for 'python -m reportlib alerts check'; unset: only "
+            "the built-in rules, all off until a file enables them."
+        ),
+    )
+    dashboard_base_url: str = Field(
+        "http://127.0.0.1:8501",
+        pattern=r"^https?://[^\s?#]+$",
+        description="The dashboard's address, as alert links start (http:// or https://).",
+    )
+
     @field_validator("retention_days", mode="before")
     @classmethod
     def _empty_retention_is_unset(cls, value: object) -> object:
