@@ -100,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     whose.add_argument("--sender", metavar="ADDRESS", help="every email from this address")
     erase.add_argument("--actor", required=True, help="who runs it, for the audit trail")
     erase.add_argument("--dry-run", action="store_true", help="count what would go; write nothing")
+    alerts = commands.add_parser("alerts", help="alert rules (see ALERT_RULES_PATH)")
+    alert_actions = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = alert_actions.add_parser(
+        "check", help="evaluate every rule once; exit 0 ok, 1 firing, 2 configuration error"
+    )
+    check.add_argument(
+        "--dry-run", action="store_true", help="print what would change; record and send nothing"
+    )
     return parser
 
 
@@ -309,6 +317,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _purge(args)
         if args.command == "erase":
             return _erase(args)
+        if args.command == "alerts":
+            from reportlib.alerts.command import run_check
+
+            return run_check(dry_run=args.dry_run)
         return _show(args)
     except ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

@@ -36,6 +36,7 @@ from reportlib.monitoring.allowlists import (
 )
 from reportlib.monitoring.api import (
     add_breadcrumb,
+    capture_alert,
     capture_exception,
     capture_message,
     capture_page_error,
@@ -62,6 +63,7 @@ __all__ = [
     "OWN_LOGGERS",
     "SAFE_TAG_KEYS",
     "add_breadcrumb",
+    "capture_alert",
     "capture_exception",
     "capture_message",
     "capture_page_error",

@@ -18,15 +18,20 @@ SAFE_TAG_KEYS: Final = frozenset(
     {
         "actor",
         "agent",
+        "alert_state",
         "component",
         "confidence_route",
         "correlation_id",
         "email_id",
+        "field",
         "intent",
+        "metric",
         "model",
         "page",
         "report_id",
         "route",
+        "rule",
+        "severity",
         "stage",
         "status",
     }
@@ -47,18 +52,35 @@ PAGE_PATH: Final = re.compile(r"/?[A-Za-z0-9][A-Za-z0-9_/-]{0,63}")
 TAG_SHAPES: Final[Mapping[str, re.Pattern[str]]] = {
     "actor": ENUM_WORD,
     "agent": ENUM_WORD,
+    "alert_state": ENUM_WORD,
     "component": ENUM_WORD,
     "confidence_route": ROUTE,
     "correlation_id": TOKEN_ID,
     "email_id": NUMERIC_ID,
+    "field": ENUM_WORD,
     "intent": ENUM_WORD,
+    "metric": ENUM_WORD,
     "model": ENUM_WORD,
     "page": PAGE_PATH,
     "report_id": NUMERIC_ID,
     "route": ROUTE,
+    "rule": ENUM_WORD,
+    "severity": ENUM_WORD,
     "stage": ENUM_WORD,
     "status": ENUM_WORD,
 }
+
+ALERT_NUMBER_KEYS: Final = frozenset(
+    {"value", "threshold", "baseline", "volume", "min_volume", "window_hours", "baseline_days"}
+)
+"""Keys of the ``alert`` context kept when they are numbers (or None): figures only."""
+ALERT_TEXT_KEYS: Final = frozenset(
+    {"rule", "metric", "state", "severity", "comparison", "intent", "route", "field",
+     "window_start", "window_end", "link"}
+)
+"""Keys of the ``alert`` context kept when they are short text: names, filters, times and
+the dashboard link (its query names dates, intents and routes only)."""
+MAX_LINK: Final = 1000
 
 BREADCRUMB_NUMBER_KEYS: Final = frozenset(
     {

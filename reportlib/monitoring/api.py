@@ -310,3 +310,30 @@ def capture_page_error(exc: BaseException, *, page: str, filters: Mapping[str, s
     except Exception as failure:
         internal_failure("capture_page_error", failure)
         return None
+
+
+def capture_alert(
+    message: str,
+    *,
+    level: str,
+    fingerprint: list[str],
+    tags: Mapping[str, str | None],
+    context: Mapping[str, Any],
+) -> str | None:
+    """Report an alert's state change; return the event id, or None when off.
+
+    ``message`` names the rule, metric and figures; ``fingerprint`` groups every event of
+    one rule in Sentry; ``tags`` (None values left out) and the ``alert`` context carry
+    names, filters, figures and the dashboard link, never extracted values.
+    """
+    try:
+        with sentry_sdk.new_scope() as scope:
+            scope.fingerprint = list(fingerprint)
+            for key, value in tags.items():
+                if value is not None:
+                    scope.set_tag(key, value)
+            scope.set_context("alert", dict(context))
+            return scope.capture_message(message, level=_level(level))
+    except Exception as failure:
+        internal_failure("capture_alert", failure)
+        return None

@@ -20,6 +20,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from reportlib.errors import ReportValidationError
 from reportlib.monitoring.allowlists import (
+    ALERT_NUMBER_KEYS,
+    ALERT_TEXT_KEYS,
     BREADCRUMB_ENUM_KEYS,
     BREADCRUMB_ID_KEYS,
     BREADCRUMB_NUMBER_KEYS,
@@ -28,6 +30,7 @@ from reportlib.monitoring.allowlists import (
     EVENT_TEXT_KEYS,
     FRAME_KEYS,
     LOG_MESSAGE_WITHHELD,
+    MAX_LINK,
     MAX_LIST,
     MAX_MESSAGE,
     MAX_TEXT,
@@ -388,6 +391,17 @@ def _scrub_trace_context(trace: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _scrub_alert_context(context: Mapping[str, Any]) -> dict[str, Any]:
+    # Figures, names, filters and the link; nothing else an alert could be handed.
+    out: dict[str, Any] = {}
+    for key, value in context.items():
+        if key in ALERT_NUMBER_KEYS and (value is None or _number(value)):
+            out[key] = value
+        elif key in ALERT_TEXT_KEYS and isinstance(value, str):
+            out[key] = value[: MAX_LINK if key == "link" else MAX_TEXT]
+    return out
+
+
 def _scrub_contexts(contexts: Any) -> dict[str, Any]:
     if not isinstance(contexts, Mapping):
         return {}
@@ -410,6 +424,8 @@ def _scrub_contexts(contexts: Any) -> dict[str, Any]:
             if isinstance(filters, Mapping):
                 dashboard["filters"] = _safe_mapping(filters, depth=1)
             out[name] = dashboard
+        elif name == "alert":
+            out[name] = _scrub_alert_context(context)
         elif name == "trace":
             out[name] = _scrub_trace_context(context)
         elif name == "response":
