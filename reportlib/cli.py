@@ -267,10 +267,15 @@ def _seed_demo(args: argparse.Namespace) -> int:
                 from reportlib.demo_review import seed_review_history
 
                 reviewed = seed_review_history(db, rng=random.Random(args.seed))
+            # The incident the example alert rules catch (alert_rules.example.toml).
+            from reportlib.demo import plant_missing_amount_spike
+
+            spike = plant_missing_amount_spike(db, seed=args.seed)
         _refresh_all(engine, chunk_days=30, label="rollups")
     finally:
         engine.dispose()
     print(f"seeded {len(ids)} reports and {reviewed} review decisions")
+    print(f"planted {len(spike)} recent debt claims, most without debt_amount (a demo alert)")
     return 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, cast
 
@@ -301,3 +301,67 @@ def _write_batch(db: Session, batch: Sequence[DemoEmail]) -> list[int]:
         [{"b_email_id": e.email_id, "b_created_at": e.created_at} for e in batch],
     )
     return [e.email_id for e in batch]
+
+
+#: The demo's planted incident (see :func:`plant_missing_amount_spike`): debt claims in
+#: the last hours whose debt_amount went missing, which the example alert rule
+#: ``debt_amount_missing_spike`` (``alert_rules.example.toml``) is there to catch.
+SPIKE_HOURS = 6
+SPIKE_REPORTS = 48
+SPIKE_MISSING_SHARE = 0.6
+
+
+def generate_missing_amount_spike(
+    *, seed: int = 42, first_email_id: int = 1, now: dt.datetime | None = None
+) -> Iterator[DemoEmail]:
+    """Debt claims spread over the last :data:`SPIKE_HOURS` whole UTC hours before ``now``,
+    most of them without a debt_amount (as after a bad extractor release)."""
+    now = now or dt.datetime.now(dt.UTC)
+    end = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    rng = random.Random(seed + 1)
+    emails = generate_demo_emails(
+        count=SPIKE_REPORTS, seed=seed + 1, days=1, first_email_id=first_email_id, now=now
+    )
+    for index, email in enumerate(emails):
+        created = end - dt.timedelta(
+            seconds=(SPIKE_HOURS * 3600 - 60) * (index + 0.5) / SPIKE_REPORTS
+        )
+        report = email.report
+        data = dict(report.extracted_data)
+        checkpoints = {key: dict(value) for key, value in (report.agent_checkpoints or {}).items()}
+        checkpoints["agent_1_intent"]["intent"] = "debt_claim"
+        if rng.random() < SPIKE_MISSING_SHARE:
+            data["debt_amount"] = None
+            data["extraction_metadata"] = {
+                k: v for k, v in data["extraction_metadata"].items() if k != "debt_amount"
+            }
+            confidences = dict(checkpoints["agent_2_extraction"]["field_confidence"])
+            confidences.pop("debt_amount", None)
+            checkpoints["agent_2_extraction"]["field_confidence"] = confidences
+        missing = data["debt_amount"] is None
+        reason = report.review_reason
+        if missing and report.confidence_route != "low":
+            reason = "missing debt_amount"
+        yield replace(
+            email,
+            received_at=created - dt.timedelta(seconds=30),
+            created_at=created,
+            report=replace(
+                report,
+                extracted_data=data,
+                agent_checkpoints=checkpoints,
+                needs_review=reason is not None,
+                review_reason=reason,
+            ),
+        )
+
+
+def plant_missing_amount_spike(
+    db: Session, *, seed: int = 42, now: dt.datetime | None = None
+) -> list[int]:
+    """Write the demo incident of :func:`generate_missing_amount_spike` after the highest
+    existing email id; flushes, the caller commits. Returns the email ids written."""
+    start = (db.scalar(select(func.max(IncomingEmail.id))) or 0) + 1
+    return _write_batch(
+        db, list(generate_missing_amount_spike(seed=seed, first_email_id=start, now=now))
+    )

@@ -92,10 +92,11 @@ def test_a_threshold_replaces_a_builtins_baseline(tmp_path: Path) -> None:
 
 
 def test_the_shipped_example_file_parses() -> None:
-    example = ROOT / "alert_rules.example.toml"
-    if not example.exists():
-        pytest.skip("no example file yet")
-    assert load_rules(example).enabled
+    rules = load_rules(ROOT / "alert_rules.example.toml")
+    assert [rule.name for rule in rules.enabled] == [
+        "pipeline_stopped",
+        "debt_amount_missing_spike",
+    ]
 
 
 RULE = '[[rule]]\nname = "r1"\nmetric = "needs_review_rate"\nwindow_hours = 6\nthreshold = 0.5\n'
