@@ -23,7 +23,7 @@ if _ROOT not in sys.path:
 import streamlit as st  # noqa: E402
 
 from dashboard import auth, boundary  # noqa: E402
-from reportlib.access import can_see_audit  # noqa: E402
+from reportlib.access import can_see_alerts, can_see_audit  # noqa: E402
 from reportlib.config import get_settings  # noqa: E402
 from reportlib.errors import DatabaseUnavailableError  # noqa: E402
 
@@ -75,6 +75,10 @@ PAGES = [
 # page refuses them itself as well).
 if can_see_audit(user.role):
     PAGES.append(st.Page("views/audit.py", title="Audit log", url_path="audit"))
+
+# Alerts: every role (ops and above).
+if can_see_alerts(user.role):
+    PAGES.append(st.Page("views/alerts.py", title="Alerts", url_path="alerts"))
 
 page = st.navigation(PAGES)
 page_name = page.url_path or "overview"

@@ -32,6 +32,7 @@ from dashboard import auth
 from dashboard.values import mask_detail
 from reportlib import jsoncodec, queries, rollups
 from reportlib.access import DashboardUser, can_see_audit, can_see_values
+from reportlib.alerts.status import get_alert_status
 from reportlib.audit import AuditEntry, count_audit_events, list_audit_events, record_audit_event
 from reportlib.config import get_settings
 from reportlib.db import make_engine, make_sessionmaker
@@ -178,6 +179,8 @@ CACHED_QUERIES: Final = frozenset(
         queries.review_queue_reasons,
         queries.count_review_queue_in_window,
         queries.queue_snapshot,
+        # Rule names, metrics and figures only (reportlib.alerts.status).
+        get_alert_status,
     }
 )
 

@@ -186,6 +186,11 @@ def can_see_audit(role: Role | None) -> bool:
     return role in _AUDIT_ROLES
 
 
+def can_see_alerts(role: Role | None) -> bool:
+    """Whether ``role`` may see the Alerts page (ops and above: every role)."""
+    return role in ROLES
+
+
 def mask_value(value: object) -> str:
     """The fixed mask shown instead of an extracted value.
 
