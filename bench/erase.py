@@ -33,7 +33,7 @@ from sqlalchemy import Engine, func, inspect, select
 from bench.database import MARKER_TABLE
 from reportlib import create_processing_report, ensure_incoming_email
 from reportlib.db import make_engine, make_sessionmaker, session_scope
-from reportlib.lifecycle import RedactionCounts, purge_expired
+from reportlib.lifecycle import DEFAULT_BATCH_SIZE, RedactionCounts, purge_expired
 from reportlib.models import IncomingEmail
 
 ACTOR = "bench-erase"
@@ -127,7 +127,7 @@ def run(
     url: str,
     *,
     retention_days: int,
-    batch_size: int = 1000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     baseline_s: float = 3.0,
     reprocess_share: float = 0.1,
     seed_reports: int = 0,
@@ -215,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.erase", description=__doc__)
     parser.add_argument("--database-url", required=True, help="a migrated benchmark database")
     parser.add_argument("--retention-days", type=int, default=90)
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--baseline-seconds", type=float, default=3.0)
     parser.add_argument("--reprocess-share", type=float, default=0.1)
     parser.add_argument("--seed-reports", type=int, default=0)

@@ -16,6 +16,7 @@ from reportlib import jsoncodec
 from reportlib.config import ConfigurationError, get_settings
 from reportlib.db import make_engine, make_sessionmaker, session_scope
 from reportlib.errors import ReportlibError
+from reportlib.lifecycle import DEFAULT_BATCH_SIZE
 
 log = logging.getLogger("reportlib.cli")
 INT32_MAX = 2_147_483_647
@@ -88,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--actor", required=True, help="who runs it, for the audit trail")
     purge.add_argument("--dry-run", action="store_true", help="count what would go; write nothing")
     purge.add_argument(
-        "--batch-size", type=_bounded_int(1, 100_000), default=1000, help="rows per transaction"
+        "--batch-size",
+        type=_bounded_int(1, 100_000),
+        default=DEFAULT_BATCH_SIZE,
+        help="rows per transaction",
     )
 
     erase = commands.add_parser(
