@@ -155,7 +155,7 @@ def badges(at: AppTest) -> list[str]:
     return [m.value for m in at.sidebar.markdown if "-badge[" in m.value]
 
 
-PAGES = ["", "audit", "confidence", "missing-fields", "quality", "review"]
+PAGES = ["", "alerts", "audit", "confidence", "missing-fields", "quality", "review"]
 NON_ADMIN_PAGES = [p for p in PAGES if p != "audit"]
 NO_NAVIGATION = [""]  # only the entry script itself: st.navigation was never reached
 
