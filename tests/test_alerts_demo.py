@@ -69,7 +69,7 @@ def test_seed_demo_then_alerts_check_fires_the_demo_alert(
     database_url: str, sentry_receiver: SentryReceiver
 ) -> None:
     assert run(["migrate"], database_url).returncode == 0
-    seeded = run(["seed-demo", "--count", "600"], database_url)
+    seeded = run(["seed-demo", "--count", "300", "--days", "30"], database_url)
     assert seeded.returncode == 0, seeded.stderr
     assert f"planted {SPIKE_REPORTS} recent debt claims" in seeded.stdout
     env = {
