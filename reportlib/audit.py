@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, get_args
@@ -19,7 +18,7 @@ from typing import Any, get_args
 from sqlalchemy import ColumnElement, Select, func, insert, select
 from sqlalchemy.orm import Session
 
-from reportlib.checks import check_aware
+from reportlib.checks import check_aware, check_identity
 from reportlib.config import Role
 from reportlib.errors import ReportValidationError
 from reportlib.models import FIELD_VERDICTS, REVIEW_OUTCOMES, AuditEvent
@@ -57,7 +56,6 @@ _FLAG_KEY = re.compile(r"masked|(?:is|has|was)_[a-z0-9_]+")
 _DATE_KEY = re.compile(r"[a-z0-9_]+_date|date")
 #: What a purge or an erasure covered (``details.scope``): never the address or the values.
 SCOPES = ("retention", "email", "sender")
-_CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +80,7 @@ def check_actor(value: object, field: str = "actor") -> str:
 
     An identity is 1 to 200 characters of text without control or formatting characters.
     """
-    if not isinstance(value, str):
-        raise ReportValidationError(field, "must be text")
-    stripped = value.strip()
-    if not stripped:
-        raise ReportValidationError(field, "must not be empty")
-    if len(stripped) > ACTOR_MAX:
-        raise ReportValidationError(field, f"must be at most {ACTOR_MAX} characters")
-    if any(unicodedata.category(char) in _CONTROL_CATEGORIES for char in stripped):
-        raise ReportValidationError(field, "must not contain control characters")
-    return stripped
+    return check_identity(value, field, max_length=ACTOR_MAX)
 
 
 def _check_action(action: object) -> str:

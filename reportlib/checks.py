@@ -8,6 +8,7 @@ subclass) before anything is read or written.
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -60,3 +61,29 @@ def one_of(value: Any, allowed: Iterable[str], name: str) -> str:
 def share(part: float, whole: float) -> float | None:
     """``part / whole``, or None when ``whole`` is zero (an empty window has no share)."""
     return part / whole if whole else None
+
+
+#: Unicode categories an identity or address may not contain: control, format, surrogate and
+#: private-use characters, and line and paragraph separators.
+CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def check_identity(
+    value: Any,
+    field: str,
+    *,
+    max_length: int,
+    refused: frozenset[str] = CONTROL_CATEGORIES,
+) -> str:
+    """``value`` stripped: 1 to ``max_length`` characters of text, none of a category in
+    ``refused``. Errors name ``field``, never the value."""
+    if not isinstance(value, str):
+        raise ReportValidationError(field, "must be text")
+    stripped = value.strip()
+    if not stripped:
+        raise ReportValidationError(field, "must not be empty")
+    if len(stripped) > max_length:
+        raise ReportValidationError(field, f"must be at most {max_length} characters")
+    if any(unicodedata.category(char) in refused for char in stripped):
+        raise ReportValidationError(field, "must not contain control characters")
+    return stripped

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -44,7 +43,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, false, func, null, o
 from sqlalchemy.orm import Session
 
 from reportlib.audit import check_actor, record_audit_event
-from reportlib.checks import check_aware, check_int
+from reportlib.checks import check_aware, check_identity, check_int
 from reportlib.config import get_settings
 from reportlib.dialect import allow_long_statements, lock_rows, utcnow
 from reportlib.errors import ReportValidationError, UnknownEmailError
@@ -60,6 +59,8 @@ DEFAULT_BATCH_SIZE = 200
 MAX_BATCH_SIZE = 100_000
 MAX_RETENTION_DAYS = 36_500
 SENDER_MAX = 320
+# A sender is compared with what emails stored, so only what no address holds is refused.
+_SENDER_REFUSED = frozenset({"Cc", "Cf", "Cs", "Co"})
 #: Statement time limit of a purge's counting and batch transactions (milliseconds).
 LONG_STATEMENT_MS = 300_000
 #: Most email ids one audit row lists (an erasure by sender may cover more emails).
@@ -293,16 +294,7 @@ def _redact_scope(db: Session, scope: _Scope, now: dt.datetime) -> RedactionCoun
 def check_sender(value: object, field: str = "sender") -> str:
     """``value`` stripped: an address of 1 to 320 characters without control characters.
     Errors name ``field``, never the value."""
-    if not isinstance(value, str):
-        raise ReportValidationError(field, "must be text")
-    stripped = value.strip()
-    if not stripped:
-        raise ReportValidationError(field, "must not be empty")
-    if len(stripped) > SENDER_MAX:
-        raise ReportValidationError(field, f"must be at most {SENDER_MAX} characters")
-    if any(unicodedata.category(char) in {"Cc", "Cf", "Cs", "Co"} for char in stripped):
-        raise ReportValidationError(field, "must not contain control characters")
-    return stripped
+    return check_identity(value, field, max_length=SENDER_MAX, refused=_SENDER_REFUSED)
 
 
 def _now(db: Session, now: dt.datetime | None) -> dt.datetime:
@@ -446,25 +438,22 @@ def purge_reports_batch(
     )
 
 
+def _free_ids_after(
+    db: Session, entity: Any, after: int, limit: int, *conditions: ColumnElement[bool]
+) -> list[int]:
+    """Up to ``limit`` ids of ``entity`` above ``after`` that meet ``conditions``, ascending,
+    locked for this transaction; rows a writer holds are skipped, not waited for."""
+    stmt = select(entity.id).where(entity.id > after, *conditions).order_by(entity.id)
+    return list(db.scalars(lock_rows(db, stmt.limit(limit), of=entity, skip_locked=True)))
+
+
 def purge_decisions_batch(
     db: Session, *, cutoff: dt.datetime, after: int, limit: int
 ) -> PurgeBatch:
     """Redact the notes and corrected values of up to ``limit`` decisions in scope of
     ``cutoff`` with an id above ``after``. Flushes."""
     scope = _retention_scope(cutoff)
-    ids = list(
-        db.scalars(
-            lock_rows(
-                db,
-                select(d.id)
-                .where(d.id > after, scope.decisions, _decision_has_values())
-                .order_by(d.id)
-                .limit(limit),
-                of=d,
-                skip_locked=True,
-            )
-        )
-    )
+    ids = _free_ids_after(db, d, after, limit, scope.decisions, _decision_has_values())
     notes, verdicts = _redact_decisions(db, ids)
     db.flush()
     return PurgeBatch(
@@ -478,19 +467,7 @@ def purge_emails_batch(db: Session, *, cutoff: dt.datetime, after: int, limit: i
     """Clear the subject and sender of up to ``limit`` emails in scope of ``cutoff`` with
     an id above ``after``. Flushes."""
     scope = _retention_scope(cutoff)
-    ids = list(
-        db.scalars(
-            lock_rows(
-                db,
-                select(e.id)
-                .where(e.id > after, scope.emails, _email_has_values())
-                .order_by(e.id)
-                .limit(limit),
-                of=e,
-                skip_locked=True,
-            )
-        )
-    )
+    ids = _free_ids_after(db, e, after, limit, scope.emails, _email_has_values())
     count = _redact_emails(db, ids)
     db.flush()
     return PurgeBatch(

@@ -137,6 +137,11 @@ def current_states(db: Session, names: Sequence[str]) -> dict[str, AlertEvent]:
     return {row.rule: row for row in rows}
 
 
+def state_after(latest: AlertEvent | None) -> str:
+    """The state a rule is in after its latest recorded change (``OK`` without one)."""
+    return FIRING if latest is not None and latest.state == FIRING else OK
+
+
 def list_alert_events(db: Session, *, rule: str | None = None, limit: int = 20) -> list[AlertEvent]:
     """State changes, newest first (one rule's, or every rule's), at most ``limit``."""
     limit = check_int(limit, "limit", 1, 1000)
@@ -210,8 +215,9 @@ def check_alerts(
     evaluations = []
     for rule in rules:
         latest = states.get(rule.name)
-        previous = FIRING if latest is not None and latest.state == FIRING else OK
-        evaluation = evaluate_rule(db, rule, now=now, previous=previous, base_url=base_url)
+        evaluation = evaluate_rule(
+            db, rule, now=now, previous=state_after(latest), base_url=base_url
+        )
         evaluations.append(evaluation)
         if evaluation.change is not None and not dry_run:
             db.add(

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from reportlib.alerts.check import (
-    FIRING,
-    OK,
     Evaluation,
     current_states,
     evaluate_rule,
     list_alert_events,
+    state_after,
 )
 from reportlib.alerts.metrics import Scope, hour_window, read_metric
 from reportlib.alerts.rules import Rule
@@ -64,8 +63,9 @@ def get_alert_status(
     statuses = []
     for rule in rules:
         latest = states.get(rule.name)
-        previous = FIRING if latest is not None and latest.state == FIRING else OK
-        evaluation = evaluate_rule(db, rule, now=now, previous=previous, base_url=base_url)
+        evaluation = evaluate_rule(
+            db, rule, now=now, previous=state_after(latest), base_url=base_url
+        )
         recent = tuple(
             StateChange(e.occurred_at, e.state, e.value, e.threshold, e.volume)
             for e in list_alert_events(db, rule=rule.name, limit=RECENT_CHANGES)
