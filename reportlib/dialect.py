@@ -9,7 +9,7 @@ import datetime as dt
 import decimal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -24,8 +24,15 @@ from sqlalchemy import (
     Integer,
     Select,
     Text,
+    bindparam,
+    case,
+    cast,
     event,
+    func,
+    literal,
+    select,
     text,
+    type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
@@ -520,9 +527,59 @@ def lock_for_refresh(session: Session, *, table: str, lock_timeout_ms: int) -> N
     allow_long_statements(session, timeout_ms=300_000)
 
 
+def redacted_entries_in_database(
+    session: Session, document: Any, *, kept_number_keys: tuple[str, ...]
+) -> ColumnElement[Any] | None:
+    """``document`` (a JSON object of field entries) rewritten inside the database so that
+    each entry keeps only ``kept_number_keys`` whose values are numbers, and an entry that
+    is not an object becomes JSON ``null``; a document that is not an object becomes
+    ``{}``. The same result as :func:`reportlib.lifecycle.redact_extracted_fields`.
+
+    On PostgreSQL this is one expression over JSONB, whose numbers keep every digit, so
+    a batch of reports is redacted in one UPDATE. SQLite's JSON functions re-print a
+    number with 15 significant digits, which could move a confidence by a rounding step;
+    there it returns None and the caller redacts in Python.
+    """
+    if not is_postgresql(session):
+        return None
+    entries = _object_members(document).table_valued("key", "value", name="entry")
+    value = entries.c.value
+    empty = cast_jsonb("{}")
+    kept: ColumnElement[Any] = empty
+    for key in kept_number_keys:
+        member = value.op("->")(bindparam(None, key, type_=Text()))
+        kept = kept.op("||")(
+            case(
+                (
+                    func.jsonb_typeof(member) == "number",
+                    func.jsonb_build_object(bindparam(None, key, type_=Text()), member),
+                ),
+                else_=empty,
+            )
+        )
+    entry = case(
+        (func.jsonb_typeof(value) == "object", kept),
+        else_=cast_jsonb("null"),
+    )
+    aggregated = (
+        select(func.coalesce(func.jsonb_object_agg(entries.c.key, entry), empty))
+        .select_from(entries)
+        .scalar_subquery()
+    )
+    return type_coerce(aggregated, JSONB(none_as_null=True))
+
+
+def cast_jsonb(literal_json: str) -> ColumnElement[Any]:
+    """A constant JSONB value (PostgreSQL)."""
+    return cast(literal(literal_json, Text()), JSONB(none_as_null=True))
+
+
+_AnySelect = TypeVar("_AnySelect", bound=Select[*tuple[Any, ...]])
+
+
 def lock_rows(
-    session: Session, stmt: Select[Any], *, of: Any, skip_locked: bool = False, read: bool = False
-) -> Select[Any]:
+    session: Session, stmt: _AnySelect, *, of: Any, skip_locked: bool = False, read: bool = False
+) -> _AnySelect:
     """``stmt`` locking the rows of ``of`` it reads until commit: ``FOR UPDATE`` (``FOR
     SHARE`` with ``read``, ``SKIP LOCKED`` rows another transaction holds with
     ``skip_locked``) on PostgreSQL. SQLite has one writer at a time, so the transaction
@@ -676,6 +733,7 @@ __all__ = [
     "json_object_members",
     "json_text",
     "lock_for_refresh",
+    "redacted_entries_in_database",
     "utc_date",
     "utc_hour",
 ]

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -45,16 +45,20 @@ from sqlalchemy.orm import Session
 from reportlib.audit import check_actor, record_audit_event
 from reportlib.checks import check_aware, check_identity, check_int
 from reportlib.config import get_settings
-from reportlib.dialect import allow_long_statements, lock_rows, utcnow
+from reportlib.dialect import (
+    allow_long_statements,
+    lock_rows,
+    redacted_entries_in_database,
+    utcnow,
+)
 from reportlib.errors import ReportValidationError, UnknownEmailError
 from reportlib.models import IncomingEmail, ProcessingReport, ReviewDecision, ReviewFieldVerdict
 from reportlib.service import INT32_MAX
 
 #: What a field entry of ``extracted_fields`` keeps after a redaction.
 KEPT_FIELD_KEYS = ("confidence",)
-#: Rows per purge transaction. A report costs about 4 ms to redact at 1M reports (one
-#: UPDATE each, with its rollup trigger), so a writer needing a row the purge holds waits
-#: up to one batch: 1000 rows meant up to 2.5 s (bench/erase.py); 200 rows stay below 1 s.
+#: Rows per purge transaction: a writer that needs a row the purge holds waits for up to
+#: one batch. See bench/erase.py and BENCHMARKS.md for the waits measured at 1M reports.
 DEFAULT_BATCH_SIZE = 200
 MAX_BATCH_SIZE = 100_000
 MAX_RETENTION_DAYS = 36_500
@@ -207,7 +211,23 @@ def _count_scope(db: Session, scope: _Scope) -> RedactionCounts:
 # -- redaction steps ------------------------------------------------------------------------
 
 
-def _redact_reports(db: Session, rows: Iterable[Any], now: dt.datetime) -> int:
+def _redact_reports(db: Session, report_ids: Sequence[int], now: dt.datetime) -> int:
+    """Redact the reports ``report_ids`` (locked by the caller): one UPDATE for the batch
+    where the database can rewrite the JSON itself, else one per report."""
+    if not report_ids:
+        return 0
+    in_database = redacted_entries_in_database(
+        db, r.extracted_fields, kept_number_keys=KEPT_FIELD_KEYS
+    )
+    if in_database is not None:
+        result = db.execute(
+            update(ProcessingReport)
+            .where(r.id.in_(report_ids))
+            .values(extracted_fields=in_database, values_erased_at=now)
+            .execution_options(synchronize_session="fetch")
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    rows = db.execute(select(r.id, r.extracted_fields).where(r.id.in_(report_ids))).all()
     changes = [
         {
             "id": row.id,
@@ -216,9 +236,8 @@ def _redact_reports(db: Session, rows: Iterable[Any], now: dt.datetime) -> int:
         }
         for row in rows
     ]
-    if changes:
-        # Bulk UPDATE by primary key: one statement, executed for each row.
-        db.execute(update(ProcessingReport), changes)
+    # Bulk UPDATE by primary key: one statement, executed for each row.
+    db.execute(update(ProcessingReport), changes)
     return len(changes)
 
 
@@ -254,15 +273,13 @@ def _redact_emails(db: Session, email_ids: Sequence[int]) -> int:
 
 def _redact_scope(db: Session, scope: _Scope, now: dt.datetime) -> RedactionCounts:
     """Everything in ``scope`` at once, rows locked as they are read (erasures)."""
-    reports = db.execute(
-        lock_rows(
-            db,
-            select(r.id, r.extracted_fields)
-            .where(scope.reports, _report_has_values())
-            .order_by(r.id),
-            of=r,
+    report_ids = list(
+        db.scalars(
+            lock_rows(
+                db, select(r.id).where(scope.reports, _report_has_values()).order_by(r.id), of=r
+            )
         )
-    ).all()
+    )
     decision_ids = list(
         db.scalars(
             lock_rows(
@@ -279,7 +296,7 @@ def _redact_scope(db: Session, scope: _Scope, now: dt.datetime) -> RedactionCoun
             )
         )
     )
-    redacted_reports = _redact_reports(db, reports, now)
+    redacted_reports = _redact_reports(db, report_ids, now)
     notes, verdicts = _redact_decisions(db, decision_ids)
     emails = _redact_emails(db, email_ids)
     db.flush()
@@ -421,15 +438,13 @@ def purge_reports_batch(
 ) -> PurgeBatch:
     """Redact up to ``limit`` reports processed before ``cutoff`` (from ``after`` on, in
     ``created_at`` order), skipping rows another transaction holds. Flushes."""
-    stmt = select(r.id, r.created_at, r.extracted_fields).where(
-        r.created_at < cutoff, _report_has_values()
-    )
+    stmt = select(r.id, r.created_at).where(r.created_at < cutoff, _report_has_values())
     if after is not None:
         stmt = stmt.where(r.created_at >= after)
     rows = db.execute(
         lock_rows(db, stmt.order_by(r.created_at, r.id).limit(limit), of=r, skip_locked=True)
     ).all()
-    count = _redact_reports(db, rows, now)
+    count = _redact_reports(db, [row.id for row in rows], now)
     db.flush()
     return PurgeBatch(
         RedactionCounts(reports=count),
