@@ -224,6 +224,13 @@ def _render_claim(item: ReviewItem, who: str | None) -> bool:
     if not item.is_open:
         st.caption("This report is decided for its current processing. See the history below.")
         return False
+    if item.values_erased_at is not None:
+        st.caption(
+            f"Its values were erased on {item.values_erased_at:%Y-%m-%d}: there is nothing "
+            "left to check, so it cannot be claimed or decided. It stays in the queue's "
+            "figures until the email is processed again."
+        )
+        return False
     claim = item.claim
     mine = claim is not None and who is not None and claim.reviewer == who
     left, right = st.columns([5, 3], vertical_alignment="center")

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, Text, cast, func, inspect, literal, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
-from reportlib import dialect, jsoncodec, lifecycle, migrate, quality, queries, rollups
+from reportlib import dialect, jsoncodec, lifecycle, migrate, quality, queries, review, rollups
 from reportlib.config import ConfigurationError, get_settings
 from reportlib.db import make_engine, make_sessionmaker, session_scope
 from reportlib.demo import seed_demo
@@ -502,3 +502,59 @@ def test_decisions_stay_after_erasure(fresh: Engine) -> None:
             ("iban", "absent", None),
             ("reference_numbers", "correct", None),
         ]
+
+
+def test_an_erased_open_report_cannot_be_claimed_or_decided(db: Session) -> None:
+    """Nothing is left to check once the values are gone: claiming and deciding are
+    refused (naming the report, not a value), "Next item" passes it over, the queue's
+    figures keep it, and re-processing the email brings it back for review."""
+    now = lifecycle._now(db, None)  # noqa: SLF001 - the database clock
+    erased = _personal_report(db, word=CANARY, created_at=now - 3 * DAY, decide=False)
+    claimed = _personal_report(db, word=KEEP, created_at=now - 2 * DAY, decide=False)
+    claim_report(db, report_id=claimed.id, reviewer="bob@example.com", now=now)
+    count_before = review.count_review_queue(db, now=now)
+    lifecycle.erase_email(db, email_id=erased.email_id, actor="dpo@example.com", now=now)
+    lifecycle.erase_email(db, email_id=claimed.email_id, actor="dpo@example.com", now=now)
+
+    assert review.count_review_queue(db, now=now) == count_before
+    with pytest.raises(review.ValuesErasedError) as caught:
+        claim_report(db, report_id=erased.id, reviewer="alice@example.com", now=now)
+    assert str(erased.id) in str(caught.value) and CANARY not in str(caught.value)
+    with pytest.raises(review.ValuesErasedError):  # claimed before the erasure
+        decide_report(
+            db,
+            report_id=claimed.id,
+            reviewer="bob@example.com",
+            outcome="approved",
+            verdicts=dict.fromkeys(KEY_FIELDS, "correct"),
+            now=now,
+        )
+    while item := review.claim_next_report(db, reviewer="carol@example.com", now=now):
+        assert item.report_id not in {erased.id, claimed.id}
+        decide_report(
+            db,
+            report_id=item.report_id,
+            reviewer="carol@example.com",
+            outcome="rejected",
+            verdicts=dict.fromkeys(
+                [f.name for f in review.get_review_item(db, report_id=item.report_id).fields],
+                "absent",
+            ),
+            now=now,
+        )
+    assert review.count_review_queue(db, now=now) == 2
+    shown = review.get_review_item(db, report_id=erased.id, now=now)
+    assert shown is not None and shown.is_open and shown.values_erased_at is not None
+
+    again = make_report(
+        db,
+        email_id=erased.email_id,
+        extracted_data=extracted(client_name="Reprocessed Person"),
+        needs_review=True,
+        review_reason="low confidence",
+        confidence_route="low",
+        overall_confidence=0.4,
+    )
+    db.refresh(again)  # a database trigger cleared the erasure mark
+    assert again.id == erased.id and again.values_erased_at is None
+    assert claim_report(db, report_id=erased.id, reviewer="alice@example.com", now=now)

@@ -57,6 +57,7 @@ from reportlib.review.records import (
     ReviewInputError,
     ReviewItem,
     StaleReportError,
+    ValuesErasedError,
     VerdictRecord,
     check_reviewer,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "ReviewItem",
     "ReviewerThroughput",
     "StaleReportError",
+    "ValuesErasedError",
     "VerdictRecord",
     "check_reviewer",
     "claim_next_report",

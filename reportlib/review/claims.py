@@ -32,12 +32,18 @@ from reportlib.review.records import (
     ClaimConflictError,
     NotInQueueError,
     ReviewInputError,
+    ValuesErasedError,
     check_report_id,
     check_reviewer,
     claim_minutes_or_default,
     resolve_now,
     unexpired_claim,
 )
+
+
+def _reviewable() -> ColumnElement[bool]:
+    """Open, and its values still there: an erased report has nothing left to check."""
+    return and_(open_review_condition(), ProcessingReport.values_erased_at.is_(None))
 
 
 def _try_claim(
@@ -50,7 +56,7 @@ def _try_claim(
         literal(reviewer, String()),
         literal(now, UTCDateTime()),
         literal(expires, UTCDateTime()),
-    ).where(ProcessingReport.id == report_id, open_review_condition())
+    ).where(ProcessingReport.id == report_id, _reviewable())
     stmt = insert_for(db)(ReviewClaim).from_select(
         ["report_id", "reviewer", "claimed_at", "expires_at"], source
     )
@@ -94,9 +100,11 @@ def _audit_claim(db: Session, claim: Claim, minutes: int, now: dt.datetime) -> N
 def _raise_unclaimable(db: Session, report_id: int, now: dt.datetime) -> None:
     """Explain why ``report_id`` could not be claimed."""
     report = db.execute(
-        select(ProcessingReport.needs_review, open_review_condition().label("is_open")).where(
-            ProcessingReport.id == report_id
-        )
+        select(
+            ProcessingReport.needs_review,
+            ProcessingReport.values_erased_at,
+            open_review_condition().label("is_open"),
+        ).where(ProcessingReport.id == report_id)
     ).one_or_none()
     if report is None:
         raise ReviewError(f"report {report_id} does not exist")
@@ -106,6 +114,8 @@ def _raise_unclaimable(db: Session, report_id: int, now: dt.datetime) -> None:
         raise AlreadyDecidedError(
             f"report {report_id} was already decided for its current processing"
         )
+    if report.values_erased_at is not None:
+        raise ValuesErasedError(report_id, report.values_erased_at)
     holder = db.execute(
         select(ReviewClaim.reviewer, ReviewClaim.expires_at).where(
             ReviewClaim.report_id == report_id
@@ -129,7 +139,8 @@ def claim_report(
     The claim lasts ``claim_minutes`` (default: ``REVIEW_CLAIM_MINUTES``). Raises
     :class:`ClaimConflictError` when someone else holds an unexpired claim,
     :class:`NotInQueueError` / :class:`AlreadyDecidedError` when the report is not open,
-    :class:`ReviewInputError` on bad arguments. Writes a ``review_claimed`` audit row.
+    :class:`ValuesErasedError` when its values were erased, :class:`ReviewInputError` on
+    bad arguments. Writes a ``review_claimed`` audit row.
     Flushes; never commits.
     """
     reviewer = check_reviewer(reviewer)
@@ -168,7 +179,8 @@ def claim_next_report(
     route: str | None = None,
     resume: bool = True,
 ) -> Claim | None:
-    """Claim the oldest open report nobody holds; None when there is none.
+    """Claim the oldest open report nobody holds whose values are still there; None when
+    there is none.
 
     With ``resume`` (the default) a reviewer who already holds an open report gets that
     one back, renewed, instead of a second one. ``intent``/``route`` restrict the choice.
@@ -189,7 +201,7 @@ def claim_next_report(
             .where(
                 ReviewClaim.reviewer == reviewer,
                 ReviewClaim.expires_at > current,
-                open_review_condition(),
+                _reviewable(),
                 *filters,
             )
             .order_by(ReviewClaim.claimed_at, ReviewClaim.report_id)
@@ -204,7 +216,7 @@ def claim_next_report(
     for _attempt in range(CLAIM_ATTEMPTS):
         candidate_stmt = (
             select(ProcessingReport.id)
-            .where(open_review_condition(), ~unexpired_claim(current), *filters)
+            .where(_reviewable(), ~unexpired_claim(current), *filters)
             .order_by(ProcessingReport.created_at, ProcessingReport.id)
             .limit(1)
         )

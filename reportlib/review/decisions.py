@@ -45,6 +45,7 @@ from reportlib.review.records import (
     ReviewField,
     ReviewInputError,
     StaleReportError,
+    ValuesErasedError,
     VerdictRecord,
     check_report_id,
     check_reviewer,
@@ -217,8 +218,9 @@ def decide_report(
 
     Only the holder of an unexpired claim may decide (:class:`NotClaimedError`,
     :class:`ClaimConflictError`); a report already decided for its current processing
-    raises :class:`AlreadyDecidedError`; bad input raises :class:`ReviewInputError`
-    naming the field. In every error case nothing is written. On success the claim is
+    raises :class:`AlreadyDecidedError`; one whose values were erased raises
+    :class:`ValuesErasedError`; bad input raises :class:`ReviewInputError` naming the
+    field. In every error case nothing is written. On success the claim is
     released and a ``review_decided`` audit row (ids, field names, verdicts; no values)
     written. Flushes; never commits.
     """
@@ -242,6 +244,7 @@ def decide_report(
             ProcessingReport.needs_review,
             ProcessingReport.extracted_fields,
             ProcessingReport.missing_fields,
+            ProcessingReport.values_erased_at,
             # Flagged but not open means decided: one definition of "open" everywhere.
             open_review_condition().label("is_open"),
             ReviewClaim.reviewer.label("holder"),
@@ -266,6 +269,8 @@ def decide_report(
         raise AlreadyDecidedError(
             f"report {report_id} was already decided for its current processing"
         )
+    if report.values_erased_at is not None:
+        raise ValuesErasedError(report_id, report.values_erased_at)
     if current < report.created_at:
         raise ReviewInputError("now", "is before the report's processing time")
     if report.holder is None:

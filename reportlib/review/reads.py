@@ -164,6 +164,7 @@ def get_review_item(
             ProcessingReport.overall_confidence,
             ProcessingReport.extracted_fields,
             ProcessingReport.missing_fields,
+            ProcessingReport.values_erased_at,
             open_review_condition().label("is_open"),
             ReviewClaim.reviewer.label("holder"),
             ReviewClaim.claimed_at,
@@ -201,6 +202,7 @@ def get_review_item(
         claim=claim,
         fields=tuple(review_fields(row.extracted_fields, row.missing_fields, keys)),
         history=tuple(get_review_history(db, report_id=row.id, limit=history_limit)),
+        values_erased_at=row.values_erased_at,
     )
 
 

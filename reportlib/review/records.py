@@ -70,6 +70,20 @@ class StaleReportError(ReviewError):
     """The report was re-processed after the reviewer opened it."""
 
 
+class ValuesErasedError(ReviewError):
+    """The report's values were purged or erased: there is nothing left to check, so it
+    cannot be claimed or decided. It stays in the open queue's figures (a redaction
+    changes no figure) until the email is processed again."""
+
+    def __init__(self, report_id: int, erased_at: dt.datetime) -> None:
+        self.report_id = report_id
+        self.erased_at = erased_at
+        super().__init__(
+            f"report {report_id}: its values were erased on {erased_at:%Y-%m-%d}; "
+            "there is nothing left to review"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     """A reviewer's hold on one report until ``expires_at``."""
@@ -179,6 +193,8 @@ class ReviewItem:
     claim: Claim | None
     fields: tuple[ReviewField, ...]
     history: tuple[DecisionRecord, ...]
+    #: When retention or an erasure request removed the values (None: they are there).
+    values_erased_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from reportlib import lifecycle, migrate, queries
+from reportlib import lifecycle, migrate, queries, review
 from reportlib.db import make_engine, make_sessionmaker
 from reportlib.demo import seed_demo
 from reportlib.demo_review import seed_review_history
@@ -19,7 +19,7 @@ from tests.dashboard.helpers import new_app
 ERASED = 3
 
 
-def _seed(path: Path) -> str:
+def _seed(path: Path) -> tuple[str, int]:
     url = f"sqlite:///{path}"
     engine = make_engine(url)
     migrate.upgrade(engine)
@@ -29,16 +29,18 @@ def _seed(path: Path) -> str:
         seed_review_history(db, rng=random.Random(3), now=now)
         db.commit()
         lifecycle.erase_email(db, email_id=ERASED, actor="dpo@example.com")
+        open_item = review.list_review_queue(db, limit=1)[0]
+        lifecycle.erase_email(db, email_id=open_item.email_id, actor="dpo@example.com")
         db.commit()
     lifecycle.purge_expired(make_sessionmaker(engine), actor="retention-job", retention_days=20)
     engine.dispose()
-    return url
+    return url, open_item.email_id
 
 
 def test_erased_drilldown_and_audit_rows(
     tmp_path: Path, use_database: Callable[[str], None]
 ) -> None:
-    url = _seed(tmp_path / "erased.db")
+    url, erased_open = _seed(tmp_path / "erased.db")
     use_database(url)
     engine = make_engine(url)
     with Session(engine) as db:
@@ -61,9 +63,17 @@ def test_erased_drilldown_and_audit_rows(
     # Subject, sender, and each field's value and source.
     assert texts.count(erased) == 2 + 2 * len(detail.fields)
 
+    # An open report whose values were erased: nothing to check, so no claim is offered.
+    at.query_params["email_id"] = str(erased_open)
+    at.run()
+    assert [e.value for e in at.exception] == [] and [e.value for e in at.error] == []
+    assert [s.value for s in at.main.subheader] == [f"Email {erased_open}"]
+    assert any("cannot be claimed or decided" in c.value for c in at.caption)
+    assert not [b for b in at.button if b.key == "review_claim"]
+
     at.switch_page("views/audit.py").run()
     assert [e.value for e in at.exception] == [] and [e.value for e in at.error] == []
     table = at.dataframe[0].value
     rows = table[table["action"].isin(["values_erased", "values_purged"])]
-    assert sorted(rows["action"]) == ["values_erased", "values_purged"]
+    assert sorted(rows["action"]) == ["values_erased", "values_erased", "values_purged"]
     assert all("reports_count" in str(details) for details in rows["details"])
