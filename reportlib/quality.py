@@ -32,6 +32,7 @@ divides counts and sums the per-bin gaps. Definitions (the tests recompute every
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from typing import Any, Final
 from sqlalchemy import (
     ColumnElement,
     Float,
-    Subquery,
+    Select,
     and_,
     case,
     false,
@@ -61,7 +62,14 @@ from reportlib.models import (
     centile_column,
     centile_sum_column,
 )
-from reportlib.rollups import BY_TABLE, rollup_source
+from reportlib.rollups import (
+    BY_TABLE,
+    SourceRead,
+    SourceShape,
+    plan_source,
+    read_dirty,
+    source_rows,
+)
 
 DEFAULT_BINS: Final = 10
 MAX_BINS: Final = 50
@@ -204,14 +212,17 @@ def _rollup_days(
     return first, last
 
 
-def _verdict_source(
-    db: Session, start: dt.datetime | None, end: dt.datetime | None
-) -> Subquery | None:
+def _verdict_read(
+    db: Session, start: dt.datetime | None, end: dt.datetime | None, columns: Sequence[str]
+) -> SourceRead | None:
     days = _rollup_days(start, end)
     if days is None:
         return None
     first, last = days
-    return rollup_source(db, BY_TABLE["rollup_verdicts"], start=first, end=last)
+    dirty = read_dirty(db, start=first, end=last)
+    return plan_source(
+        BY_TABLE["rollup_verdicts"], start=first, end=last, dirty=dirty, columns=columns
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,21 +250,16 @@ class _CentileCounts:
         return merged
 
 
-def _centile_counts(db: Session, source: Subquery) -> _CentileCounts:
+#: The verdict rollup's columns the calibration and the what-if read.
+CENTILE_COLUMNS: Final = tuple(
+    name for c in range(CENTILES) for name in (centile_column(c), centile_sum_column(c))
+)
+
+
+def _centile_counts(db: Session, read: SourceRead) -> _CentileCounts:
     """One grouped read of the verdict rollup (fields x verdicts rows): the rest is
     arithmetic on those rows' centile columns."""
-    rows = db.execute(
-        select(
-            source.c.field_name,
-            source.c.verdict,
-            *(func.sum(source.c[centile_column(c)]) for c in range(CENTILES)),
-            *(func.sum(source.c[centile_sum_column(c)]) for c in range(CENTILES)),
-        )
-        .where(~source.c.was_missing)
-        .group_by(source.c.field_name, source.c.verdict)
-        .order_by(source.c.field_name, source.c.verdict)
-        .limit(MAX_ROLLUP_FIELDS * len(FIELD_VERDICTS))
-    ).all()
+    rows = db.execute(_centile_counts_statement(read.shape), read.params).all()
     counts: dict[str, dict[int, tuple[int, int, float]]] = {}
     for row in rows:
         name, verdict = row[0], row[1]
@@ -269,6 +275,23 @@ def _centile_counts(db: Session, source: Subquery) -> _CentileCounts:
                     total + float(sums[centile] or 0.0),
                 )
     return _CentileCounts({name: by for name, by in counts.items() if by})
+
+
+@functools.lru_cache(maxsize=16)
+def _centile_counts_statement(shape: SourceShape) -> Select[Any]:
+    source = source_rows(shape)
+    return (
+        select(
+            source.c.field_name,
+            source.c.verdict,
+            *(func.sum(source.c[centile_column(c)]) for c in range(CENTILES)),
+            *(func.sum(source.c[centile_sum_column(c)]) for c in range(CENTILES)),
+        )
+        .where(~source.c.was_missing)
+        .group_by(source.c.field_name, source.c.verdict)
+        .order_by(source.c.field_name, source.c.verdict)
+        .limit(MAX_ROLLUP_FIELDS * len(FIELD_VERDICTS))
+    )
 
 
 def _on_centile_grid(value: float) -> bool:
@@ -393,9 +416,9 @@ def get_calibration(
     max_fields = check_int(max_fields, "max_fields", 1, MAX_FIELDS)
     wanted = _check_fields(fields)
     conditions = [*_window(start, end), *_extracted()]
-    source = _verdict_source(db, start, end) if 100 % n_bins == 0 else None
-    if source is not None:
-        return _rollup_calibration(db, source, n_bins, wanted, max_fields)
+    read = _verdict_read(db, start, end, CENTILE_COLUMNS) if 100 % n_bins == 0 else None
+    if read is not None:
+        return _rollup_calibration(db, read, n_bins, wanted, max_fields)
     names, truncated = _top_fields(db, conditions, wanted, max_fields)
 
     confidence = ReviewFieldVerdict.extracted_confidence
@@ -447,11 +470,11 @@ def get_calibration(
 
 
 def _rollup_calibration(
-    db: Session, source: Subquery, n_bins: int, wanted: tuple[str, ...] | None, max_fields: int
+    db: Session, read: SourceRead, n_bins: int, wanted: tuple[str, ...] | None, max_fields: int
 ) -> CalibrationReport:
     """:func:`get_calibration` from the verdict rollup: with ``n_bins`` dividing 100, bin
     ``floor(centile * n_bins / 100)`` (capped) is exactly the bin the raw edges give."""
-    counts = _centile_counts(db, source)
+    counts = _centile_counts(db, read)
     names, truncated = counts.top_fields(wanted, max_fields)
 
     def binned(by_centile: dict[int, tuple[int, int, float]]) -> dict[int, tuple[int, int, float]]:
@@ -492,11 +515,12 @@ def get_review_threshold_what_if(
     max_fields = check_int(max_fields, "max_fields", 1, MAX_FIELDS)
     wanted = _check_fields(fields)
     conditions = [*_window(start, end), *_extracted()]
-    source = _verdict_source(db, start, end) if all(map(_on_centile_grid, levels)) else None
+    on_grid = all(map(_on_centile_grid, levels))
+    read = _verdict_read(db, start, end, CENTILE_COLUMNS) if on_grid else None
     results: list[tuple[str | None, Sequence[Any]]]
-    if source is not None:
+    if read is not None:
         # Exact centiles: confidence < t <=> centile < 100 t for t on the 0.01 grid.
-        counts = _centile_counts(db, source)
+        counts = _centile_counts(db, read)
         names, truncated = counts.top_fields(wanted, max_fields)
         edges = [round(level * 100) for level in levels]
 
@@ -593,18 +617,12 @@ def get_missing_outcomes(
     max_fields = check_int(max_fields, "max_fields", 1, MAX_FIELDS)
     wanted = _check_fields(fields)
     conditions = [*_window(start, end), ReviewFieldVerdict.was_missing == true()]
-    source = _verdict_source(db, start, end)
+    read = _verdict_read(db, start, end, ("verdicts",))
     per_field: dict[str, MissingOutcome] = {}
-    if source is not None:
+    if read is not None:
         # One grouped read; totals and the most-reviewed fields follow from its rows.
         tallies: dict[str, list[int]] = {}
-        for name, verdict, count in db.execute(
-            select(source.c.field_name, source.c.verdict, func.sum(source.c.verdicts))
-            .where(source.c.was_missing)
-            .group_by(source.c.field_name, source.c.verdict)
-            .order_by(source.c.field_name, source.c.verdict)
-            .limit(MAX_ROLLUP_FIELDS * 3)
-        ):
+        for name, verdict, count in db.execute(_missing_statement(read.shape), read.params):
             tally = tallies.setdefault(name, [0, 0, 0])
             tally[0] += int(count)
             tally[1] += int(count) if verdict == "corrected" else 0
@@ -644,6 +662,18 @@ def get_missing_outcomes(
         overall=_missing_outcome(None, int(n), int(missed), int(absent)),
         fields=tuple(per_field[name] for name in names),
         fields_truncated=truncated,
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _missing_statement(shape: SourceShape) -> Select[Any]:
+    source = source_rows(shape)
+    return (
+        select(source.c.field_name, source.c.verdict, func.sum(source.c.verdicts))
+        .where(source.c.was_missing)
+        .group_by(source.c.field_name, source.c.verdict)
+        .order_by(source.c.field_name, source.c.verdict)
+        .limit(MAX_ROLLUP_FIELDS * 3)
     )
 
 

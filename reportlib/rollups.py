@@ -3,7 +3,7 @@
 Each rollup table (see :mod:`reportlib.models`) holds, per UTC day of ``created_at`` (or
 per hour of it, for recent days) and per intent and route, counts and sums over those
 raw rows. The SQL that fills a day or an hour is the same SQL that reads one which has
-not been rolled up yet (:func:`rollup_source`), so the two paths cannot disagree.
+not been rolled up yet (:func:`plan_source`), so the two paths cannot disagree.
 
 **Freshness: every write is visible on the next read.** Database triggers (migrations
 0003 and 0005) put the UTC day and hour of every row that a write adds, changes or
@@ -44,6 +44,7 @@ from typing import Any, Final
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
+    Date,
     Float,
     Integer,
     Select,
@@ -51,6 +52,7 @@ from sqlalchemy import (
     Subquery,
     Table,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -529,19 +531,26 @@ class Dirty:
         )
 
 
+@functools.cache
+def _dirty_statement(from_start: bool, to_end: bool) -> Select[Any]:
+    d = rollup_dirty_days.c
+    stmt = select(d.day, d.hour, utc_date(utcnow())).distinct()
+    if from_start:
+        stmt = stmt.where(d.day >= bindparam("dirty_start", type_=Date()))
+    if to_end:
+        stmt = stmt.where(d.day <= bindparam("dirty_end", type_=Date()))
+    return stmt
+
+
 def read_dirty(
     session: Session, *, start: dt.date | None = None, end: dt.date | None = None
 ) -> Dirty:
     """The changed hours within ``[start, end]``, with the database's date, in one read."""
-    d = rollup_dirty_days.c
-    stmt = select(d.day, d.hour, utc_date(utcnow())).distinct()
-    if start is not None:
-        stmt = stmt.where(d.day >= start)
-    if end is not None:
-        stmt = stmt.where(d.day <= end)
+    params = {"dirty_start": start, "dirty_end": end}
+    stmt = _dirty_statement(start is not None, end is not None)
     hours: dict[dt.date, set[int | None]] = {}
     today = None
-    for day, hour, now_day in session.execute(stmt):
+    for day, hour, now_day in session.execute(stmt, params):
         hours.setdefault(as_date(day), set()).add(None if hour is None else int(hour))
         today = as_date(now_day)
     return Dirty(today, {day: frozenset(h) for day, h in hours.items()})
@@ -554,66 +563,156 @@ def dirty_days(
     return read_dirty(session, start=start, end=end).days
 
 
-def rollup_source(
-    session: Session,
+@dataclass(frozen=True, slots=True)
+class SourceShape:
+    """What the SQL of a rollup read depends on, apart from the values it binds.
+
+    Reads of one shape share one statement, built once and compiled once per engine,
+    whatever their days and changed hours: ``hour_days`` changed recent days read by the
+    hour, ``whole_days`` whether changed days are read whole, ``raw_ranges`` the time
+    ranges read from the raw rows.
+    """
+
+    table: str
+    names: tuple[str, ...]
+    from_start: bool
+    day_list: bool
+    hour_days: int
+    whole_days: bool
+    raw_ranges: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRead:
+    """A rollup read: its shape and the values to execute it with."""
+
+    shape: SourceShape
+    params: dict[str, Any]
+
+
+def plan_source(
     rollup: Rollup,
     *,
     start: dt.date | None,
     end: dt.date,
-    dirty: Dirty | None = None,
+    dirty: Dirty,
     columns: Sequence[str] | None = None,
     day_list: bool = False,
-) -> Subquery:
-    """Rows of ``rollup`` for the days ``[start, end]`` (``start`` None: every day up to
-    ``end``): from the table where nothing changed since the last refresh, computed from
-    the raw rows for the changed hours of recent days and the changed older days.
+) -> SourceRead:
+    """The read of ``rollup`` for the days ``[start, end]`` (``start`` None: every day up
+    to ``end``) under the changes ``dirty`` (as read with :func:`read_dirty`): from the
+    table where nothing changed since the last refresh, from the raw rows for the changed
+    hours of recent days and the changed older days.
 
-    Callers aggregate over the result; every raw row is counted exactly once. ``dirty``:
-    the changes as the caller just read them with :func:`read_dirty`, so that one read
-    serves several sources (read here when None). ``columns``: the measures the caller
-    reads (every column when None); the keys always come along. ``day_list``: name the
-    days one by one (an index on ``(day, …)`` then reads one range per day).
+    Callers aggregate over ``source_rows(read.shape)``, executed with ``read.params``;
+    every raw row is counted exactly once. ``columns``: the measures the caller reads
+    (every column when None); the keys always come along. ``day_list``: name the days one
+    by one (an index on ``(day, …)`` then reads one range per day).
     """
-    table = rollup.table
-    changes = (dirty or read_dirty(session, start=start, end=end)).within(start, end)
-    names = rollup.columns(columns)
-    conditions: list[ColumnElement[bool]] = []
+    changes = dirty.within(start, end)
+    params: dict[str, Any] = {}
+    listed = day_list and start is not None
     if day_list and start is not None:
-        days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-        conditions.append(table.c.day.in_(days))
+        params["rollup_days"] = [
+            start + dt.timedelta(days=i) for i in range((end - start).days + 1)
+        ]
     else:
-        conditions.append(table.c.day <= end)
+        params["rollup_end"] = end
         if start is not None:
-            conditions.append(table.c.day >= start)
+            params["rollup_start"] = start
     ranges: list[tuple[dt.datetime, dt.datetime]] = []
+    hour_days = 0
     whole_days: list[dt.date] = []
     for day in changes.days:
         if changes.by_hour(day):
             hours = sorted(h for h in changes.hours[day] if h is not None)
-            # The hourly rows of changed hours give way to the raw rows of those hours.
-            conditions.append(
-                or_(table.c.day != day, and_(table.c.hour.is_not(None), table.c.hour.not_in(hours)))
-            )
-            ranges += [_hour_range(day, hour) for hour in hours]
+            params[f"changed_day_{hour_days}"] = day
+            params[f"changed_hours_{hour_days}"] = hours
+            hour_days += 1
+            ranges += _hour_runs(day, hours)
         else:
             whole_days.append(day)
     if whole_days:
-        conditions.append(table.c.day.not_in(whole_days))
+        params["whole_days"] = whole_days
         ranges += [utc_day_bounds(first, last) for first, last in day_runs(whole_days)]
-    stored = select(*(table.c[name] for name in names)).where(*conditions)
-    if not ranges:
-        return stored.subquery(table.name)
-    raw = _raw_select(table.name, tuple(ranges), tuple(names))
-    return union_all(stored, raw).subquery(table.name)
+    for index, (range_start, range_end) in enumerate(ranges):
+        params[f"raw_start_{index}"] = range_start
+        params[f"raw_end_{index}"] = range_end
+    shape = SourceShape(
+        table=rollup.table.name,
+        names=tuple(rollup.columns(columns)),
+        from_start=start is not None,
+        day_list=listed,
+        hour_days=hour_days,
+        whole_days=bool(whole_days),
+        raw_ranges=len(ranges),
+    )
+    return SourceRead(shape, params)
+
+
+def _hour_runs(day: dt.date, hours: Sequence[int]) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Sorted hours of ``day`` as ``[start, end)`` ranges, consecutive hours as one range."""
+    runs: list[tuple[dt.datetime, dt.datetime]] = []
+    for hour in hours:
+        start, end = _hour_range(day, hour)
+        if runs and runs[-1][1] == start:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((start, end))
+    return runs
+
+
+def _bound_ranges(count: int) -> Where:
+    """A condition on a timestamp column: it falls in one of ``count`` bound ranges."""
+
+    def where(column: Any) -> ColumnElement[bool]:
+        return or_(
+            *(
+                and_(
+                    column >= bindparam(f"raw_start_{index}"),
+                    column < bindparam(f"raw_end_{index}"),
+                )
+                for index in range(count)
+            )
+        )
+
+    return where
 
 
 @functools.lru_cache(maxsize=256)
-def _raw_select(
-    table: str, ranges: tuple[tuple[dt.datetime, dt.datetime], ...], names: tuple[str, ...]
-) -> Select[Any]:
-    # The same changed hours are read by every page until the next refresh: building a
-    # pivot of a few hundred expressions once, not on every read, keeps reads cheap.
-    return BY_TABLE[table].raw(on_ranges(ranges), names)
+def source_rows(shape: SourceShape) -> Subquery:
+    """The rows of a rollup read of ``shape``, its values left to bind (see
+    :func:`plan_source`); one object per shape, so statements built on it keep their
+    cache key and column collections."""
+    table = BY_TABLE[shape.table].table
+    day = table.c.day
+    conditions: list[ColumnElement[bool]] = []
+    if shape.day_list:
+        conditions.append(day.in_(bindparam("rollup_days", expanding=True)))
+    else:
+        conditions.append(day <= bindparam("rollup_end"))
+        if shape.from_start:
+            conditions.append(day >= bindparam("rollup_start"))
+    for index in range(shape.hour_days):
+        # The hourly rows of changed hours give way to the raw rows of those hours.
+        hours = table.c.hour
+        changed_hours: Any = bindparam(f"changed_hours_{index}", expanding=True)
+        conditions.append(
+            or_(
+                day != bindparam(f"changed_day_{index}"),
+                and_(hours.is_not(None), hours.not_in(changed_hours)),
+            )
+        )
+    if shape.whole_days:
+        conditions.append(day.not_in(bindparam("whole_days", expanding=True)))
+    stored = select(*(table.c[name] for name in shape.names)).where(*conditions)
+    if not shape.raw_ranges:
+        rows = stored.subquery(table.name)
+    else:
+        raw = BY_TABLE[shape.table].raw(_bound_ranges(shape.raw_ranges), shape.names)
+        rows = union_all(stored, raw).subquery(table.name)
+    rows.c  # noqa: B018 - the column collection is made here, before threads share it
+    return rows
 
 
 # --------------------------------------------------------------------------------------
@@ -861,6 +960,9 @@ __all__ = [
     "refresh_rollups",
     "report_field_rows",
     "refresh_with_retries",
-    "rollup_source",
+    "SourceRead",
+    "SourceShape",
+    "plan_source",
+    "source_rows",
     "verify_rollups",
 ]

@@ -3,13 +3,18 @@ route-threshold what-if."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import pandas as pd
 from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
     and_,
+    bindparam,
     case,
     func,
     literal_column,
@@ -31,18 +36,21 @@ from reportlib.models import (
 from reportlib.queries.window import (
     MAX_GROUPS,
     NONE_LABEL,
+    Dims,
     ReportFilter,
     bin_edges,
     bin_label,
     dim_conditions,
+    filter_params,
     key_field_names,
     most_frequent_first,
     ordered_fields,
     report_window,
-    rollup_rows,
+    rollup_read,
     sum_or_zero,
     with_truncation,
 )
+from reportlib.rollups import SourceShape, source_rows
 
 FIELD_SUMMARY_COLUMNS: Final = (
     "extracted",
@@ -63,14 +71,8 @@ def confidence_histogram(session: Session, *, flt: ReportFilter) -> pd.DataFrame
     when unfiltered), zeros included. Columns: ``bin``, ``lower``, ``upper``, ``label``,
     ``route``, ``reports``.
     """
-    s = rollup_rows(session, "rollup_reports", flt, columns=BIN_COLUMNS)
-    rows = session.execute(
-        select(s.c.route, *(sum_or_zero(s.c[bin_column(i)]) for i in range(BINS)))
-        .where(*dim_conditions(flt, s))
-        .group_by(s.c.route)
-        .order_by(s.c.route)
-        .limit(len(ROUTES))
-    ).all()
+    read = rollup_read(session, "rollup_reports", flt, columns=BIN_COLUMNS)
+    rows = session.execute(_histogram_statement(read.shape, Dims.of(flt)), read.params).all()
     counts = {(i, row[0]): int(n) for row in rows for i, n in enumerate(row[1:])}
     routes = flt.routes or ROUTES
     records = [
@@ -80,6 +82,18 @@ def confidence_histogram(session: Session, *, flt: ReportFilter) -> pd.DataFrame
     ]
     return pd.DataFrame.from_records(
         records, columns=["bin", "lower", "upper", "label", "route", "reports"]
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _histogram_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
+    s = source_rows(shape)
+    return (
+        select(s.c.route, *(sum_or_zero(s.c[name]) for name in BIN_COLUMNS))
+        .where(*dim_conditions(dims, s))
+        .group_by(s.c.route)
+        .order_by(s.c.route)
+        .limit(len(ROUTES))
     )
 
 
@@ -94,23 +108,9 @@ def field_confidence_summary(
     ``max_confidence``.
     """
     keys = key_field_names(key_fields)
-    s = rollup_rows(session, "rollup_fields", flt, columns=FIELD_SUMMARY_COLUMNS)
-    seen = func.sum(s.c.extracted) + func.sum(s.c.missing)
-    rows = session.execute(
-        select(
-            s.c.field_name,
-            func.sum(s.c.extracted),
-            func.sum(s.c.missing),
-            func.sum(s.c.confidence_sum),
-            func.sum(s.c.scored),
-            func.min(s.c.confidence_min),
-            func.max(s.c.confidence_max),
-        )
-        .where(*dim_conditions(flt, s))
-        .group_by(s.c.field_name)
-        .order_by(seen.desc(), s.c.field_name)
-        .limit(MAX_GROUPS + len(keys) + 1)
-    ).all()
+    read = rollup_read(session, "rollup_fields", flt, columns=FIELD_SUMMARY_COLUMNS)
+    read.params["row_limit"] = MAX_GROUPS + len(keys) + 1
+    rows = session.execute(_summary_statement(read.shape, Dims.of(flt)), read.params).all()
     truncated = len(rows) > MAX_GROUPS + len(keys)
     found = {row[0]: row for row in rows[: MAX_GROUPS + len(keys)]}
     names = ordered_fields(list(found) + list(keys), keys)[: MAX_GROUPS + len(keys)]
@@ -146,6 +146,27 @@ def field_confidence_summary(
     return with_truncation(frame, truncated)
 
 
+@functools.lru_cache(maxsize=16)
+def _summary_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
+    s = source_rows(shape)
+    seen = func.sum(s.c.extracted) + func.sum(s.c.missing)
+    return (
+        select(
+            s.c.field_name,
+            func.sum(s.c.extracted),
+            func.sum(s.c.missing),
+            func.sum(s.c.confidence_sum),
+            func.sum(s.c.scored),
+            func.min(s.c.confidence_min),
+            func.max(s.c.confidence_max),
+        )
+        .where(*dim_conditions(dims, s))
+        .group_by(s.c.field_name)
+        .order_by(seen.desc(), s.c.field_name)
+        .limit(bindparam("row_limit", type_=Integer()))
+    )
+
+
 def field_confidence_histogram(
     session: Session, *, flt: ReportFilter, fields: Sequence[str]
 ) -> pd.DataFrame:
@@ -158,13 +179,10 @@ def field_confidence_histogram(
     names = list(dict.fromkeys(fields))[: MAX_GROUPS * 2]
     counts: dict[tuple[str, int], int] = {}
     if names:
-        s = rollup_rows(session, "rollup_fields", flt, columns=BIN_COLUMNS)
+        read = rollup_read(session, "rollup_fields", flt, columns=BIN_COLUMNS)
+        read.params.update(field_names=names, row_limit=len(names))
         rows = session.execute(
-            select(s.c.field_name, *(sum_or_zero(s.c[bin_column(i)]) for i in range(BINS)))
-            .where(*dim_conditions(flt, s), s.c.field_name.in_(names))
-            .group_by(s.c.field_name)
-            .order_by(s.c.field_name)
-            .limit(len(names))
+            _field_histogram_statement(read.shape, Dims.of(flt)), read.params
         ).all()
         counts = {(row[0], i): int(n) for row in rows for i, n in enumerate(row[1:])}
     totals = {name: sum(counts.get((name, i), 0) for i in range(BINS)) for name in names}
@@ -186,6 +204,21 @@ def field_confidence_histogram(
     return frame.astype({"share": "float64"})
 
 
+@functools.lru_cache(maxsize=16)
+def _field_histogram_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
+    s = source_rows(shape)
+    return (
+        select(s.c.field_name, *(sum_or_zero(s.c[name]) for name in BIN_COLUMNS))
+        .where(
+            *dim_conditions(dims, s),
+            s.c.field_name.in_(bindparam("field_names", expanding=True)),
+        )
+        .group_by(s.c.field_name)
+        .order_by(s.c.field_name)
+        .limit(bindparam("row_limit", type_=Integer()))
+    )
+
+
 def confidence_by_intent(session: Session, *, flt: ReportFilter) -> pd.DataFrame:
     """Per intent (most reports first, at most :data:`MAX_GROUPS`): reports, mean overall
     confidence, reports per route and flagged reports.
@@ -193,27 +226,8 @@ def confidence_by_intent(session: Session, *, flt: ReportFilter) -> pd.DataFrame
     Columns: ``intent`` (:data:`NONE_LABEL` for none), ``reports``, ``avg_confidence``,
     ``high``, ``medium``, ``low``, ``flagged``, ``needs_review_rate``.
     """
-    s = rollup_rows(session, "rollup_reports", flt, columns=("reports", "confidence_sum"))
-
-    def per_route(route: str) -> Any:
-        return sum_or_zero(case((s.c.route == route, s.c.reports), else_=0))
-
-    n = func.sum(s.c.reports)
-    rows = session.execute(
-        select(
-            s.c.intent,
-            n,
-            func.sum(s.c.confidence_sum),
-            per_route("high"),
-            per_route("medium"),
-            per_route("low"),
-            sum_or_zero(case((s.c.needs_review, s.c.reports), else_=0)),
-        )
-        .where(*dim_conditions(flt, s))
-        .group_by(s.c.intent)
-        .order_by(*most_frequent_first(s.c.intent, n))
-        .limit(MAX_GROUPS + 1)
-    ).all()
+    read = rollup_read(session, "rollup_reports", flt, columns=("reports", "confidence_sum"))
+    rows = session.execute(_by_intent_statement(read.shape, Dims.of(flt)), read.params).all()
     truncated = len(rows) > MAX_GROUPS
     records = [
         (
@@ -242,6 +256,31 @@ def confidence_by_intent(session: Session, *, flt: ReportFilter) -> pd.DataFrame
         ],
     )
     return with_truncation(frame, truncated)
+
+
+@functools.lru_cache(maxsize=16)
+def _by_intent_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
+    s = source_rows(shape)
+
+    def per_route(route: str) -> Any:
+        return sum_or_zero(case((s.c.route == route, s.c.reports), else_=0))
+
+    n = func.sum(s.c.reports)
+    return (
+        select(
+            s.c.intent,
+            n,
+            func.sum(s.c.confidence_sum),
+            per_route("high"),
+            per_route("medium"),
+            per_route("low"),
+            sum_or_zero(case((s.c.needs_review, s.c.reports), else_=0)),
+        )
+        .where(*dim_conditions(dims, s))
+        .group_by(s.c.intent)
+        .order_by(*most_frequent_first(s.c.intent, n))
+        .limit(MAX_GROUPS + 1)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,29 +315,25 @@ def route_threshold_what_if(
     t = float(threshold)
     centile = round(t * 100)
     if centile / 100 == t:
-        s = rollup_rows(session, "rollup_reports", flt, columns=("reports", *CENTILE_COLUMNS))
-        below: Any = sum(
-            (s.c[centile_column(c)] for c in range(centile)), start=literal_column("0")
+        read = rollup_read(session, "rollup_reports", flt, columns=("reports", *CENTILE_COLUMNS))
+        # Per flag: reports, and those below the threshold (the centiles under it).
+        by_flag = {
+            bool(flagged): (int(n), int(n_under))
+            for flagged, n, n_under in session.execute(
+                _centile_what_if_statement(read.shape, Dims.of(flt), centile), read.params
+            )
+        }
+        flagged_n, flagged_below = by_flag.get(True, (0, 0))
+        unflagged_n, unflagged_below = by_flag.get(False, (0, 0))
+        row: Any = (
+            flagged_n + unflagged_n,
+            flagged_below + unflagged_below,
+            unflagged_below,
+            flagged_n - flagged_below,
         )
-        row = session.execute(
-            select(
-                sum_or_zero(s.c.reports),
-                sum_or_zero(below),
-                sum_or_zero(case((~s.c.needs_review, below), else_=0)),
-                sum_or_zero(case((s.c.needs_review, s.c.reports - below), else_=0)),
-            ).where(*dim_conditions(flt, s))
-        ).one()
     else:
-        r = ProcessingReport
-        raw_below = r.overall_confidence < t
-        row = session.execute(
-            select(
-                func.count(),
-                sum_or_zero(case((raw_below, 1), else_=0)),
-                sum_or_zero(case((and_(raw_below, ~r.needs_review), 1), else_=0)),
-                sum_or_zero(case((and_(~raw_below, r.needs_review), 1), else_=0)),
-            ).where(*report_window(flt))
-        ).one()
+        params = {**filter_params(flt), "threshold": t}
+        row = session.execute(_raw_what_if_statement(Dims.of(flt)), params).one()
     reports, n_below, below_unflagged, flagged_above = row
     return RouteThresholdWhatIf(
         threshold=t,
@@ -307,3 +342,28 @@ def route_threshold_what_if(
         below_not_flagged=int(below_unflagged),
         flagged_at_or_above=int(flagged_above),
     )
+
+
+@functools.lru_cache(maxsize=128)
+def _centile_what_if_statement(shape: SourceShape, dims: Dims, centile: int) -> Select[Any]:
+    # The centiles under the threshold are columns, not values: one statement per grid
+    # point the slider offers.
+    s = source_rows(shape)
+    below: Any = sum((s.c[centile_column(c)] for c in range(centile)), start=literal_column("0"))
+    return (
+        select(s.c.needs_review, sum_or_zero(s.c.reports), sum_or_zero(below))
+        .where(*dim_conditions(dims, s))
+        .group_by(s.c.needs_review)
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _raw_what_if_statement(dims: Dims) -> Select[Any]:
+    r = ProcessingReport.__table__.c
+    raw_below = r.overall_confidence < bindparam("threshold", type_=Float())
+    return select(
+        func.count(),
+        sum_or_zero(case((raw_below, 1), else_=0)),
+        sum_or_zero(case((and_(raw_below, ~r.needs_review), 1), else_=0)),
+        sum_or_zero(case((and_(~raw_below, r.needs_review), 1), else_=0)),
+    ).where(*report_window(dims))

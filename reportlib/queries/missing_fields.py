@@ -4,6 +4,7 @@ fields each report misses."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from typing import Any, Final
 
 import pandas as pd
 from sqlalchemy import (
+    Select,
     func,
     select,
 )
@@ -23,15 +25,16 @@ from reportlib.dialect import as_date
 from reportlib.queries.window import (
     MAX_GROUPS,
     NONE_LABEL,
+    Dims,
     ReportFilter,
     dim_conditions,
     key_field_names,
     ordered_fields,
-    rollup_rows,
+    rollup_read,
     sum_or_zero,
     with_truncation,
 )
-from reportlib.rollups import Dirty, read_dirty
+from reportlib.rollups import Dirty, SourceShape, read_dirty, source_rows
 
 #: At most this many distinct sets of missing fields are read per breakdown.
 MAX_MISSING_SETS: Final = 10_000
@@ -39,12 +42,16 @@ MAX_MISSING_SETS: Final = 10_000
 
 def count_reports(session: Session, *, flt: ReportFilter) -> int:
     """Number of reports in the filtered window."""
-    s = rollup_rows(session, "rollup_reports", flt, columns=("reports",))
+    read = rollup_read(session, "rollup_reports", flt, columns=("reports",))
     return int(
-        session.execute(
-            select(sum_or_zero(s.c.reports)).where(*dim_conditions(flt, s))
-        ).scalar_one()
+        session.execute(_count_statement(read.shape, Dims.of(flt)), read.params).scalar_one()
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _count_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
+    s = source_rows(shape)
+    return select(sum_or_zero(s.c.reports)).where(*dim_conditions(dims, s))
 
 
 def _missing_names(missing_set: str | None) -> tuple[str, ...]:
@@ -70,17 +77,23 @@ def _missing_sets(
     same rows give the totals too. SQL groups by the whole set; splitting a set into its
     fields is left to the caller.
     """
-    s = rollup_rows(session, "rollup_missing_sets", flt, dirty, columns=("reports",))
+    read = rollup_read(session, "rollup_missing_sets", flt, dirty, columns=("reports",))
+    rows = session.execute(_missing_sets_statement(read.shape, Dims.of(flt), by), read.params).all()
+    sets = [(tuple(row[: len(by)]), _missing_names(row[len(by)]), int(row[-1])) for row in rows]
+    return sets[:MAX_MISSING_SETS], len(sets) > MAX_MISSING_SETS
+
+
+@functools.lru_cache(maxsize=16)
+def _missing_sets_statement(shape: SourceShape, dims: Dims, by: tuple[str, ...]) -> Select[Any]:
+    s = source_rows(shape)
     keys = [s.c[name] for name in by]
-    rows = session.execute(
+    return (
         select(*keys, s.c.missing_set, func.sum(s.c.reports))
-        .where(*dim_conditions(flt, s))
+        .where(*dim_conditions(dims, s))
         .group_by(*keys, s.c.missing_set)
         .order_by(*keys, s.c.missing_set)
         .limit(MAX_MISSING_SETS + 1)
-    ).all()
-    sets = [(tuple(row[: len(by)]), _missing_names(row[len(by)]), int(row[-1])) for row in rows]
-    return sets[:MAX_MISSING_SETS], len(sets) > MAX_MISSING_SETS
+    )
 
 
 def _top_missing(counts: dict[str, int], limit: int) -> dict[str, int]:

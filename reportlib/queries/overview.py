@@ -4,6 +4,7 @@ daily trends."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,9 +13,15 @@ from typing import Any, Final
 import pandas as pd
 from sqlalchemy import (
     ColumnElement,
+    Date,
+    Integer,
+    Select,
     and_,
+    bindparam,
     case,
     func,
+    literal_column,
+    null,
     or_,
     select,
 )
@@ -24,7 +31,7 @@ from reportlib.checks import (
     check_aware,
     share,
 )
-from reportlib.dialect import as_date
+from reportlib.dialect import UTCDateTime, as_date
 from reportlib.models import (
     PROCESSING_TIME_BUCKET_MS,
     PROCESSING_TIME_BUCKETS,
@@ -33,16 +40,26 @@ from reportlib.models import (
     ms_bucket_column,
 )
 from reportlib.queries.window import (
+    Dims,
+    Labels,
     ReportFilter,
     clean_labels,
     clean_routes,
     dim_conditions,
-    label_condition,
+    filter_params,
+    label_values,
     report_window,
-    rollup_rows,
+    rollup_read,
     sum_or_zero,
 )
-from reportlib.rollups import BY_TABLE, Dirty, read_dirty, rollup_source
+from reportlib.rollups import (
+    BY_TABLE,
+    Dirty,
+    SourceShape,
+    plan_source,
+    read_dirty,
+    source_rows,
+)
 from reportlib.service import INT32_MAX, INTENT_MAX, utc_day_bounds
 
 PERCENTILES: Final = (0.5, 0.95)
@@ -114,18 +131,16 @@ def _bucket_values(
 ) -> dict[int, list[tuple[int, int]]]:
     """Distinct processing times in each of ``buckets`` within the window, ascending, with
     their counts: ``{bucket: [(ms, reports), ...]}``, in one statement."""
-    ranges = [_bucket_range(bucket) for bucket in buckets]
+    params: dict[str, Any] = {}
+    for index, bucket in enumerate(buckets):
+        params[f"bucket_low_{index}"], params[f"bucket_high_{index}"] = _bucket_range(bucket)
     if flt.intents or flt.routes:
         # Filtered by intent or route: the raw values of the buckets, by index range.
-        r = ProcessingReport
-        ms: Any = r.processing_time_ms
-        stmt = select(ms, func.count()).where(
-            *report_window(flt), or_(*(and_(ms >= low, ms < high) for low, high in ranges))
-        )
+        params.update(filter_params(flt))
+        stmt = _filtered_bucket_statement(Dims.of(flt), len(buckets))
     else:
         # The per-day values rollup (no intent or route): index ranges per day.
-        values = rollup_source(
-            session,
+        read = plan_source(
             BY_TABLE["rollup_processing_time_values"],
             start=flt.start,
             end=flt.end,
@@ -133,21 +148,49 @@ def _bucket_values(
             columns=("reports",),
             day_list=True,
         )
-        ms = values.c.processing_time_ms
-        stmt = select(ms, func.sum(values.c.reports)).where(
-            or_(*(and_(ms >= low, ms < high) for low, high in ranges))
-        )
-    rows = session.execute(
-        stmt.group_by(ms).order_by(ms).limit(MAX_BUCKET_VALUES * len(ranges))
-    ).all()
+        params.update(read.params)
+        stmt = _bucket_statement(read.shape, len(buckets))
     out: dict[int, list[tuple[int, int]]] = {bucket: [] for bucket in buckets}
-    for value, n in rows:
-        if value is None:
-            continue
-        for bucket, (low, high) in zip(buckets, ranges, strict=True):
-            if low <= value < high:
-                out[bucket].append((int(value), int(n)))
+    last = PROCESSING_TIME_BUCKETS - 1
+    for value, n in session.execute(stmt, params):
+        if value is not None:
+            out[min(value // PROCESSING_TIME_BUCKET_MS, last)].append((int(value), int(n)))
     return out
+
+
+def _in_buckets(ms: Any, count: int) -> ColumnElement[bool]:
+    """``ms`` within one of ``count`` bound bucket ranges."""
+    return or_(
+        *(
+            and_(ms >= bindparam(f"bucket_low_{index}"), ms < bindparam(f"bucket_high_{index}"))
+            for index in range(count)
+        )
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _filtered_bucket_statement(dims: Dims, count: int) -> Select[Any]:
+    ms = ProcessingReport.__table__.c.processing_time_ms
+    return (
+        select(ms, func.count())
+        .where(*report_window(dims), _in_buckets(ms, count))
+        .group_by(ms)
+        .order_by(ms)
+        .limit(MAX_BUCKET_VALUES * count)
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _bucket_statement(shape: SourceShape, count: int) -> Select[Any]:
+    values = source_rows(shape)
+    ms = values.c.processing_time_ms
+    return (
+        select(ms, func.sum(values.c.reports))
+        .where(_in_buckets(ms, count))
+        .group_by(ms)
+        .order_by(ms)
+        .limit(MAX_BUCKET_VALUES * count)
+    )
 
 
 def _percentiles(
@@ -226,70 +269,38 @@ def _queue_snapshot(
     check_aware(as_of, "as_of")
     intent_labels = clean_labels(intents, "intents", INTENT_MAX)
     route_labels = clean_routes(routes)
+    dims = Dims(Labels.of(intent_labels), bool(route_labels))
     day = as_of.astimezone(dt.UTC).date()
     day_start, day_end = utc_day_bounds(day, day)
-    flt_dims = ReportFilter(day, day, intent_labels, route_labels)
+    at_midnight = as_of == day_start
+    params: dict[str, Any] = {
+        "intents": label_values(intent_labels),
+        "routes": list(route_labels),
+        "as_of": as_of,
+        "as_of_day": day,
+        "day_start": day_start,
+        "day_end": day_end,
+    }
 
-    s = rollup_source(
-        session,
+    read = plan_source(
         BY_TABLE["rollup_review_queue"],
         start=None,
         end=day - dt.timedelta(days=1),
         dirty=dirty,
+        columns=("items",),
     )
-    at_midnight = as_of == day_start
-    # closed_day > day: closed after that day; at midnight, closed that day counts too.
-    closed_later = s.c.closed_day >= day if at_midnight else s.c.closed_day > day
     earlier, first_day = session.execute(
-        select(sum_or_zero(s.c["items"]), func.min(s.c.day)).where(
-            closed_later, *dim_conditions(flt_dims, s)
-        )
+        _earlier_items_statement(read.shape, dims, at_midnight), {**params, **read.params}
     ).one()
-
-    r = ProcessingReport
-    dims: list[ColumnElement[bool]] = []
-    if intent_labels:
-        dims.append(label_condition(r.intent, intent_labels))
-    if route_labels:
-        dims.append(r.confidence_route.in_(route_labels))
-    open_at = or_(r.review_closed_at.is_(None), r.review_closed_at >= as_of)
-    # The oldest item open at as_of among those written on the rollup's oldest open day.
-    oldest_earlier: Any = None
     if first_day is not None:
-        first_start, first_end = utc_day_bounds(as_date(first_day), as_date(first_day))
-        oldest_earlier = (
-            select(func.min(r.created_at))
-            .where(
-                r.needs_review,
-                r.created_at >= first_start,
-                r.created_at < first_end,
-                open_at,
-                *dims,
-            )
-            .scalar_subquery()
+        params["first_start"], params["first_end"] = utc_day_bounds(
+            as_date(first_day), as_date(first_day)
         )
     that_day: Any = (0, None, None)
-    if not at_midnight:
-        # Written that day before as_of and still open, or written earlier and closed
-        # that day at or after as_of: two index ranges (BitmapOr on PostgreSQL); the
-        # oldest-day lookup rides along in the same statement.
+    if not at_midnight or first_day is not None:
         that_day = session.execute(
-            select(func.count(), func.min(r.created_at), oldest_earlier).where(
-                r.needs_review,
-                r.created_at < as_of,
-                or_(
-                    and_(r.created_at >= day_start, open_at),
-                    and_(
-                        r.created_at < day_start,
-                        r.review_closed_at >= as_of,
-                        r.review_closed_at < day_end,
-                    ),
-                ),
-                *dims,
-            )
+            _that_day_statement(dims, at_midnight, first_day is not None), params
         ).one()
-    elif oldest_earlier is not None:
-        that_day = (0, None, session.execute(select(oldest_earlier)).scalar_one())
     candidates = [that_day[1], that_day[2]]
     present = [c for c in candidates if c is not None]
     return QueueSnapshot(
@@ -299,18 +310,65 @@ def _queue_snapshot(
     )
 
 
+@functools.lru_cache(maxsize=16)
+def _earlier_items_statement(shape: SourceShape, dims: Dims, at_midnight: bool) -> Select[Any]:
+    """Open items written before ``as_of_day`` and still open after it, and the oldest
+    day they were written on."""
+    s = source_rows(shape)
+    day = bindparam("as_of_day", type_=Date())
+    # closed_day > day: closed after that day; at midnight, closed that day counts too.
+    closed_later = s.c.closed_day >= day if at_midnight else s.c.closed_day > day
+    return select(sum_or_zero(s.c["items"]), func.min(s.c.day)).where(
+        closed_later, *dim_conditions(dims, s)
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _that_day_statement(dims: Dims, at_midnight: bool, first_day: bool) -> Select[Any]:
+    """Open items at ``as_of`` written or closed on its day (none at midnight), and the
+    oldest one open then among those written on ``first_day`` (None without one)."""
+    r = ProcessingReport.__table__.c
+    as_of = bindparam("as_of", type_=UTCDateTime())
+    day_start = bindparam("day_start", type_=UTCDateTime())
+    dims_on_reports = dims.conditions(r.intent, r.confidence_route)
+    open_at = or_(r.review_closed_at.is_(None), r.review_closed_at >= as_of)
+    # The oldest item open at as_of among those written on the rollup's oldest open day.
+    oldest_earlier: Any = null()
+    if first_day:
+        oldest_earlier = (
+            select(func.min(r.created_at))
+            .where(
+                r.needs_review,
+                r.created_at >= bindparam("first_start", type_=UTCDateTime()),
+                r.created_at < bindparam("first_end", type_=UTCDateTime()),
+                open_at,
+                *dims_on_reports,
+            )
+            .scalar_subquery()
+        )
+    if at_midnight:
+        return select(literal_column("0"), null(), oldest_earlier)
+    # Written that day before as_of and still open, or written earlier and closed that
+    # day at or after as_of: two index ranges (BitmapOr on PostgreSQL); the oldest-day
+    # lookup rides along in the same statement.
+    return select(func.count(), func.min(r.created_at), oldest_earlier).where(
+        r.needs_review,
+        r.created_at < as_of,
+        or_(
+            and_(r.created_at >= day_start, open_at),
+            and_(
+                r.created_at < day_start,
+                r.review_closed_at >= as_of,
+                r.review_closed_at < bindparam("day_end", type_=UTCDateTime()),
+            ),
+        ),
+        *dims_on_reports,
+    )
+
+
 def _period_kpis(session: Session, flt: ReportFilter, now: dt.datetime, dirty: Dirty) -> PeriodKpis:
-    s = rollup_rows(session, "rollup_reports", flt, dirty, columns=KPI_COLUMNS + MS_BUCKET_COLUMNS)
-    row = session.execute(
-        select(
-            sum_or_zero(s.c.reports),
-            func.sum(s.c.confidence_sum),
-            sum_or_zero(case((s.c.needs_review, s.c.reports), else_=0)),
-            sum_or_zero(s.c.tokens),
-            sum_or_zero(s.c.timed_reports),
-            *(sum_or_zero(s.c[name]) for name in MS_BUCKET_COLUMNS),
-        ).where(*dim_conditions(flt, s))
-    ).one()
+    read = rollup_read(session, "rollup_reports", flt, dirty, KPI_COLUMNS + MS_BUCKET_COLUMNS)
+    row = session.execute(_kpi_statement(read.shape, Dims.of(flt)), read.params).one()
     reports, confidence_sum, flagged, tokens, timed = row[:5]
     percentiles = _percentiles(session, flt, int(timed), row[5:], dirty)
     _, end = flt.bounds()
@@ -327,6 +385,19 @@ def _period_kpis(session: Session, flt: ReportFilter, now: dt.datetime, dirty: D
         p95_processing_ms=percentiles[1],
         queue=queue,
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _kpi_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
+    s = source_rows(shape)
+    return select(
+        sum_or_zero(s.c.reports),
+        func.sum(s.c.confidence_sum),
+        sum_or_zero(case((s.c.needs_review, s.c.reports), else_=0)),
+        sum_or_zero(s.c.tokens),
+        sum_or_zero(s.c.timed_reports),
+        *(sum_or_zero(s.c[name]) for name in MS_BUCKET_COLUMNS),
+    ).where(*dim_conditions(dims, s))
 
 
 def overview_kpis(session: Session, *, flt: ReportFilter, now: dt.datetime) -> OverviewKpis:
@@ -362,20 +433,9 @@ def daily_trends(session: Session, *, flt: ReportFilter) -> pd.DataFrame:
     Columns: ``day`` (date), ``reports``, ``high``/``medium``/``low`` (reports per route),
     ``flagged``, ``needs_review_rate`` and ``avg_confidence`` (NaN on empty days).
     """
-    s = rollup_rows(session, "rollup_reports", flt, columns=("reports", "confidence_sum"))
-    rows = session.execute(
-        select(
-            s.c.day,
-            s.c.route,
-            func.sum(s.c.reports),
-            sum_or_zero(case((s.c.needs_review, s.c.reports), else_=0)),
-            func.sum(s.c.confidence_sum),
-        )
-        .where(*dim_conditions(flt, s))
-        .group_by(s.c.day, s.c.route)
-        .order_by(s.c.day, s.c.route)
-        .limit(flt.days * len(ROUTES))
-    ).all()
+    read = rollup_read(session, "rollup_reports", flt, columns=("reports", "confidence_sum"))
+    read.params["row_limit"] = flt.days * len(ROUTES)
+    rows = session.execute(_daily_statement(read.shape, Dims.of(flt)), read.params).all()
     by_day: dict[dt.date, dict[str, float]] = {
         d: {"reports": 0, "high": 0, "medium": 0, "low": 0, "flagged": 0, "confidence": 0.0}
         for d in flt.dates()
@@ -401,3 +461,21 @@ def daily_trends(session: Session, *, flt: ReportFilter) -> pd.DataFrame:
     ]
     frame = pd.DataFrame.from_records(records, columns=list(DAILY_COLUMNS))
     return frame.astype({"needs_review_rate": "float64", "avg_confidence": "float64"})
+
+
+@functools.lru_cache(maxsize=16)
+def _daily_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
+    s = source_rows(shape)
+    return (
+        select(
+            s.c.day,
+            s.c.route,
+            func.sum(s.c.reports),
+            sum_or_zero(case((s.c.needs_review, s.c.reports), else_=0)),
+            func.sum(s.c.confidence_sum),
+        )
+        .where(*dim_conditions(dims, s))
+        .group_by(s.c.day, s.c.route)
+        .order_by(s.c.day, s.c.route)
+        .limit(bindparam("row_limit", type_=Integer()))
+    )

@@ -4,6 +4,7 @@ reasons, and one report's extraction."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -11,7 +12,10 @@ from typing import Any, Final
 import pandas as pd
 from sqlalchemy import (
     ColumnElement,
+    Integer,
+    Select,
     Subquery,
+    bindparam,
     func,
     literal_column,
     select,
@@ -31,19 +35,23 @@ from reportlib.models import (
 from reportlib.queries.window import (
     MAX_GROUPS,
     NONE_LABEL,
+    Dims,
+    Labels,
     ReportFilter,
     clean_labels,
     dim_conditions,
+    filter_params,
     key_field_names,
-    label_condition,
+    label_values,
     most_frequent_first,
     open_review_condition,
     ordered_fields,
     report_window,
-    rollup_rows,
+    rollup_read,
     sum_or_zero,
     with_truncation,
 )
+from reportlib.rollups import SourceRead, SourceShape, source_rows
 from reportlib.service import INT32_MAX
 
 #: Largest page the review queue returns; also the CSV export cap.
@@ -55,12 +63,8 @@ QUEUE_SORTS: Final[dict[str, str]] = {
 }
 
 
-def _queue_conditions(flt: ReportFilter, reasons: Sequence[str]) -> list[ColumnElement[bool]]:
-    conditions = [*report_window(flt), open_review_condition()]
-    if reasons:
-        labels = clean_labels(reasons, "reasons", 100)
-        conditions.append(label_condition(ProcessingReport.review_reason, labels))
-    return conditions
+def _reason_labels(reasons: Sequence[str]) -> tuple[str, ...]:
+    return clean_labels(reasons, "reasons", 100) if reasons else ()
 
 
 QUEUE_COLUMNS: Final = (
@@ -93,24 +97,15 @@ def review_queue_page(
     one_of(sort, QUEUE_SORTS, "sort")
     check_int(limit, "limit", 1, MAX_QUEUE_ROWS)
     check_int(offset, "offset", 0, INT32_MAX)
-    r = ProcessingReport
-    order: list[Any] = [r.created_at, r.id]
-    if sort == "lowest_confidence":
-        order.insert(0, r.overall_confidence)
+    labels = _reason_labels(reasons)
+    params = {
+        **filter_params(flt),
+        "reasons": label_values(labels),
+        "row_limit": limit,
+        "row_offset": offset,
+    }
     rows = session.execute(
-        select(
-            r.email_id,
-            r.created_at,
-            r.review_reason,
-            r.intent,
-            r.confidence_route,
-            r.overall_confidence,
-            json_array_length(r.missing_fields).label("missing_fields"),
-        )
-        .where(*_queue_conditions(flt, reasons))
-        .order_by(*order)
-        .limit(limit)
-        .offset(offset)
+        _queue_page_statement(Dims.of(flt), Labels.of(labels), sort), params
     ).all()
     frame = pd.DataFrame.from_records([tuple(row) for row in rows], columns=list(QUEUE_COLUMNS))
     return frame.astype(
@@ -123,9 +118,46 @@ def review_queue_page(
     )
 
 
-def _open_items(session: Session, flt: ReportFilter) -> Subquery:
-    """Queue rollup rows of the window that are still open (closed_day is the stand-in)."""
-    return rollup_rows(session, "rollup_review_queue", flt, columns=("items",))
+@functools.lru_cache(maxsize=16)
+def _queue_page_statement(dims: Dims, reasons: Labels, sort: str) -> Select[*tuple[Any, ...]]:
+    r = ProcessingReport
+    order: list[Any] = [r.created_at, r.id]
+    if sort == "lowest_confidence":
+        order.insert(0, r.overall_confidence)
+    by_reason = reasons.condition(r.review_reason, "reasons")
+    return (
+        select(
+            r.email_id,
+            r.created_at,
+            r.review_reason,
+            r.intent,
+            r.confidence_route,
+            r.overall_confidence,
+            json_array_length(r.missing_fields).label("missing_fields"),
+        )
+        .where(
+            *report_window(dims),
+            open_review_condition(),
+            *([] if by_reason is None else [by_reason]),
+        )
+        .order_by(*order)
+        .limit(bindparam("row_limit", type_=Integer()))
+        .offset(bindparam("row_offset", type_=Integer()))
+    )
+
+
+def _open_items(session: Session, flt: ReportFilter) -> SourceRead:
+    """Queue rollup rows of the window (open ones have the stand-in closed_day)."""
+    return rollup_read(session, "rollup_review_queue", flt, columns=("items",))
+
+
+def _open_conditions(s: Subquery, dims: Dims, reasons: Labels) -> list[ColumnElement[bool]]:
+    by_reason = reasons.condition(s.c.review_reason, "reasons")
+    return [
+        s.c.closed_day == OPEN_DAY,
+        *dim_conditions(dims, s),
+        *([] if by_reason is None else [by_reason]),
+    ]
 
 
 def count_review_queue_in_window(
@@ -133,27 +165,25 @@ def count_review_queue_in_window(
 ) -> int:
     """Number of open review items created in the filtered window (from the queue rollup:
     a few rows per day, however long the backlog)."""
-    s = _open_items(session, flt)
-    conditions = [s.c.closed_day == OPEN_DAY, *dim_conditions(flt, s)]
-    if reasons:
-        labels = clean_labels(reasons, "reasons", 100)
-        conditions.append(label_condition(s.c.review_reason, labels))
-    return int(session.execute(select(sum_or_zero(s.c["items"])).where(*conditions)).scalar_one())
+    labels = _reason_labels(reasons)
+    read = _open_items(session, flt)
+    read.params["reasons"] = label_values(labels)
+    stmt = _open_count_statement(read.shape, Dims.of(flt), Labels.of(labels))
+    return int(session.execute(stmt, read.params).scalar_one())
+
+
+@functools.lru_cache(maxsize=16)
+def _open_count_statement(shape: SourceShape, dims: Dims, reasons: Labels) -> Select[Any]:
+    s = source_rows(shape)
+    return select(sum_or_zero(s.c["items"])).where(*_open_conditions(s, dims, reasons))
 
 
 def review_queue_reasons(session: Session, *, flt: ReportFilter) -> pd.DataFrame:
     """Review reasons of open items in the window, most frequent first (at most
     :data:`MAX_GROUPS`). Columns: ``review_reason`` (:data:`NONE_LABEL` for none),
     ``items``."""
-    s = _open_items(session, flt)
-    n = func.sum(s.c["items"])
-    rows = session.execute(
-        select(s.c.review_reason, n)
-        .where(s.c.closed_day == OPEN_DAY, *dim_conditions(flt, s))
-        .group_by(s.c.review_reason)
-        .order_by(*most_frequent_first(s.c.review_reason, n))
-        .limit(MAX_GROUPS + 1)
-    ).all()
+    read = _open_items(session, flt)
+    rows = session.execute(_reasons_statement(read.shape, Dims.of(flt)), read.params).all()
     frame = pd.DataFrame.from_records(
         [
             (NONE_LABEL if reason is None else reason, int(items))
@@ -162,6 +192,19 @@ def review_queue_reasons(session: Session, *, flt: ReportFilter) -> pd.DataFrame
         columns=["review_reason", "items"],
     )
     return with_truncation(frame, len(rows) > MAX_GROUPS)
+
+
+@functools.lru_cache(maxsize=16)
+def _reasons_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
+    s = source_rows(shape)
+    n = func.sum(s.c["items"])
+    return (
+        select(s.c.review_reason, n)
+        .where(*_open_conditions(s, dims, Labels()))
+        .group_by(s.c.review_reason)
+        .order_by(*most_frequent_first(s.c.review_reason, n))
+        .limit(MAX_GROUPS + 1)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ conditions, and the helpers that read the rollups through it."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -11,8 +12,10 @@ from typing import Any, Final
 import pandas as pd
 from sqlalchemy import (
     ColumnElement,
+    Select,
     Subquery,
     and_,
+    bindparam,
     func,
     literal_column,
     or_,
@@ -28,7 +31,15 @@ from reportlib.models import (
     ROUTES,
     ProcessingReport,
 )
-from reportlib.rollups import BY_TABLE, Dirty, rollup_source
+from reportlib.rollups import (
+    BY_TABLE,
+    Dirty,
+    SourceRead,
+    SourceShape,
+    plan_source,
+    read_dirty,
+    source_rows,
+)
 from reportlib.service import INTENT_MAX, utc_day_bounds
 
 #: Stand-in for a NULL intent or review reason in filters and results.
@@ -118,26 +129,77 @@ class ReportFilter:
         return [self.start + dt.timedelta(days=i) for i in range(self.days)]
 
 
-def label_condition(column: Any, labels: tuple[str, ...]) -> ColumnElement[bool]:
-    named = [label for label in labels if label != NONE_LABEL]
-    parts: list[ColumnElement[bool]] = []
-    if named:
-        parts.append(column.in_(named))
-    if NONE_LABEL in labels:
-        parts.append(column.is_(None))
-    return or_(*parts)
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """Which kinds of labels a label filter holds: named ones (bound as one list) and
+    :data:`NONE_LABEL`. Filters of the same kinds share one statement."""
+
+    named: bool = False
+    none: bool = False
+
+    @classmethod
+    def of(cls, labels: tuple[str, ...]) -> Labels:
+        return cls(any(label != NONE_LABEL for label in labels), NONE_LABEL in labels)
+
+    def condition(self, column: Any, key: str) -> ColumnElement[bool] | None:
+        """``column`` among the labels bound as ``key`` (see :func:`label_values`), or
+        None when the filter holds none (no condition)."""
+        parts: list[ColumnElement[bool]] = []
+        if self.named:
+            parts.append(column.in_(bindparam(key, expanding=True)))
+        if self.none:
+            parts.append(column.is_(None))
+        return or_(*parts) if parts else None
 
 
-def report_window(flt: ReportFilter) -> list[ColumnElement[bool]]:
-    """The filter as conditions on ``processing_reports``."""
-    r = ProcessingReport
+def label_values(labels: tuple[str, ...]) -> list[str]:
+    """The named labels, the value :meth:`Labels.condition` binds."""
+    return [label for label in labels if label != NONE_LABEL]
+
+
+@dataclass(frozen=True, slots=True)
+class Dims:
+    """Which intent and route conditions a filter puts on a statement; their values are
+    bound (see :func:`filter_params`)."""
+
+    intents: Labels = Labels()
+    routes: bool = False
+
+    @classmethod
+    def of(cls, flt: ReportFilter) -> Dims:
+        return cls(Labels.of(flt.intents), bool(flt.routes))
+
+    def conditions(self, intent: Any, route: Any) -> list[ColumnElement[bool]]:
+        """The filter's intents and routes as conditions on these two columns."""
+        conditions: list[ColumnElement[bool]] = []
+        by_intent = self.intents.condition(intent, "intents")
+        if by_intent is not None:
+            conditions.append(by_intent)
+        if self.routes:
+            conditions.append(route.in_(bindparam("routes", expanding=True)))
+        return conditions
+
+
+def filter_params(flt: ReportFilter) -> dict[str, Any]:
+    """The values of a filter's conditions (:class:`Dims`, :func:`report_window`)."""
     start, end = flt.bounds()
-    conditions: list[ColumnElement[bool]] = [r.created_at >= start, r.created_at < end]
-    if flt.intents:
-        conditions.append(label_condition(r.intent, flt.intents))
-    if flt.routes:
-        conditions.append(r.confidence_route.in_(flt.routes))
-    return conditions
+    return {
+        "intents": label_values(flt.intents),
+        "routes": list(flt.routes),
+        "window_start": start,
+        "window_end": end,
+    }
+
+
+def report_window(dims: Dims) -> list[ColumnElement[bool]]:
+    """The filter as conditions on ``processing_reports``, its values bound (see
+    :func:`filter_params`)."""
+    r = ProcessingReport.__table__.c
+    return [
+        r.created_at >= bindparam("window_start"),
+        r.created_at < bindparam("window_end"),
+        *dims.conditions(r.intent, r.confidence_route),
+    ]
 
 
 def open_review_condition(*, as_of: dt.datetime | None = None) -> ColumnElement[bool]:
@@ -181,26 +243,29 @@ def bin_label(index: int) -> str:
     return f"{low:.2f}–{high:.2f}"
 
 
-def rollup_rows(
+def rollup_read(
     session: Session,
     name: str,
     flt: ReportFilter,
     dirty: Dirty | None = None,
     columns: Sequence[str] = (),
-) -> Subquery:
-    return rollup_source(
-        session, BY_TABLE[name], start=flt.start, end=flt.end, dirty=dirty, columns=columns
+) -> SourceRead:
+    """The read of rollup ``name`` over the filter's days (changes read here when
+    ``dirty`` is None); its parameters include the filter's (:func:`filter_params`)."""
+    read = plan_source(
+        BY_TABLE[name],
+        start=flt.start,
+        end=flt.end,
+        dirty=dirty or read_dirty(session, start=flt.start, end=flt.end),
+        columns=columns,
     )
+    read.params.update(filter_params(flt))
+    return read
 
 
-def dim_conditions(flt: ReportFilter, source: Subquery) -> list[ColumnElement[bool]]:
+def dim_conditions(dims: Dims, source: Subquery) -> list[ColumnElement[bool]]:
     """The filter's intents and routes as conditions on a rollup source."""
-    conditions: list[ColumnElement[bool]] = []
-    if flt.intents:
-        conditions.append(label_condition(source.c.intent, flt.intents))
-    if flt.routes:
-        conditions.append(source.c.route.in_(flt.routes))
-    return conditions
+    return dims.conditions(source.c.intent, source.c.route)
 
 
 def sum_or_zero(column: Any) -> Any:
@@ -215,21 +280,30 @@ def sum_or_zero(column: Any) -> Any:
 def has_reports(session: Session) -> bool:
     """Whether the database holds any report at all (to tell an empty database from an
     empty window)."""
-    return session.execute(select(ProcessingReport.id).limit(1)).first() is not None
+    return session.execute(_ANY_REPORT).first() is not None
+
+
+_ANY_REPORT: Final = select(ProcessingReport.__table__.c.id).limit(1)
 
 
 def list_intents(session: Session, *, flt: ReportFilter) -> list[str]:
     """Intents seen in the filter's date range (ignoring its intent and route choices),
     most frequent first; :data:`NONE_LABEL` stands for reports without one."""
-    s = rollup_rows(session, "rollup_reports", flt, columns=("reports",))
+    read = rollup_read(session, "rollup_reports", flt, columns=("reports",))
+    rows = session.execute(_intents_statement(read.shape), read.params).all()
+    return [NONE_LABEL if intent is None else intent for intent, _ in rows]
+
+
+@functools.lru_cache(maxsize=16)
+def _intents_statement(shape: SourceShape) -> Select[Any]:
+    s = source_rows(shape)
     n = func.sum(s.c.reports)
-    rows = session.execute(
+    return (
         select(s.c.intent, n)
         .group_by(s.c.intent)
         .order_by(*most_frequent_first(s.c.intent, n))
         .limit(200)
-    ).all()
-    return [NONE_LABEL if intent is None else intent for intent, _ in rows]
+    )
 
 
 def ordered_fields(names: Iterable[str], key_fields: Sequence[str]) -> list[str]:
