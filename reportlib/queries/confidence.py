@@ -45,6 +45,7 @@ from reportlib.queries.window import (
     key_field_names,
     most_frequent_first,
     ordered_fields,
+    records_frame,
     report_window,
     rollup_read,
     sum_or_zero,
@@ -129,19 +130,10 @@ def field_confidence_summary(
                 None if high is None else float(high),
             )
         )
-    frame = pd.DataFrame.from_records(
+    frame = records_frame(
         records,
-        columns=[
-            "field",
-            "extracted",
-            "missing",
-            "avg_confidence",
-            "min_confidence",
-            "max_confidence",
-        ],
-    )
-    frame = frame.astype(
-        {"avg_confidence": "float64", "min_confidence": "float64", "max_confidence": "float64"}
+        ["field", "extracted", "missing", "avg_confidence", "min_confidence", "max_confidence"],
+        floats=("avg_confidence", "min_confidence", "max_confidence"),
     )
     return with_truncation(frame, truncated)
 
@@ -198,10 +190,11 @@ def field_confidence_histogram(
         for name in names
         for i in range(BINS)
     ]
-    frame = pd.DataFrame.from_records(
-        records, columns=["field", "bin", "lower", "upper", "label", "values", "share"]
+    return records_frame(
+        records,
+        ["field", "bin", "lower", "upper", "label", "values", "share"],
+        floats=("share",),
     )
-    return frame.astype({"share": "float64"})
 
 
 @functools.lru_cache(maxsize=16)

@@ -30,6 +30,7 @@ from reportlib.queries.window import (
     dim_conditions,
     key_field_names,
     ordered_fields,
+    records_frame,
     rollup_read,
     sum_or_zero,
     with_truncation,
@@ -54,6 +55,8 @@ def _count_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
     return select(sum_or_zero(s.c.reports)).where(*dim_conditions(dims, s))
 
 
+# A window holds a few distinct sets, each on many rows: each is parsed once.
+@functools.lru_cache(maxsize=4096)
 def _missing_names(missing_set: str | None) -> tuple[str, ...]:
     """The distinct field names of one report's ``missing_fields`` JSON text."""
     if missing_set is None:
@@ -126,10 +129,8 @@ def missing_field_frequency(
     records = [
         (name, counts.get(name, 0), total, share(counts.get(name, 0), total)) for name in names
     ]
-    frame = pd.DataFrame.from_records(records, columns=["field", "missing", "reports", "share"])
-    return with_truncation(
-        frame.astype({"share": "float64"}), truncated or len(tally) > len(counts)
-    )
+    frame = records_frame(records, ["field", "missing", "reports", "share"], floats=("share",))
+    return with_truncation(frame, truncated or len(tally) > len(counts))
 
 
 def missing_fields_daily(
@@ -165,10 +166,10 @@ def missing_fields_daily(
         for d in flt.dates()
         for name in names
     ]
-    frame = pd.DataFrame.from_records(
-        records, columns=["day", "field", "missing", "reports", "share"]
+    frame = records_frame(
+        records, ["day", "field", "missing", "reports", "share"], floats=("share",)
     )
-    return with_truncation(frame.astype({"share": "float64"}), truncated or len(tally) > len(kept))
+    return with_truncation(frame, truncated or len(tally) > len(kept))
 
 
 def missing_fields_by_intent(
@@ -243,8 +244,8 @@ def missing_field_cooccurrence(
         for x in names
         for y in names
     ]
-    frame = pd.DataFrame.from_records(records, columns=["field", "other", "reports", "share"])
-    return with_truncation(frame.astype({"share": "float64"}), truncated or len(tally) > len(kept))
+    frame = records_frame(records, ["field", "other", "reports", "share"], floats=("share",))
+    return with_truncation(frame, truncated or len(tally) > len(kept))
 
 
 def missing_count_distribution(
@@ -264,5 +265,5 @@ def missing_count_distribution(
     counts[0] = total - sum(counts.values())
     top = max([len(keys), *counts])
     records = [(n, counts.get(n, 0), share(counts.get(n, 0), total)) for n in range(top + 1)]
-    frame = pd.DataFrame.from_records(records, columns=["missing_fields", "reports", "share"])
-    return with_truncation(frame.astype({"share": "float64"}), truncated)
+    frame = records_frame(records, ["missing_fields", "reports", "share"], floats=("share",))
+    return with_truncation(frame, truncated)

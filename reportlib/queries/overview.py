@@ -48,6 +48,7 @@ from reportlib.queries.window import (
     dim_conditions,
     filter_params,
     label_values,
+    records_frame,
     report_window,
     rollup_read,
     sum_or_zero,
@@ -152,9 +153,11 @@ def _bucket_values(
         stmt = _bucket_statement(read.shape, len(buckets))
     out: dict[int, list[tuple[int, int]]] = {bucket: [] for bucket in buckets}
     last = PROCESSING_TIME_BUCKETS - 1
-    for value, n in session.execute(stmt, params):
-        if value is not None:
-            out[min(value // PROCESSING_TIME_BUCKET_MS, last)].append((int(value), int(n)))
+    # Every value lies in one of the buckets read (NULL in none), so its bucket follows
+    # from the value itself.
+    for value, n in session.execute(stmt, params).all():
+        ms = int(value)
+        out[min(ms // PROCESSING_TIME_BUCKET_MS, last)].append((ms, int(n)))
     return out
 
 
@@ -459,8 +462,7 @@ def daily_trends(session: Session, *, flt: ReportFilter) -> pd.DataFrame:
         )
         for d, b in by_day.items()
     ]
-    frame = pd.DataFrame.from_records(records, columns=list(DAILY_COLUMNS))
-    return frame.astype({"needs_review_rate": "float64", "avg_confidence": "float64"})
+    return records_frame(records, DAILY_COLUMNS, floats=("needs_review_rate", "avg_confidence"))
 
 
 @functools.lru_cache(maxsize=16)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     ColumnElement,
@@ -313,6 +314,22 @@ def ordered_fields(names: Iterable[str], key_fields: Sequence[str]) -> list[str]
 
 def key_field_names(key_fields: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(key_fields) if key_fields is not None else get_settings().key_fields
+
+
+def records_frame(
+    records: Sequence[tuple[Any, ...]], columns: Sequence[str], floats: Collection[str] = ()
+) -> pd.DataFrame:
+    """``pd.DataFrame.from_records(records, columns=columns)`` with the ``floats`` columns
+    as float64 (NaN for None). Built column by column: converting the columns afterwards
+    (``astype``) cost more than a millisecond per frame, a page's figures several."""
+    if not records:
+        frame = pd.DataFrame.from_records(list(records), columns=list(columns))
+        return frame.astype(dict.fromkeys(floats, "float64")) if floats else frame
+    data: dict[str, Any] = {}
+    for index, name in enumerate(columns):
+        values = [record[index] for record in records]
+        data[name] = np.array(values, dtype=np.float64) if name in floats else values
+    return pd.DataFrame(data, columns=list(columns))
 
 
 def with_truncation(frame: pd.DataFrame, truncated: bool) -> pd.DataFrame:
