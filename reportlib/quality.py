@@ -64,6 +64,7 @@ from reportlib.models import (
 )
 from reportlib.rollups import (
     BY_TABLE,
+    STATEMENT_CACHE_SIZE,
     SourceRead,
     SourceShape,
     plan_source,
@@ -277,7 +278,7 @@ def _centile_counts(db: Session, read: SourceRead) -> _CentileCounts:
     return _CentileCounts({name: by for name, by in counts.items() if by})
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _centile_counts_statement(shape: SourceShape) -> Select[Any]:
     source = source_rows(shape)
     return (
@@ -665,7 +666,7 @@ def get_missing_outcomes(
     )
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _missing_statement(shape: SourceShape) -> Select[Any]:
     source = source_rows(shape)
     return (

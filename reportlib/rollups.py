@@ -679,6 +679,11 @@ def _bound_ranges(count: int) -> Where:
     return where
 
 
+#: Statements kept per query function, one per shape: enough for the filter kinds and
+#: change patterns a running dashboard cycles through, so none is rebuilt on every read.
+STATEMENT_CACHE_SIZE: Final = 64
+
+
 @functools.lru_cache(maxsize=256)
 def source_rows(shape: SourceShape) -> Subquery:
     """The rows of a rollup read of ``shape``, its values left to bind (see
@@ -960,6 +965,7 @@ __all__ = [
     "refresh_rollups",
     "report_field_rows",
     "refresh_with_retries",
+    "STATEMENT_CACHE_SIZE",
     "SourceRead",
     "SourceShape",
     "plan_source",

@@ -51,7 +51,7 @@ from reportlib.queries.window import (
     sum_or_zero,
     with_truncation,
 )
-from reportlib.rollups import SourceShape, source_rows
+from reportlib.rollups import STATEMENT_CACHE_SIZE, SourceShape, source_rows
 
 FIELD_SUMMARY_COLUMNS: Final = (
     "extracted",
@@ -86,7 +86,7 @@ def confidence_histogram(session: Session, *, flt: ReportFilter) -> pd.DataFrame
     )
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _histogram_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
     s = source_rows(shape)
     return (
@@ -138,7 +138,7 @@ def field_confidence_summary(
     return with_truncation(frame, truncated)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _summary_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
     s = source_rows(shape)
     seen = func.sum(s.c.extracted) + func.sum(s.c.missing)
@@ -197,7 +197,7 @@ def field_confidence_histogram(
     )
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _field_histogram_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
     s = source_rows(shape)
     return (
@@ -251,7 +251,7 @@ def confidence_by_intent(session: Session, *, flt: ReportFilter) -> pd.DataFrame
     return with_truncation(frame, truncated)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _by_intent_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
     s = source_rows(shape)
 
@@ -350,7 +350,7 @@ def _centile_what_if_statement(shape: SourceShape, dims: Dims, centile: int) -> 
     )
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _raw_what_if_statement(dims: Dims) -> Select[Any]:
     r = ProcessingReport.__table__.c
     raw_below = r.overall_confidence < bindparam("threshold", type_=Float())

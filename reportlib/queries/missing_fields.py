@@ -35,7 +35,7 @@ from reportlib.queries.window import (
     sum_or_zero,
     with_truncation,
 )
-from reportlib.rollups import Dirty, SourceShape, read_dirty, source_rows
+from reportlib.rollups import STATEMENT_CACHE_SIZE, Dirty, SourceShape, read_dirty, source_rows
 
 #: At most this many distinct sets of missing fields are read per breakdown.
 MAX_MISSING_SETS: Final = 10_000
@@ -49,7 +49,7 @@ def count_reports(session: Session, *, flt: ReportFilter) -> int:
     )
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _count_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
     s = source_rows(shape)
     return select(sum_or_zero(s.c.reports)).where(*dim_conditions(dims, s))
@@ -86,7 +86,7 @@ def _missing_sets(
     return sets[:MAX_MISSING_SETS], len(sets) > MAX_MISSING_SETS
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _missing_sets_statement(shape: SourceShape, dims: Dims, by: tuple[str, ...]) -> Select[Any]:
     s = source_rows(shape)
     keys = [s.c[name] for name in by]

@@ -55,6 +55,7 @@ from reportlib.queries.window import (
 )
 from reportlib.rollups import (
     BY_TABLE,
+    STATEMENT_CACHE_SIZE,
     Dirty,
     SourceShape,
     plan_source,
@@ -171,7 +172,7 @@ def _in_buckets(ms: Any, count: int) -> ColumnElement[bool]:
     )
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _filtered_bucket_statement(dims: Dims, count: int) -> Select[Any]:
     ms = ProcessingReport.__table__.c.processing_time_ms
     return (
@@ -183,7 +184,7 @@ def _filtered_bucket_statement(dims: Dims, count: int) -> Select[Any]:
     )
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _bucket_statement(shape: SourceShape, count: int) -> Select[Any]:
     values = source_rows(shape)
     ms = values.c.processing_time_ms
@@ -313,7 +314,7 @@ def _queue_snapshot(
     )
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _earlier_items_statement(shape: SourceShape, dims: Dims, at_midnight: bool) -> Select[Any]:
     """Open items written before ``as_of_day`` and still open after it, and the oldest
     day they were written on."""
@@ -326,7 +327,7 @@ def _earlier_items_statement(shape: SourceShape, dims: Dims, at_midnight: bool) 
     )
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _that_day_statement(dims: Dims, at_midnight: bool, first_day: bool) -> Select[Any]:
     """Open items at ``as_of`` written or closed on its day (none at midnight), and the
     oldest one open then among those written on ``first_day`` (None without one)."""
@@ -390,7 +391,7 @@ def _period_kpis(session: Session, flt: ReportFilter, now: dt.datetime, dirty: D
     )
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _kpi_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
     s = source_rows(shape)
     return select(
@@ -465,7 +466,7 @@ def daily_trends(session: Session, *, flt: ReportFilter) -> pd.DataFrame:
     return records_frame(records, DAILY_COLUMNS, floats=("needs_review_rate", "avg_confidence"))
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _daily_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
     s = source_rows(shape)
     return (

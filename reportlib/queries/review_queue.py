@@ -51,7 +51,7 @@ from reportlib.queries.window import (
     sum_or_zero,
     with_truncation,
 )
-from reportlib.rollups import SourceRead, SourceShape, source_rows
+from reportlib.rollups import STATEMENT_CACHE_SIZE, SourceRead, SourceShape, source_rows
 from reportlib.service import INT32_MAX
 
 #: Largest page the review queue returns; also the CSV export cap.
@@ -118,7 +118,7 @@ def review_queue_page(
     )
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _queue_page_statement(dims: Dims, reasons: Labels, sort: str) -> Select[*tuple[Any, ...]]:
     r = ProcessingReport
     order: list[Any] = [r.created_at, r.id]
@@ -172,7 +172,7 @@ def count_review_queue_in_window(
     return int(session.execute(stmt, read.params).scalar_one())
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _open_count_statement(shape: SourceShape, dims: Dims, reasons: Labels) -> Select[Any]:
     s = source_rows(shape)
     return select(sum_or_zero(s.c["items"])).where(*_open_conditions(s, dims, reasons))
@@ -194,7 +194,7 @@ def review_queue_reasons(session: Session, *, flt: ReportFilter) -> pd.DataFrame
     return with_truncation(frame, len(rows) > MAX_GROUPS)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _reasons_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
     s = source_rows(shape)
     n = func.sum(s.c["items"])

@@ -34,6 +34,7 @@ from reportlib.models import (
 )
 from reportlib.rollups import (
     BY_TABLE,
+    STATEMENT_CACHE_SIZE,
     Dirty,
     SourceRead,
     SourceShape,
@@ -278,13 +279,13 @@ def sum_or_zero(column: Any) -> Any:
 # --------------------------------------------------------------------------------------
 
 
+_ANY_REPORT: Final = select(ProcessingReport.__table__.c.id).limit(1)
+
+
 def has_reports(session: Session) -> bool:
     """Whether the database holds any report at all (to tell an empty database from an
     empty window)."""
     return session.execute(_ANY_REPORT).first() is not None
-
-
-_ANY_REPORT: Final = select(ProcessingReport.__table__.c.id).limit(1)
 
 
 def list_intents(session: Session, *, flt: ReportFilter) -> list[str]:
@@ -295,7 +296,7 @@ def list_intents(session: Session, *, flt: ReportFilter) -> list[str]:
     return [NONE_LABEL if intent is None else intent for intent, _ in rows]
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
 def _intents_statement(shape: SourceShape) -> Select[Any]:
     s = source_rows(shape)
     n = func.sum(s.c.reports)
