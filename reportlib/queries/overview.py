@@ -24,6 +24,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.orm import Session
 
@@ -352,22 +353,30 @@ def _that_day_statement(dims: Dims, at_midnight: bool, first_day: bool) -> Selec
         )
     if at_midnight:
         return select(literal_column("0"), null(), oldest_earlier)
-    # Written that day before as_of and still open, or written earlier and closed that
-    # day at or after as_of: two index ranges (BitmapOr on PostgreSQL); the oldest-day
-    # lookup rides along in the same statement.
-    return select(func.count(), func.min(r.created_at), oldest_earlier).where(
+    # Written that day before as_of and still open, or written earlier and closed that day
+    # at or after as_of; split by whether the review is still open, each part is one index
+    # range (today's open items read from the time index alone, not from the reports).
+    open_now = select(func.count().label("items"), func.min(r.created_at).label("oldest")).where(
         r.needs_review,
+        r.review_closed_at.is_(None),
+        r.created_at >= day_start,
+        r.created_at < as_of,
+        *dims_on_reports,
+    )
+    closed_since = select(func.count(), func.min(r.created_at)).where(
+        r.needs_review,
+        r.review_closed_at.is_not(None),
+        r.review_closed_at >= as_of,
         r.created_at < as_of,
         or_(
-            and_(r.created_at >= day_start, open_at),
-            and_(
-                r.created_at < day_start,
-                r.review_closed_at >= as_of,
-                r.review_closed_at < bindparam("day_end", type_=UTCDateTime()),
-            ),
+            r.created_at >= day_start,
+            r.review_closed_at < bindparam("day_end", type_=UTCDateTime()),
         ),
         *dims_on_reports,
     )
+    parts = union_all(open_now, closed_since).subquery("open_at")
+    # The oldest-day lookup rides along in the same statement.
+    return select(func.sum(parts.c["items"]), func.min(parts.c.oldest), oldest_earlier)
 
 
 def _period_kpis(session: Session, flt: ReportFilter, now: dt.datetime, dirty: Dirty) -> PeriodKpis:
@@ -400,7 +409,8 @@ def _kpi_statement(shape: SourceShape, dims: Dims) -> Select[Any]:
         sum_or_zero(case((s.c.needs_review, s.c.reports), else_=0)),
         sum_or_zero(s.c.tokens),
         sum_or_zero(s.c.timed_reports),
-        *(sum_or_zero(s.c[name]) for name in MS_BUCKET_COLUMNS),
+        # NULL without rows, which _percentiles passes over like an empty bucket.
+        *(func.sum(s.c[name]) for name in MS_BUCKET_COLUMNS),
     ).where(*dim_conditions(dims, s))
 
 
