@@ -544,22 +544,20 @@ def redacted_entries_in_database(
         return None
     entries = _object_members(document).table_valued("key", "value", name="entry")
     value = entries.c.value
-    empty = cast_jsonb("{}")
+    empty = _jsonb("{}")
     kept: ColumnElement[Any] = empty
     for key in kept_number_keys:
-        member = value.op("->")(bindparam(None, key, type_=Text()))
+        name = bindparam(None, key, type_=Text())
+        member = value.op("->")(name)
         kept = kept.op("||")(
             case(
-                (
-                    func.jsonb_typeof(member) == "number",
-                    func.jsonb_build_object(bindparam(None, key, type_=Text()), member),
-                ),
+                (func.jsonb_typeof(member) == "number", func.jsonb_build_object(name, member)),
                 else_=empty,
             )
         )
     entry = case(
         (func.jsonb_typeof(value) == "object", kept),
-        else_=cast_jsonb("null"),
+        else_=_jsonb("null"),
     )
     aggregated = (
         select(func.coalesce(func.jsonb_object_agg(entries.c.key, entry), empty))
@@ -569,7 +567,7 @@ def redacted_entries_in_database(
     return type_coerce(aggregated, JSONB(none_as_null=True))
 
 
-def cast_jsonb(literal_json: str) -> ColumnElement[Any]:
+def _jsonb(literal_json: str) -> ColumnElement[Any]:
     """A constant JSONB value (PostgreSQL)."""
     return cast(literal(literal_json, Text()), JSONB(none_as_null=True))
 

@@ -47,8 +47,8 @@ from reportlib.queries.window import (
     clean_labels,
     clean_routes,
     dim_conditions,
+    dims_params,
     filter_params,
-    label_values,
     records_frame,
     report_window,
     rollup_read,
@@ -279,8 +279,7 @@ def _queue_snapshot(
     day_start, day_end = utc_day_bounds(day, day)
     at_midnight = as_of == day_start
     params: dict[str, Any] = {
-        "intents": label_values(intent_labels),
-        "routes": list(route_labels),
+        **dims_params(intent_labels, route_labels),
         "as_of": as_of,
         "as_of_day": day,
         "day_start": day_start,

@@ -182,15 +182,15 @@ class Dims:
         return conditions
 
 
+def dims_params(intents: tuple[str, ...], routes: tuple[str, ...]) -> dict[str, Any]:
+    """The values of :meth:`Dims.conditions`."""
+    return {"intents": label_values(intents), "routes": list(routes)}
+
+
 def filter_params(flt: ReportFilter) -> dict[str, Any]:
     """The values of a filter's conditions (:class:`Dims`, :func:`report_window`)."""
     start, end = flt.bounds()
-    return {
-        "intents": label_values(flt.intents),
-        "routes": list(flt.routes),
-        "window_start": start,
-        "window_end": end,
-    }
+    return {**dims_params(flt.intents, flt.routes), "window_start": start, "window_end": end}
 
 
 def report_window(dims: Dims) -> list[ColumnElement[bool]]:
