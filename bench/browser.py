@@ -86,6 +86,9 @@ IDLE_TRACKER = """
     for (const chart of document.querySelectorAll('[data-testid="stPlotlyChart"]')) {
       if (!chart.querySelector('.main-svg')) return true;
     }
+    for (const chart of document.querySelectorAll('[data-testid="stVegaLiteChart"]')) {
+      if (!chart.querySelector('canvas, svg.marks')) return true;
+    }
     for (const frame of document.querySelectorAll('[data-testid="stDataFrame"]')) {
       if (!frame.querySelector('canvas')) return true;
     }

@@ -13,7 +13,13 @@ browser context, loads interleaved with hello-world):
 * ``cards``: the same eight figures as one static HTML block (``st.html``);
 * ``plotly``: three Plotly bar charts of 30 points;
 * ``dataframe``: one ``st.dataframe`` of 30 rows;
-* ``svg``: three bar charts as static SVG images (``st.image``).
+* ``svg``: three bar charts as static SVG images (``st.image``);
+* ``inline``: the same three SVG charts inline in the page, as the dashboard's static
+  view draws them (a raw HTML block in ``st.markdown``; ``st.html`` drops SVG), so that
+  each bar's ``<title>`` shows as a tooltip;
+* ``vega``: three Vega-Lite bar charts of 30 points (``st.vega_lite_chart``);
+* ``table``: the data frame's 30 rows as a static table (``st.table``);
+* ``topnav``: ``nav`` with the page list across the top instead of in the sidebar.
 
 Besides the wall time (navigation start until idle), each load records the renderer's
 main-thread busy time from the Chrome DevTools Protocol (``Performance.getMetrics``:
@@ -37,7 +43,10 @@ from typing import Any
 
 from bench import browser
 
-LAYERS = ("nav", "filters", "metrics", "cards", "plotly", "dataframe", "svg")
+LAYERS = (
+    "nav", "topnav", "filters", "metrics", "cards", "plotly", "vega", "dataframe", "table",
+    "svg", "inline",
+)
 #: The variants measured by default: each adds one layer to navigation and filters, so
 #: that every layer's cost reads as its difference from ``nav+filters``.
 DEFAULT_VARIANTS = (
@@ -48,7 +57,12 @@ DEFAULT_VARIANTS = (
     "nav+filters+plotly",
     "nav+filters+dataframe",
     "nav+filters+svg",
+    "nav+filters+inline",
+    "nav+filters+vega",
+    "nav+filters+table",
+    "topnav+filters",
     "nav+filters+metrics+plotly+dataframe",
+    "nav+filters+cards+inline+table",
 )
 ENV_LAYERS = "BENCH_FLOOR_LAYERS"
 
@@ -100,6 +114,22 @@ def body() -> None:
     if "svg" in LAYERS:
         for _ in range(3):
             st.image(svg_bars(), width="stretch")
+    if "inline" in LAYERS:
+        for _ in range(3):
+            st.markdown(f"<figure>{svg_bars()}</figure>", unsafe_allow_html=True)
+    if "vega" in LAYERS:
+        spec = {
+            "mark": "bar",
+            "encoding": {
+                "x": {"field": "day", "type": "temporal"},
+                "y": {"field": "reports", "type": "quantitative"},
+                "tooltip": [{"field": "day", "type": "temporal"}, {"field": "reports"}],
+            },
+        }
+        for key in range(3):
+            st.vega_lite_chart({"day": DAYS, "reports": COUNTS}, spec, key=f"vega{key}")
+    if "table" in LAYERS:
+        st.table({"day": DAYS, "reports": COUNTS})
 
 
 def filters() -> None:
@@ -111,7 +141,7 @@ def filters() -> None:
 
 
 st.set_page_config(page_title="Floor", layout="wide", initial_sidebar_state="expanded")
-if "nav" in LAYERS:
+if "nav" in LAYERS or "topnav" in LAYERS:
     page = st.navigation(
         [
             st.Page(body, title=title, url_path=path, default=not path)
@@ -119,7 +149,8 @@ if "nav" in LAYERS:
                 ("Overview", ""), ("Confidence", "confidence"), ("Missing", "missing"),
                 ("Review", "review"), ("Quality", "quality"),
             ]
-        ]
+        ],
+        position="top" if "topnav" in LAYERS else "sidebar",
     )
     if "filters" in LAYERS:
         filters()
@@ -138,6 +169,8 @@ ELEMENTS = {
     "plotly": "stPlotlyChart",
     "dataframe": "stDataFrame",
     "images": "stImage",
+    "vega": "stVegaLiteChart",
+    "tables": "stTable",
     "date_inputs": "stDateInput",
     "multiselects": "stMultiSelect",
 }

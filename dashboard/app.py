@@ -38,7 +38,7 @@ st.set_page_config(
 boundary.run_page(get_settings, page="settings", filters=dict)
 boundary.start_error_reporting()
 
-from dashboard import data, filters  # noqa: E402 - read settings when imported
+from dashboard import data, filters, ui  # noqa: E402 - read settings when imported
 
 # Nothing below runs for a visitor who is not let in: require_user stops the script with
 # the login prompt or the refusal, and a broken login configuration ends in its message.
@@ -91,6 +91,11 @@ def _no_intents(start: dt.date, end: dt.date) -> list[str]:
     return []
 
 
+def _view_toggle() -> None:
+    with st.sidebar:
+        ui.view_toggle(default_interactive=get_settings().dashboard_view == "interactive")
+
+
 def _filters_and_page() -> None:
     data.start_run()
     reports = page_name != "audit"
@@ -100,8 +105,10 @@ def _filters_and_page() -> None:
         # Draw the filters anyway (widgets left out of a run lose their state, and the
         # filters must survive an outage), without waiting for the database a second time.
         filters.sidebar(today=filters.utc_today(), load_intents=_no_intents, reports=reports)
+        _view_toggle()
         raise
     filters.sidebar(today=filters.utc_today(), load_intents=data.intents, reports=reports)
+    _view_toggle()
     page.run()
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, data, values
+from dashboard import auth, data, static_view, values
+from dashboard.static_view import Card
 from reportlib.access import DashboardUser, can_see_values
 from reportlib.queries import ReportFilter
 
@@ -19,6 +20,81 @@ EMPTY_DATABASE = (
     "There are no processing reports in the database yet. Once the pipeline writes "
     "reports they appear here; for a demo, run `python -m reportlib seed-demo`."
 )
+
+
+#: Session-state key of the sidebar's "Interactive charts and tables" toggle.
+INTERACTIVE_KEY = "interactive_view"
+
+
+def interactive() -> bool:
+    """Whether this session draws Plotly charts, data grids and ``st.metric`` cards (on)
+    or the same content as static SVG and HTML, which the browser draws at once (off)."""
+    return bool(st.session_state.get(INTERACTIVE_KEY, False))
+
+
+def view_toggle(*, default_interactive: bool) -> None:
+    """The sidebar switch between the static and the interactive view; its first value
+    is the ``DASHBOARD_VIEW`` setting, then each session keeps its own choice."""
+    st.session_state.setdefault(INTERACTIVE_KEY, default_interactive)
+    st.toggle(
+        "Interactive charts and tables",
+        key=INTERACTIVE_KEY,
+        help=(
+            "On: charts zoom and pan, tables sort and filter. Off: the same charts and "
+            "tables drawn as static images and text, which show sooner; hover a bar, "
+            "point or cell for its figures."
+        ),
+    )
+
+
+def chart(figure: Any, *, key: str, where: Any = None, width: int = 1000) -> None:
+    """One chart: the Plotly figure in the interactive view, else the same figure drawn
+    as SVG ``width`` units wide (``width`` only sets the text size relative to the
+    chart; both fill their container)."""
+    target = st if where is None else where
+    if not interactive():
+        try:
+            svg = static_view.figure_svg(figure, width=width)
+            target.markdown(static_view.chart_block(svg), unsafe_allow_html=True)
+            return
+        except static_view.UnsupportedFigure:
+            pass  # drawn interactively below
+    target.plotly_chart(figure, key=key)
+
+
+def table(
+    frame: pd.DataFrame,
+    *,
+    key: str,
+    column_config: dict[str, Any] | None = None,
+    **options: Any,
+) -> None:
+    """A read-only table without its index: a data grid in the interactive view, else a
+    static HTML table with the same column formats. Tables with row selection use
+    ``st.dataframe`` directly."""
+    if interactive():
+        st.dataframe(frame, hide_index=True, column_config=column_config, key=key, **options)
+    else:
+        st.html(static_view.table_html(frame, column_config=column_config))
+
+
+def cards(items: list[Card], *, per_row: int = 4) -> None:
+    """KPI cards, ``per_row`` to a row: ``st.metric`` in the interactive view, else one
+    HTML block with the same labels, values, changes, colours and help."""
+    if not interactive():
+        st.html(static_view.cards_html(items, per_row=per_row))
+        return
+    for start in range(0, len(items), per_row):
+        columns = st.columns(per_row)
+        for column, item in zip(columns, items[start : start + per_row], strict=False):
+            column.metric(
+                item.label,
+                item.value,
+                item.delta,
+                delta_color=item.delta_color,  # type: ignore[arg-type]
+                help=item.help,
+                border=True,
+            )
 
 
 def truncation_note(what: str, limit: int, *truncated: bool) -> None:

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     sentry_profiles_sample_rate: float = Field(
         0.1, ge=0.0, le=1.0, description="Share of processes profiled while traces run."
     )
+    dashboard_view: Literal["static", "interactive"] = Field(
+        "static",
+        description=(
+            "How a new dashboard session draws charts and tables: 'static' (SVG and HTML, "
+            "drawn at once) or 'interactive' (Plotly charts and data grids). Each user can "
+            "switch in the sidebar."
+        ),
+    )
     dashboard_cache_ttl_s: int = Field(
         60, ge=0, le=3600, description="Seconds dashboard query results stay cached."
     )

@@ -31,7 +31,7 @@ def render() -> None:
         queries.is_truncated(by_intent),
     )
 
-    st.plotly_chart(charts.confidence_histogram(histogram), key="chart_histogram")
+    ui.chart(charts.confidence_histogram(histogram), key="chart_histogram")
 
     st.subheader("Threshold what-if")
     threshold = st.slider(
@@ -43,28 +43,30 @@ def render() -> None:
         key="threshold",
     )
     what_if = data.read(queries.route_threshold_what_if, flt=flt, threshold=threshold)
-    cols = st.columns(3)
-    cols[0].metric(
-        "Reports below the threshold",
-        ui.fmt_int(what_if.below),
-        border=True,
-        help=f"Of {what_if.reports:,} reports in the period.",
+    ui.cards(
+        [
+            ui.Card(
+                "Reports below the threshold",
+                ui.fmt_int(what_if.below),
+                help=f"Of {what_if.reports:,} reports in the period.",
+            ),
+            ui.Card("Share of all reports", ui.fmt_pct(what_if.below_share)),
+            ui.Card(
+                "Below it but not flagged today",
+                ui.fmt_int(what_if.below_not_flagged),
+                help=(
+                    f"Reports this threshold would add to review. "
+                    f"{what_if.flagged_at_or_above:,} flagged reports are at or above it."
+                ),
+            ),
+        ],
+        per_row=3,
     )
-    cols[1].metric("Share of all reports", ui.fmt_pct(what_if.below_share), border=True)
-    cols[2].metric(
-        "Below it but not flagged today",
-        ui.fmt_int(what_if.below_not_flagged),
-        border=True,
-        help=(
-            f"Reports this threshold would add to review. {what_if.flagged_at_or_above:,} "
-            "flagged reports are at or above it."
-        ),
-    )
-    st.plotly_chart(charts.threshold_curve(histogram, threshold), key="chart_threshold")
+    ui.chart(charts.threshold_curve(histogram, threshold), key="chart_threshold")
 
     st.subheader("Per field")
-    st.plotly_chart(charts.field_confidence_heatmap(per_field), key="chart_fields")
-    st.dataframe(
+    ui.chart(charts.field_confidence_heatmap(per_field), key="chart_fields")
+    ui.table(
         ui.plain_frame(summary).rename(
             columns={
                 "field": "Field",
@@ -75,7 +77,6 @@ def render() -> None:
                 "max_confidence": "Highest",
             }
         ),
-        hide_index=True,
         column_config={
             "Mean confidence": st.column_config.ProgressColumn(
                 min_value=0.0, max_value=1.0, format="%.3f"
@@ -88,9 +89,9 @@ def render() -> None:
 
     st.subheader("By intent")
     left, right = st.columns(2)
-    left.plotly_chart(charts.confidence_by_intent(by_intent), key="chart_intent")
-    right.plotly_chart(charts.route_mix_by_intent(by_intent), key="chart_route_mix")
-    st.dataframe(
+    ui.chart(charts.confidence_by_intent(by_intent), key="chart_intent", where=left, width=500)
+    ui.chart(charts.route_mix_by_intent(by_intent), key="chart_route_mix", where=right, width=500)
+    ui.table(
         ui.plain_frame(ui.as_percent(by_intent, "needs_review_rate")).rename(
             columns={
                 "intent": "Intent",
@@ -103,7 +104,6 @@ def render() -> None:
                 "needs_review_rate": "Needs-review rate",
             }
         ),
-        hide_index=True,
         column_config={
             "Mean confidence": st.column_config.ProgressColumn(
                 min_value=0.0, max_value=1.0, format="%.3f"

@@ -31,9 +31,9 @@ def render() -> None:
     )
 
     left, right = st.columns([3, 2])
-    left.plotly_chart(charts.missing_frequency(frequency), key="chart_frequency")
-    right.plotly_chart(charts.missing_count_distribution(counts), key="chart_counts")
-    st.dataframe(
+    ui.chart(charts.missing_frequency(frequency), key="chart_frequency", where=left, width=500)
+    ui.chart(charts.missing_count_distribution(counts), key="chart_counts", where=right, width=500)
+    ui.table(
         ui.plain_frame(ui.as_percent(frequency, "share")).rename(
             columns={
                 "field": "Field",
@@ -42,7 +42,6 @@ def render() -> None:
                 "share": "Share of reports",
             }
         ),
-        hide_index=True,
         column_config={"Share of reports": ui.percent_column()},
         key="table_frequency",
     )
@@ -53,10 +52,10 @@ def render() -> None:
         key="csv_frequency",
     )
 
-    st.plotly_chart(charts.missing_daily(daily), key="chart_daily")
-    st.plotly_chart(charts.missing_by_intent(by_intent), key="chart_intent")
+    ui.chart(charts.missing_daily(daily), key="chart_daily")
+    ui.chart(charts.missing_by_intent(by_intent), key="chart_intent")
     left, right = st.columns([3, 2])
-    left.plotly_chart(charts.missing_cooccurrence(together), key="chart_together")
+    ui.chart(charts.missing_cooccurrence(together), key="chart_together", where=left, width=500)
     right.caption(
         "Read a row: of the reports missing the row's field, the share that also miss the "
         "column's field. The diagonal is 100% for every field that went missing at all; "

@@ -19,80 +19,74 @@ def render() -> None:
         trends = data.read(queries.daily_trends, flt=flt)
     now, before = kpis.current, kpis.previous
 
-    row = st.columns(4)
-    row[0].metric(
-        "Reports",
-        ui.fmt_int(now.reports),
-        ui.change(now.reports, before.reports, kind="count"),
-        delta_color="off",
-        border=True,
-    )
-    row[1].metric(
-        "Average overall confidence",
-        ui.fmt_confidence(now.avg_confidence),
-        ui.change(now.avg_confidence, before.avg_confidence, kind="confidence"),
-        border=True,
-    )
-    row[2].metric(
-        "Needing review",
-        ui.fmt_pct(now.needs_review_share),
-        ui.change(now.needs_review_share, before.needs_review_share, kind="share"),
-        delta_color="inverse",
-        help="Share of the period's reports that the pipeline flagged for review.",
-        border=True,
-    )
-    row[3].metric(
-        "Tokens used",
-        ui.fmt_int(now.tokens),
-        ui.change(now.tokens, before.tokens, kind="count"),
-        delta_color="off",
-        border=True,
-    )
-    row = st.columns(4)
-    row[0].metric(
-        "Open review queue",
-        ui.fmt_int(now.queue.size),
-        ui.change(now.queue.size, before.queue.size, kind="count"),
-        delta_color="inverse",
-        help=(
-            "Flagged reports without a decision, of any age, at the end of the period "
-            "(now, if the period ends today); compared with the end of the previous period."
-        ),
-        border=True,
-    )
-    row[1].metric(
-        "Oldest open item",
-        ui.fmt_age(now.queue.oldest_age_s),
-        ui.change(now.queue.oldest_age_s, before.queue.oldest_age_s, kind="age"),
-        delta_color="inverse",
-        help="How long the oldest open item had waited at the end of the period.",
-        border=True,
-    )
-    row[2].metric(
-        "Processing time p50",
-        ui.fmt_ms(now.p50_processing_ms),
-        ui.change(now.p50_processing_ms, before.p50_processing_ms, kind="ms"),
-        delta_color="inverse",
-        help="Median processing time of reports that recorded one.",
-        border=True,
-    )
-    row[3].metric(
-        "Processing time p95",
-        ui.fmt_ms(now.p95_processing_ms),
-        ui.change(now.p95_processing_ms, before.p95_processing_ms, kind="ms"),
-        delta_color="inverse",
-        help="95th percentile (linear interpolation) of recorded processing times.",
-        border=True,
+    ui.cards(
+        [
+            ui.Card(
+                "Reports",
+                ui.fmt_int(now.reports),
+                ui.change(now.reports, before.reports, kind="count"),
+                delta_color="off",
+            ),
+            ui.Card(
+                "Average overall confidence",
+                ui.fmt_confidence(now.avg_confidence),
+                ui.change(now.avg_confidence, before.avg_confidence, kind="confidence"),
+            ),
+            ui.Card(
+                "Needing review",
+                ui.fmt_pct(now.needs_review_share),
+                ui.change(now.needs_review_share, before.needs_review_share, kind="share"),
+                delta_color="inverse",
+                help="Share of the period's reports that the pipeline flagged for review.",
+            ),
+            ui.Card(
+                "Tokens used",
+                ui.fmt_int(now.tokens),
+                ui.change(now.tokens, before.tokens, kind="count"),
+                delta_color="off",
+            ),
+            ui.Card(
+                "Open review queue",
+                ui.fmt_int(now.queue.size),
+                ui.change(now.queue.size, before.queue.size, kind="count"),
+                delta_color="inverse",
+                help=(
+                    "Flagged reports without a decision, of any age, at the end of the period "
+                    "(now, if the period ends today); compared with the end of the previous period."
+                ),
+            ),
+            ui.Card(
+                "Oldest open item",
+                ui.fmt_age(now.queue.oldest_age_s),
+                ui.change(now.queue.oldest_age_s, before.queue.oldest_age_s, kind="age"),
+                delta_color="inverse",
+                help="How long the oldest open item had waited at the end of the period.",
+            ),
+            ui.Card(
+                "Processing time p50",
+                ui.fmt_ms(now.p50_processing_ms),
+                ui.change(now.p50_processing_ms, before.p50_processing_ms, kind="ms"),
+                delta_color="inverse",
+                help="Median processing time of reports that recorded one.",
+            ),
+            ui.Card(
+                "Processing time p95",
+                ui.fmt_ms(now.p95_processing_ms),
+                ui.change(now.p95_processing_ms, before.p95_processing_ms, kind="ms"),
+                delta_color="inverse",
+                help="95th percentile (linear interpolation) of recorded processing times.",
+            ),
+        ]
     )
 
     if now.reports == 0:
         ui.empty_window(flt)
         return
 
-    st.plotly_chart(charts.daily_volume(trends), key="chart_volume")
+    ui.chart(charts.daily_volume(trends), key="chart_volume")
     left, right = st.columns(2)
-    left.plotly_chart(charts.daily_rate(trends), key="chart_rate")
-    right.plotly_chart(charts.daily_confidence(trends), key="chart_confidence")
+    ui.chart(charts.daily_rate(trends), key="chart_rate", where=left, width=500)
+    ui.chart(charts.daily_confidence(trends), key="chart_confidence", where=right, width=500)
 
     st.subheader("Daily figures")
     table = ui.as_percent(trends, "needs_review_rate").rename(
@@ -107,9 +101,8 @@ def render() -> None:
             "avg_confidence": "Average confidence",
         }
     )
-    st.dataframe(
+    ui.table(
         table,
-        hide_index=True,
         column_config={
             "Needs-review rate": ui.percent_column(),
             "Average confidence": st.column_config.NumberColumn(format="%.3f"),

@@ -45,19 +45,21 @@ def _calibration(flt: ReportFilter) -> None:
         help="A value counts as correct when the reviewer confirmed it unchanged.",
     )
     part = next((p for p in report.fields if p.field_name == field), report.overall)
-    cols = st.columns(4)
-    cols[0].metric("Verdicts", ui.fmt_int(part.n), border=True)
-    cols[1].metric("Mean confidence", ui.fmt_confidence(part.mean_confidence), border=True)
-    cols[2].metric("Verified correct", ui.fmt_pct(part.accuracy), border=True)
-    cols[3].metric(
-        "Expected calibration error",
-        ui.fmt_confidence(part.ece),
-        border=True,
-        help="Mean gap between confidence and share correct, weighted by verdicts per bin. "
-        "0 is perfectly calibrated.",
+    ui.cards(
+        [
+            ui.Card("Verdicts", ui.fmt_int(part.n)),
+            ui.Card("Mean confidence", ui.fmt_confidence(part.mean_confidence)),
+            ui.Card("Verified correct", ui.fmt_pct(part.accuracy)),
+            ui.Card(
+                "Expected calibration error",
+                ui.fmt_confidence(part.ece),
+                help="Mean gap between confidence and share correct, weighted by verdicts "
+                "per bin. 0 is perfectly calibrated.",
+            ),
+        ]
     )
     bins = review_data.calibration_bins(report, field)
-    st.plotly_chart(
+    ui.chart(
         quality_charts.reliability_diagram(
             bins, title=f"Reliability: {review_data.field_label(field)}", ece=part.ece
         ),
@@ -67,7 +69,7 @@ def _calibration(flt: ReportFilter) -> None:
     with left:
         st.markdown("**Bins**")
         shown = ui.as_percent(bins, "accuracy")
-        st.dataframe(
+        ui.table(
             shown[["bin", "n", "correct", "mean_confidence", "accuracy", "gap"]].rename(
                 columns={
                     "bin": "Confidence",
@@ -78,7 +80,6 @@ def _calibration(flt: ReportFilter) -> None:
                     "gap": "Gap",
                 }
             ),
-            hide_index=True,
             column_config={
                 "Mean confidence": st.column_config.NumberColumn(format="%.3f"),
                 "Verified correct": PERCENT(),
@@ -97,7 +98,7 @@ def _calibration(flt: ReportFilter) -> None:
     with right:
         st.markdown("**Per field**")
         summary = review_data.calibration_summary(report)
-        st.dataframe(
+        ui.table(
             ui.as_percent(summary, "accuracy").rename(
                 columns={
                     "field": "Field",
@@ -108,7 +109,6 @@ def _calibration(flt: ReportFilter) -> None:
                     "ece": "ECE",
                 }
             ),
-            hide_index=True,
             column_config={
                 "Mean confidence": st.column_config.NumberColumn(format="%.3f"),
                 "Verified correct": PERCENT(),
@@ -154,26 +154,27 @@ def _whatif(flt: ReportFilter) -> None:
     )
     table = review_data.whatif_table(whatif, field)
     row = table[table["threshold"] == threshold].iloc[0]
-    cols = st.columns(3)
-    cols[0].metric(
-        "Sent to review",
-        ui.fmt_pct(row["review_share"]),
-        border=True,
-        help=f"{int(row['sent_to_review']):,} of {int(row['n']):,} reviewed values.",
+    ui.cards(
+        [
+            ui.Card(
+                "Sent to review",
+                ui.fmt_pct(row["review_share"]),
+                help=f"{int(row['sent_to_review']):,} of {int(row['n']):,} reviewed values.",
+            ),
+            ui.Card(
+                "Wrong values passing unreviewed",
+                ui.fmt_pct(row["wrong_escape_share"]),
+                help=f"{int(row['wrong_passed']):,} of {int(row['wrong']):,} wrong values.",
+            ),
+            ui.Card(
+                "Wrong among passed values",
+                ui.fmt_pct(row["wrong_passed_share"]),
+                help=f"Of {int(row['passed']):,} values that would pass unreviewed.",
+            ),
+        ],
+        per_row=3,
     )
-    cols[1].metric(
-        "Wrong values passing unreviewed",
-        ui.fmt_pct(row["wrong_escape_share"]),
-        border=True,
-        help=f"{int(row['wrong_passed']):,} of {int(row['wrong']):,} wrong values.",
-    )
-    cols[2].metric(
-        "Wrong among passed values",
-        ui.fmt_pct(row["wrong_passed_share"]),
-        border=True,
-        help=f"Of {int(row['passed']):,} values that would pass unreviewed.",
-    )
-    st.plotly_chart(
+    ui.chart(
         quality_charts.threshold_tradeoff(
             table,
             selected=threshold,
@@ -181,7 +182,7 @@ def _whatif(flt: ReportFilter) -> None:
         ),
         key="chart_tradeoff",
     )
-    st.dataframe(
+    ui.table(
         ui.as_percent(table, "review_share", "wrong_escape_share", "wrong_passed_share").rename(
             columns={
                 "threshold": "Threshold",
@@ -195,7 +196,6 @@ def _whatif(flt: ReportFilter) -> None:
                 "wrong_passed_share": "Wrong among passed",
             }
         ),
-        hide_index=True,
         column_config={
             "Threshold": st.column_config.NumberColumn(format="%.2f"),
             "Review share": PERCENT(),
@@ -226,8 +226,8 @@ def _missing(flt: ReportFilter) -> None:
         st.info("No reviewed fields marked missing in this period yet.", icon=":material/rule:")
         return
     table = review_data.missing_table(report)
-    st.plotly_chart(quality_charts.missing_outcomes(table), key="chart_missing_outcomes")
-    st.dataframe(
+    ui.chart(quality_charts.missing_outcomes(table), key="chart_missing_outcomes")
+    ui.table(
         ui.as_percent(table, "missed_share", "absent_share").rename(
             columns={
                 "field": "Field",
@@ -238,7 +238,6 @@ def _missing(flt: ReportFilter) -> None:
                 "absent_share": "Absent share",
             }
         ),
-        hide_index=True,
         column_config={"Missed share": PERCENT(), "Absent share": PERCENT()},
         key="table_missing_outcomes",
     )

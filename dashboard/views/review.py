@@ -181,33 +181,34 @@ def _fmt_duration(seconds: float | None) -> str:
 
 def _render_stats(flt: ReportFilter) -> None:
     stats = review_data.queue_stats(flt)
-    cols = st.columns(5)
     everything = "All open items, whatever the filters."
-    cols[0].metric("Open now", ui.fmt_int(stats.open_count), border=True, help=everything)
-    cols[1].metric(
-        "Claimed now",
-        ui.fmt_int(stats.claimed_count),
-        border=True,
-        help="Open items a reviewer holds right now (claims expire).",
-    )
     oldest = (
         None
         if stats.oldest_open_created_at is None
         else (stats.now - stats.oldest_open_created_at).total_seconds()
     )
-    cols[2].metric("Oldest open item", ui.fmt_age(oldest), border=True, help=everything)
-    cols[3].metric(
-        "Resolved today",
-        ui.fmt_int(stats.resolved_today),
-        border=True,
-        help="Decisions made since midnight UTC.",
-    )
-    cols[4].metric(
-        "Median to decision",
-        _fmt_duration(stats.median_seconds_to_decision),
-        border=True,
-        help="From the flag (the processing that was reviewed) to the decision, over the "
-        "decisions made in the period.",
+    ui.cards(
+        [
+            ui.Card("Open now", ui.fmt_int(stats.open_count), help=everything),
+            ui.Card(
+                "Claimed now",
+                ui.fmt_int(stats.claimed_count),
+                help="Open items a reviewer holds right now (claims expire).",
+            ),
+            ui.Card("Oldest open item", ui.fmt_age(oldest), help=everything),
+            ui.Card(
+                "Resolved today",
+                ui.fmt_int(stats.resolved_today),
+                help="Decisions made since midnight UTC.",
+            ),
+            ui.Card(
+                "Median to decision",
+                _fmt_duration(stats.median_seconds_to_decision),
+                help="From the flag (the processing that was reviewed) to the decision, over "
+                "the decisions made in the period.",
+            ),
+        ],
+        per_row=5,
     )
     st.caption(
         f"{stats.decisions_in_window:,} decisions made {ui.utc_text(stats.window_start)} to "
@@ -217,8 +218,8 @@ def _render_stats(flt: ReportFilter) -> None:
     if throughput.empty:
         st.info("No review decisions in this period yet.", icon=":material/inbox:")
         return
-    st.plotly_chart(quality_charts.reviewer_throughput(throughput), key="chart_throughput")
-    st.dataframe(
+    ui.chart(quality_charts.reviewer_throughput(throughput), key="chart_throughput")
+    ui.table(
         plain_frame(throughput).rename(
             columns={
                 "reviewer": "Reviewer",
@@ -230,7 +231,6 @@ def _render_stats(flt: ReportFilter) -> None:
                 "median_hours_to_decision": "Median hours to decision",
             }
         ),
-        hide_index=True,
         column_config={
             "Per day": st.column_config.NumberColumn(format="%.2f"),
             "Median hours to decision": st.column_config.NumberColumn(format="%.1f"),

@@ -35,9 +35,17 @@ class SeededDatabase:
     hostile_email_id: int
 
 
-def new_app() -> AppTest:
-    """An AppTest of the real entry point (pages are switched with ``switch_page``)."""
-    return AppTest.from_file(str(APP), default_timeout=90)
+def new_app(*, interactive: bool = True) -> AppTest:
+    """An AppTest of the real entry point (pages are switched with ``switch_page``).
+
+    ``interactive`` (the sidebar toggle) draws Plotly charts, data grids and metric
+    cards, whose contents AppTest can read; the default static view draws HTML, which
+    tests/dashboard/test_static_view.py checks."""
+    from dashboard.ui import INTERACTIVE_KEY  # imported with the app, not with the tests
+
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    at.session_state[INTERACTIVE_KEY] = interactive
+    return at
 
 
 def applied_filter(at: AppTest) -> ReportFilter:

@@ -154,6 +154,9 @@ def _server_env(database_url: str, extra: Mapping[str, str]) -> dict[str, str]:
         if key.upper() not in settings and not key.upper().startswith("STREAMLIT_")
     }
     env["DATABASE_URL"] = database_url
+    # The browser tests check Plotly charts and data grids unless they ask for the
+    # default static view (tests/dashboard/test_static_view.py does).
+    env["DASHBOARD_VIEW"] = "interactive"
     env.update(extra)
     return env
 
