@@ -183,6 +183,17 @@ def test_every_chart_builder_draws_as_well_formed_svg_with_its_title(name: str) 
     )
 
 
+@pytest.mark.parametrize("name", list(_figures()))
+def test_every_chart_builder_makes_a_valid_plotly_figure(name: str) -> None:
+    """The builders skip Plotly's validation for speed; here it runs on what they built:
+    an unknown property or a bad value raises."""
+    built = _figures()[name].to_plotly_json()
+    validated = go.Figure(data=built["data"], layout=built["layout"])
+    assert len(validated.data) == len(built["data"])
+    with pytest.raises(ValueError, match="notaproperty"):
+        go.Figure(data=[{**built["data"][0], "notaproperty": 1}], layout=built["layout"])
+
+
 def test_hostile_labels_stay_text_in_the_svg() -> None:
     svg = static_view.figure_svg(_figures()["confidence_by_intent"])
     assert "<img" not in svg and html.escape(HOSTILE, quote=True) in svg
