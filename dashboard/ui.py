@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -47,19 +48,48 @@ def view_toggle(*, default_interactive: bool) -> None:
     )
 
 
-def chart(figure: Any, *, key: str, where: Any = None, width: int = 1000) -> None:
-    """One chart: the Plotly figure in the interactive view, else the same figure drawn
-    as SVG ``width`` units wide (``width`` only sets the text size relative to the
-    chart; both fill their container)."""
+def chart(
+    builder: Callable[..., Any],
+    /,
+    *args: Any,
+    key: str,
+    where: Any = None,
+    width: int = 1000,
+    **kwargs: Any,
+) -> None:
+    """The chart ``builder(*args, **kwargs)`` makes (a :mod:`dashboard.charts` function):
+    the Plotly figure in the interactive view, else the same figure drawn as SVG ``width``
+    units wide (``width`` only sets the text size relative to the chart; both fill their
+    container). The SVG is cached per builder and data, so a repeated view builds
+    nothing."""
     target = st if where is None else where
     if not interactive():
-        try:
-            svg = static_view.figure_svg(figure, width=width)
+        svg = _chart_svg(builder, args, tuple(sorted(kwargs.items())), width)
+        if svg is not None:
             target.markdown(static_view.chart_block(svg), unsafe_allow_html=True)
             return
-        except static_view.UnsupportedFigure:
-            pass  # drawn interactively below
-    target.plotly_chart(figure, key=key)
+    target.plotly_chart(builder(*args, **kwargs), key=key)
+
+
+def _qualified_name(function: Callable[..., Any]) -> str:
+    return f"{function.__module__}.{function.__qualname__}"
+
+
+@st.cache_data(
+    show_spinner=False,
+    max_entries=256,
+    hash_funcs={types.FunctionType: _qualified_name},
+)
+def _chart_svg(
+    builder: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: tuple[tuple[str, Any], ...],
+    width: int,
+) -> str | None:
+    try:
+        return static_view.figure_svg(builder(*args, **dict(kwargs)), width=width)
+    except static_view.UnsupportedFigure:
+        return None  # drawn interactively
 
 
 def table(

@@ -31,7 +31,7 @@ def render() -> None:
         queries.is_truncated(by_intent),
     )
 
-    ui.chart(charts.confidence_histogram(histogram), key="chart_histogram")
+    ui.chart(charts.confidence_histogram, histogram, key="chart_histogram")
 
     st.subheader("Threshold what-if")
     threshold = st.slider(
@@ -62,10 +62,10 @@ def render() -> None:
         ],
         per_row=3,
     )
-    ui.chart(charts.threshold_curve(histogram, threshold), key="chart_threshold")
+    ui.chart(charts.threshold_curve, histogram, threshold, key="chart_threshold")
 
     st.subheader("Per field")
-    ui.chart(charts.field_confidence_heatmap(per_field), key="chart_fields")
+    ui.chart(charts.field_confidence_heatmap, per_field, key="chart_fields")
     ui.table(
         ui.plain_frame(summary).rename(
             columns={
@@ -89,8 +89,8 @@ def render() -> None:
 
     st.subheader("By intent")
     left, right = st.columns(2)
-    ui.chart(charts.confidence_by_intent(by_intent), key="chart_intent", where=left, width=500)
-    ui.chart(charts.route_mix_by_intent(by_intent), key="chart_route_mix", where=right, width=500)
+    ui.chart(charts.confidence_by_intent, by_intent, key="chart_intent", where=left, width=500)
+    ui.chart(charts.route_mix_by_intent, by_intent, key="chart_route_mix", where=right, width=500)
     ui.table(
         ui.plain_frame(ui.as_percent(by_intent, "needs_review_rate")).rename(
             columns={

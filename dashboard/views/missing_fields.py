@@ -31,8 +31,8 @@ def render() -> None:
     )
 
     left, right = st.columns([3, 2])
-    ui.chart(charts.missing_frequency(frequency), key="chart_frequency", where=left, width=500)
-    ui.chart(charts.missing_count_distribution(counts), key="chart_counts", where=right, width=500)
+    ui.chart(charts.missing_frequency, frequency, key="chart_frequency", where=left, width=500)
+    ui.chart(charts.missing_count_distribution, counts, key="chart_counts", where=right, width=500)
     ui.table(
         ui.plain_frame(ui.as_percent(frequency, "share")).rename(
             columns={
@@ -52,10 +52,10 @@ def render() -> None:
         key="csv_frequency",
     )
 
-    ui.chart(charts.missing_daily(daily), key="chart_daily")
-    ui.chart(charts.missing_by_intent(by_intent), key="chart_intent")
+    ui.chart(charts.missing_daily, daily, key="chart_daily")
+    ui.chart(charts.missing_by_intent, by_intent, key="chart_intent")
     left, right = st.columns([3, 2])
-    ui.chart(charts.missing_cooccurrence(together), key="chart_together", where=left, width=500)
+    ui.chart(charts.missing_cooccurrence, together, key="chart_together", where=left, width=500)
     right.caption(
         "Read a row: of the reports missing the row's field, the share that also miss the "
         "column's field. The diagonal is 100% for every field that went missing at all; "

@@ -83,10 +83,10 @@ def render() -> None:
         ui.empty_window(flt)
         return
 
-    ui.chart(charts.daily_volume(trends), key="chart_volume")
+    ui.chart(charts.daily_volume, trends, key="chart_volume")
     left, right = st.columns(2)
-    ui.chart(charts.daily_rate(trends), key="chart_rate", where=left, width=500)
-    ui.chart(charts.daily_confidence(trends), key="chart_confidence", where=right, width=500)
+    ui.chart(charts.daily_rate, trends, key="chart_rate", where=left, width=500)
+    ui.chart(charts.daily_confidence, trends, key="chart_confidence", where=right, width=500)
 
     st.subheader("Daily figures")
     table = ui.as_percent(trends, "needs_review_rate").rename(

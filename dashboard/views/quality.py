@@ -60,9 +60,10 @@ def _calibration(flt: ReportFilter) -> None:
     )
     bins = review_data.calibration_bins(report, field)
     ui.chart(
-        quality_charts.reliability_diagram(
-            bins, title=f"Reliability: {review_data.field_label(field)}", ece=part.ece
-        ),
+        quality_charts.reliability_diagram,
+        bins,
+        title=f"Reliability: {review_data.field_label(field)}",
+        ece=part.ece,
         key="chart_reliability",
     )
     left, right = st.columns(2)
@@ -175,11 +176,10 @@ def _whatif(flt: ReportFilter) -> None:
         per_row=3,
     )
     ui.chart(
-        quality_charts.threshold_tradeoff(
-            table,
-            selected=threshold,
-            title=f"Review volume vs wrong values passing: {review_data.field_label(field)}",
-        ),
+        quality_charts.threshold_tradeoff,
+        table,
+        selected=threshold,
+        title=f"Review volume vs wrong values passing: {review_data.field_label(field)}",
         key="chart_tradeoff",
     )
     ui.table(
@@ -226,7 +226,7 @@ def _missing(flt: ReportFilter) -> None:
         st.info("No reviewed fields marked missing in this period yet.", icon=":material/rule:")
         return
     table = review_data.missing_table(report)
-    ui.chart(quality_charts.missing_outcomes(table), key="chart_missing_outcomes")
+    ui.chart(quality_charts.missing_outcomes, table, key="chart_missing_outcomes")
     ui.table(
         ui.as_percent(table, "missed_share", "absent_share").rename(
             columns={

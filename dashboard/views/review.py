@@ -218,7 +218,7 @@ def _render_stats(flt: ReportFilter) -> None:
     if throughput.empty:
         st.info("No review decisions in this period yet.", icon=":material/inbox:")
         return
-    ui.chart(quality_charts.reviewer_throughput(throughput), key="chart_throughput")
+    ui.chart(quality_charts.reviewer_throughput, throughput, key="chart_throughput")
     ui.table(
         plain_frame(throughput).rename(
             columns={
