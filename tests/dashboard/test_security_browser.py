@@ -138,6 +138,7 @@ class Hostile:
 @dataclass(frozen=True)
 class Setup:
     base: str
+    static_base: str  # the same database in the default static view
     receiver: Receiver
     hostile: Hostile
     db_url: str
@@ -190,11 +191,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory, demo_now: dt.datetime) -> It
     hostile = Hostile(receiver.port)
     folder = tmp_path_factory.mktemp("security_browser")
     url = f"sqlite:///{folder / 'hostile.db'}"
+    (folder / "static").mkdir()
     try:
         email_ids = _seed(url, hostile, demo_now)
         # Local mode: every page, every right.
-        with streamlit_server(url, folder) as server:
-            yield Setup(server.base, receiver, hostile, url, email_ids)
+        with (
+            streamlit_server(url, folder) as server,
+            streamlit_server(url, folder / "static", env={"DASHBOARD_VIEW": "static"}) as static,
+        ):
+            yield Setup(server.base, static.base, receiver, hostile, url, email_ids)
     finally:
         receiver.close()
 
@@ -206,7 +211,9 @@ def page(page: Page, setup: Setup) -> Iterator[Page]:
     page.on(
         "request",
         lambda request: (
-            outside.append(request.url) if not request.url.startswith(setup.base) else None
+            outside.append(request.url)
+            if not request.url.startswith((setup.base, setup.static_base))
+            else None
         ),
     )
     page.on(
@@ -228,7 +235,9 @@ def _assert_inert(page: Page, setup: Setup) -> None:
     assert page.locator("script:has-text('__xss')").count() == 0
     images = page.evaluate("() => Array.from(document.images).map(i => i.src)")
     assert [
-        src for src in images if not src.startswith(setup.base) and not src.startswith("data:")
+        src
+        for src in images
+        if not src.startswith((setup.base, setup.static_base)) and not src.startswith("data:")
     ] == []
     assert setup.receiver.requests == []
 
@@ -263,6 +272,38 @@ def test_every_page_keeps_hostile_text_inert(
         labels = _chart_texts(page)
         for label in setup.hostile.intents:
             assert label in labels
+
+
+@pytest.mark.parametrize(("path", "title", "charts"), PAGES)
+def test_every_static_page_keeps_hostile_text_inert(
+    page: Page, setup: Setup, path: str, title: str, charts: int | None
+) -> None:
+    """The static view draws charts as inline SVG through a raw HTML block: every label
+    and hover text in it must still be text."""
+    page.goto(f"{setup.static_base}/{path}")
+    expect(page.locator("h1", has_text=title)).to_be_visible()
+    if charts:
+        expect(page.locator("figure.rl-chart svg").first).to_be_visible()
+        expect(page.locator("figure.rl-chart svg")).to_have_count(charts)
+    wait_idle(page)
+    _assert_inert(page, setup)
+    # Only the renderer's own elements are in the charts: no payload became markup.
+    tags = page.locator("figure.rl-chart *").evaluate_all(
+        "elements => Array.from(new Set(elements.map(e => e.tagName.toLowerCase())))"
+    )
+    assert set(tags) <= {"svg", "text", "rect", "circle", "polyline", "line", "title"}
+    if path in ("confidence", "missing-fields"):
+        labels = page.locator("figure.rl-chart text").evaluate_all(
+            "elements => elements.map(e => e.textContent)"
+        )
+        tips = page.locator("figure.rl-chart title").evaluate_all(
+            "elements => elements.map(e => e.textContent)"
+        )
+        for intent in setup.hostile.intents:
+            assert intent in labels
+            assert any(tip.startswith(intent) for tip in tips)
+        if path == "confidence":
+            assert setup.hostile.field_name in labels
 
 
 def _chart_texts(page: Page) -> list[str]:
