@@ -39,6 +39,10 @@ import plotly.graph_objects as go
 
 from dashboard.values import plain_text
 
+#: Session-state key of the sidebar's "Interactive charts and tables" toggle (here, not in
+#: ``dashboard.ui``, so that tests can name it without importing modules that read settings).
+INTERACTIVE_KEY = "interactive_view"
+
 INK = "#1F2A33"
 MUTED = "#5C6670"
 GRID = "#E6E9EC"

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth, data, static_view, values
-from dashboard.static_view import Card
+from dashboard.static_view import INTERACTIVE_KEY, Card
 from reportlib.access import DashboardUser, can_see_values
 from reportlib.queries import ReportFilter
 
@@ -21,10 +21,6 @@ EMPTY_DATABASE = (
     "There are no processing reports in the database yet. Once the pipeline writes "
     "reports they appear here; for a demo, run `python -m reportlib seed-demo`."
 )
-
-
-#: Session-state key of the sidebar's "Interactive charts and tables" toggle.
-INTERACTIVE_KEY = "interactive_view"
 
 
 def interactive() -> bool:

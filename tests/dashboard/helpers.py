@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
 from dashboard import filters
+from dashboard.static_view import INTERACTIVE_KEY
 from reportlib.queries import ReportFilter
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -41,8 +42,6 @@ def new_app(*, interactive: bool = True) -> AppTest:
     ``interactive`` (the sidebar toggle) draws Plotly charts, data grids and metric
     cards, whose contents AppTest can read; the default static view draws HTML, which
     tests/dashboard/test_static_view.py checks."""
-    from dashboard.ui import INTERACTIVE_KEY  # imported with the app, not with the tests
-
     at = AppTest.from_file(str(APP), default_timeout=90)
     at.session_state[INTERACTIVE_KEY] = interactive
     return at

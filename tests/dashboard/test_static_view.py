@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 from streamlit.testing.v1 import AppTest
 
 from dashboard import alert_charts, charts, quality_charts, static_view
-from dashboard.static_view import Card
+from dashboard.static_view import INTERACTIVE_KEY, Card
 from reportlib.config import get_settings
 from reportlib.queries import BINS, bin_label
 from tests.dashboard.helpers import APP, HOSTILE_INTENT, SeededDatabase, new_app
@@ -343,8 +343,6 @@ def test_the_view_setting_picks_the_first_view(
     use_database: Callable[[str], None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from dashboard.ui import INTERACTIVE_KEY
-
     use_database(seeded_sqlite.url)
     for setting, expected in (("interactive", True), ("static", False)):
         monkeypatch.setenv("DASHBOARD_VIEW", setting)
