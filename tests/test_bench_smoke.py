@@ -426,6 +426,8 @@ def test_floor_times_each_layer_against_hello_world(chromium_path: str) -> None:
         "plotly": 0,
         "dataframe": 0,
         "images": 0,
+        "vega": 0,
+        "tables": 0,
         "date_inputs": 1,
         "multiselects": 2,
     }
