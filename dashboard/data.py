@@ -229,7 +229,9 @@ def overview_kpis(flt: ReportFilter) -> OverviewKpis:
 
 def open_queue_now(flt: ReportFilter) -> QueueSnapshot:
     """The open queue of any age for the filter's intents and routes, as of this minute."""
-    return read(queries.queue_snapshot, as_of=now_minute(), intents=flt.intents, routes=flt.routes)
+    return read(
+        queries.queue_snapshot, as_of=now_minute(), intents=flt.intents, routes=flt.routes
+    )
 
 
 # ---- Audited reads ---------------------------------------------------------------------

@@ -307,10 +307,6 @@ class _PerPoint:
         return self._each[index] if index < len(self._each) else None
 
 
-def _per_point(array: Any, index: int) -> Any:
-    return _PerPoint(array)[index]
-
-
 # -- the figure -----------------------------------------------------------------------
 
 
@@ -440,27 +436,22 @@ def _cartesian(
         value_lists,
         value_axis,
         stacked=stacked and bool(bars),
-        categories=categories,
         horizontal=horizontal,
     )
     value_ticks = _axis_ticks(value_axis, low, high)
-    suffix = value_axis.ticksuffix or ""
     value_labels = value_ticks[1]
-    numeric_other = None
+    x_range = x_ticks = None  # a numeric x axis (scatter over numbers), when no categories
     if not categories:
-        xs = _finite(v for t in traces for v in _values(t.x))
-        numeric_other = _numeric_range(xaxis, xs)
+        x_range = _numeric_range(xaxis, _finite(v for t in traces for v in _values(t.x)))
+        x_ticks = _axis_ticks(xaxis, *x_range)
     # Margins from what has to fit.
     other_labels = _category_labels(categories, other_axis) if categories else []
     left_labels = other_labels if horizontal else value_labels
-    if numeric_other is not None and horizontal:
-        left_labels = value_labels
     left = 8 + _y_label_width(left_labels) + (20 if _axis_title(yaxis) else 0)
-    bottom_labels = (
-        value_labels
-        if horizontal
-        else (other_labels if categories else _axis_ticks(xaxis, *numeric_other)[1])
-    )
+    if horizontal:
+        bottom_labels = value_labels
+    else:
+        bottom_labels = other_labels if x_ticks is None else x_ticks[1]
     rotate = _rotated(xaxis) and not horizontal
     tick_band = (
         max((len(s) for s in bottom_labels), default=1) * CHAR_WIDTH * 0.72 + 10 if rotate else 20
@@ -474,23 +465,19 @@ def _cartesian(
         bands = Bands(categories, frame.bottom, frame.top)  # first category at the bottom
         if yaxis.autorange == "reversed":
             bands = Bands(categories, frame.top, frame.bottom)
-        out.append(_value_grid(value_ticks, value_scale, frame, vertical=True, suffix=suffix))
+        out.append(_value_grid(value_ticks, value_scale, frame, vertical=True))
         out.append(_category_ticks(bands, other_labels, frame, horizontal=True, rotate=False))
         out.append(_bars(bars, bands, value_scale, stacked=stacked, horizontal=True))
     else:
         value_scale = Linear(low, high, frame.bottom, frame.top)
-        out.append(_value_grid(value_ticks, value_scale, frame, vertical=False, suffix=suffix))
+        out.append(_value_grid(value_ticks, value_scale, frame, vertical=False))
         if categories:
             bands = Bands(categories, frame.left, frame.right)
             out.append(_category_ticks(bands, other_labels, frame, horizontal=False, rotate=rotate))
             position = _category_position(bands)
         else:
-            x_low, x_high = numeric_other
-            x_scale = Linear(x_low, x_high, frame.left, frame.right)
-            x_ticks = _axis_ticks(xaxis, x_low, x_high)
-            out.append(
-                _value_grid(x_ticks, x_scale, frame, vertical=True, suffix=xaxis.ticksuffix or "")
-            )
+            x_scale = Linear(*x_range, frame.left, frame.right)
+            out.append(_value_grid(x_ticks, x_scale, frame, vertical=True))
             position = x_scale
         if bars:
             out.append(_bars(bars, bands, value_scale, stacked=stacked, horizontal=False))
@@ -523,7 +510,6 @@ def _value_range(
     axis: Any,
     *,
     stacked: bool,
-    categories: list[Any],
     horizontal: bool,
 ) -> tuple[float, float]:
     if axis.range is not None:
@@ -600,9 +586,7 @@ def _value_grid(
     frame: _Frame,
     *,
     vertical: bool,
-    suffix: str,
 ) -> str:
-    del suffix  # already in the tick texts
     out = []
     for value, text in zip(*ticks, strict=True):
         at = scale(value)
@@ -689,9 +673,12 @@ def _bars(
     index = {category: i for i, category in enumerate(bands.categories)}
     base: dict[int, float] = {}
     band = abs(bands.step)
-    thickness = band * 0.8 if stacked or len(traces) == 1 else band * 0.8 / len(traces)
+    grouped = not stacked and len(traces) > 1
+    thickness = band * 0.8 / len(traces) if grouped else band * 0.8
     out = []
     for number, trace in enumerate(traces):
+        # Side by side when grouped, else centred on the band.
+        offset = thickness * (number - len(traces) / 2) if grouped else -thickness / 2
         colour = _colour(trace)
         keys = _values(trace.y if horizontal else trace.x)
         amounts = _values(trace.x if horizontal else trace.y)
@@ -710,11 +697,6 @@ def _bars(
                 base[slot] = end_value
             a, b = scale(start_value), scale(end_value)
             centre = bands.centre(slot)
-            offset = (
-                -thickness * len(traces) / 2 + thickness * number
-                if not (stacked or len(traces) == 1)
-                else -thickness / 2
-            )
             tip = _title(
                 _hover(
                     trace,

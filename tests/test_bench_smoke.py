@@ -41,34 +41,11 @@ def smoke(pg_databases: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     benchmarks = results_dir / "BENCHMARKS.md"
     benchmarks.write_text("# Benchmarks\n\nHand-written text stays.\n")
     argv = [
-        "--database-url",
-        url,
-        "--reports",
-        str(N),
-        "--runs",
-        "1",
-        "--flush-factor",
-        "1",
-        "--compare-reports",
-        "500",
-        "--workers",
-        "8",
-        "--ingest-reports",
-        "80",
-        "--ingest-rounds",
-        "1",
-        "--ingest-threads",
-        "1,4",
-        "--batch-reports",
-        "400",
-        "--batch-size",
-        "200",
-        "--results-dir",
-        str(results_dir),
-        "--write-benchmarks",
-        str(benchmarks),
-        "--note",
-        "smoke",
+        "--database-url", url, "--reports", str(N), "--runs", "1", "--flush-factor", "1",
+        "--compare-reports", "500", "--workers", "8", "--ingest-reports", "80",
+        "--ingest-rounds", "1", "--ingest-threads", "1,4", "--batch-reports", "400",
+        "--batch-size", "200", "--results-dir", str(results_dir),
+        "--write-benchmarks", str(benchmarks), "--note", "smoke",
         # The browser timings have their own smoke below (marked like other browser tests).
         "--skip-browser",
     ]
@@ -122,9 +99,7 @@ def test_harness_prints_every_target_with_a_figure(smoke: dict[str, Any]) -> Non
         assert row["measured"] > 0, row
         assert isinstance(row["met"], bool)
     # Data targets carry the raw-query baseline of the same run.
-    assert all(
-        row["baseline"] > 0 for row in targets[:14] if not row["workload"].startswith("Next")
-    )
+    assert all(row["baseline"] > 0 for row in targets[:14] if not row["workload"].startswith("Next"))
     assert "load average (1/5/15 min) at start:" in printed
     assert "results: " in printed
 
@@ -134,10 +109,7 @@ def test_results_cover_pages_queries_naive_and_ingest(smoke: dict[str, Any]) -> 
     pages = results["dashboard"]["pages"]
     assert set(pages) == {"overview", "confidence", "missing_fields", "review", "quality"}
     interactions = {
-        "review_first_page",
-        "review_first_page_lowest_confidence",
-        "review_count",
-        "drill_down",
+        "review_first_page", "review_first_page_lowest_confidence", "review_count", "drill_down"
     }
     assert set(results["dashboard"]["interactions"]) == interactions | {"next_item"}
     # The raw-query baseline, timed in the same run, on every page and interaction but
@@ -147,10 +119,7 @@ def test_results_cover_pages_queries_naive_and_ingest(smoke: dict[str, Any]) -> 
     assert set(results["dashboard"]["raw_vs_rollups"]) == set(pages) | interactions
     assert results["dashboard"]["rollup_refresh"]["dirty_days_left"] == 0
     assert list(pages["overview"]["cold"]["queries_median_ms"]) == [
-        "has_reports",
-        "list_intents",
-        "overview_kpis",
-        "daily_trends",
+        "has_reports", "list_intents", "overview_kpis", "daily_trends"
     ]
     for page in [*pages.values(), *results["dashboard"]["raw_pages"].values()]:
         for mode in ("cold", "warm"):
@@ -194,7 +163,9 @@ def test_benchmarks_file_gets_the_table_and_keeps_its_text(smoke: dict[str, Any]
     assert "rollup_prototype" not in text_
 
 
-def test_data_time_comparison_against_an_earlier_run(smoke: dict[str, Any], tmp_path: Any) -> None:
+def test_data_time_comparison_against_an_earlier_run(
+    smoke: dict[str, Any], tmp_path: Any
+) -> None:
     earlier = json.loads(json.dumps(smoke["results"]))
     earlier["generation"]["reports"] = N // 2
     for page in earlier["dashboard"]["pages"].values():
@@ -210,9 +181,8 @@ def test_data_time_comparison_against_an_earlier_run(smoke: dict[str, Any], tmp_
         for mode in ("cold", "warm")
     ]
     assert all(r["measured"] == pytest.approx(2.0, abs=0.02) and r["met"] is False for r in rows)
-    assert "Data time at N=" in bench_run.markdown(
-        {**results, "targets": bench_run.evaluate(results)}
-    )
+    assert "Data time at N=" in bench_run.markdown({**results,
+                                                    "targets": bench_run.evaluate(results)})
 
 
 def test_generated_data_and_cleanup(smoke: dict[str, Any]) -> None:
@@ -274,9 +244,9 @@ def test_generated_distributions_follow_the_demo(smoke: dict[str, Any]) -> None:
         "route": shares([r.confidence_route for r in reports]),
         "flagged": shares([r.needs_review for r in reports]),
         "intent": shares([r.agent_checkpoints["agent_1_intent"]["intent"] for r in reports]),
-        "missing": shares(
-            [sum(r.extracted_data[f] is None for f in generate.KEY_FIELDS) for r in reports]
-        ),
+        "missing": shares([
+            sum(r.extracted_data[f] is None for f in generate.KEY_FIELDS) for r in reports
+        ]),
     }
     actual = {
         "route": shares([row[0] for row in rows]),
@@ -287,8 +257,7 @@ def test_generated_distributions_follow_the_demo(smoke: dict[str, Any]) -> None:
     for name, dist in expected.items():
         for key in set(dist) | set(actual[name]):
             assert actual[name].get(key, 0.0) == pytest.approx(dist.get(key, 0.0), abs=0.05), (
-                name,
-                key,
+                name, key
             )
 
 
@@ -351,9 +320,8 @@ def test_browser_timings_against_hello_world(
 
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        out = browser.run_browser(
-            smoke["url"], runs=1, results_dir=tmp_path, chromium=chromium_path
-        )
+        out = browser.run_browser(smoke["url"], runs=1, results_dir=tmp_path,
+                                  chromium=chromium_path)
     assert out["hello_ms"] > 0
     assert set(out["pages"]) == {"overview", "confidence", "missing_fields", "review", "quality"}
     for name, figures in out["pages"].items():
@@ -385,10 +353,8 @@ def test_raw_baseline_computes_the_figures_of_the_rollups(smoke: dict[str, Any])
                 expected, actual = rollup_steps[name](session, ctx), raw_step(session, ctx)
                 if isinstance(expected, pd.DataFrame):
                     pd.testing.assert_frame_equal(
-                        actual.reset_index(drop=True),
-                        expected.reset_index(drop=True),
-                        check_dtype=False,
-                        obj=name,
+                        actual.reset_index(drop=True), expected.reset_index(drop=True),
+                        check_dtype=False, obj=name,
                     )
                 elif dataclasses.is_dataclass(expected):
                     # Each module has its own result classes: compare the values.
@@ -421,15 +387,9 @@ def test_floor_times_each_layer_against_hello_world(chromium_path: str) -> None:
         assert len(figures["wall_runs_ms"]) == 1
     # Each page drew its layers and nothing else.
     assert out["variants"]["nav+filters"]["elements"] == {
-        "metrics": 0,
-        "html": 0,
-        "plotly": 0,
-        "dataframe": 0,
-        "images": 0,
-        "vega": 0,
-        "tables": 0,
-        "date_inputs": 1,
-        "multiselects": 2,
+        "metrics": 0, "html": 0, "plotly": 0, "dataframe": 0, "images": 0,
+        "vega": 0, "tables": 0,
+        "date_inputs": 1, "multiselects": 2,
     }
     full = out["variants"]["nav+filters+metrics+svg"]["elements"]
     assert (full["metrics"], full["images"], full["plotly"]) == (8, 3, 0)

@@ -23,19 +23,19 @@ scalars = (
 )
 documents = st.recursive(
     scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
 # What dumps_plain leaves to dumps: tuples, non-text keys, values JSON cannot hold.
 others = st.recursive(
-    scalars | st.floats() | st.decimals() | st.sampled_from([object(), {1, 2}, b"bytes"]),
-    lambda children: (
-        st.tuples(children, children)
-        | st.lists(children, max_size=3)
-        | st.dictionaries(st.integers() | st.text(max_size=3), children, max_size=3)
-    ),
+    scalars
+    | st.floats()
+    | st.decimals()
+    | st.sampled_from([object(), {1, 2}, b"bytes"]),
+    lambda children: st.tuples(children, children)
+    | st.lists(children, max_size=3)
+    | st.dictionaries(st.integers() | st.text(max_size=3), children, max_size=3),
     max_leaves=8,
 )
 
@@ -84,7 +84,7 @@ def test_batch_fields_text_is_what_dumps_writes(fields: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ['tab\t \\ "quoted" \x01 \u2028 ü😀', Decimal("1E+5"), Decimal("-0.00"), 1e300, -0.0],
+    ["tab\t \\ \"quoted\" \x01 \u2028 ü😀", Decimal("1E+5"), Decimal("-0.00"), 1e300, -0.0],
 )
 def test_plain_writer_edge_values(value: Any) -> None:
     assert jsoncodec.dumps_plain([value, {"k": value}]) == jsoncodec.dumps([value, {"k": value}])

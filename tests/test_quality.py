@@ -241,9 +241,7 @@ def _expected_whatif(
                     wrong_escape_share=wrong_passed / wrong.sum() if wrong.sum() else None,
                 )
             )
-    return ReviewThresholdWhatIf(
-        thresholds=thresholds, rows=tuple(rows), fields_truncated=truncated
-    )
+    return ReviewThresholdWhatIf(thresholds=thresholds, rows=tuple(rows), fields_truncated=truncated)
 
 
 def _expected_missing(frame: pd.DataFrame, max_fields: int) -> MissingReport:

@@ -710,9 +710,7 @@ def test_review_queue_reasons_filter(sdb: Session, seeded: Raw) -> None:
     )
     for reason, n in counts:
         page = queries.review_queue_page(sdb, flt=flt, reasons=[reason], limit=500)
-        assert (
-            queries.count_review_queue_in_window(sdb, flt=flt, reasons=[reason]) == n == len(page)
-        )
+        assert queries.count_review_queue_in_window(sdb, flt=flt, reasons=[reason]) == n == len(page)
         assert sorted(page["email_id"]) == sorted(expected[labels == reason]["email_id"])
 
 

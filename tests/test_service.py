@@ -491,9 +491,7 @@ def test_batch_writes_round_trip_every_character_and_number(db: Session) -> None
                 "client_name": hostile,
                 "debt_amount": Decimal("1000000000000000.07"),
                 "reference_numbers": [hostile, "\\N"],
-                "extraction_metadata": {
-                    "client_name": {"confidence": 0.1 + 0.2, "source": hostile}
-                },
+                "extraction_metadata": {"client_name": {"confidence": 0.1 + 0.2, "source": hostile}},
             },
             checkpoints(intent=hostile[:50]),
             0.30000000000000004,

@@ -190,10 +190,7 @@ def _batch_writer(url: str, index: int, start: Any, results: Any) -> None:
     @event.listens_for(engine, "before_cursor_execute")
     def _record_row_order(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
         nonlocal multi_row_statements
-        if (
-            statement.startswith("INSERT INTO processing_reports")
-            and "FROM reportlib_batch_stage" in statement
-        ):
+        if statement.startswith("INSERT INTO processing_reports") and "FROM reportlib_batch_stage" in statement:
             # The COPY path: one upsert from the staged rows, in email_id order.
             multi_row_statements += 1
             if not statement.rstrip().split(" ON CONFLICT")[0].endswith("ORDER BY email_id"):

@@ -293,12 +293,8 @@ def test_every_static_page_keeps_hostile_text_inert(
     )
     assert set(tags) <= {"svg", "text", "rect", "circle", "polyline", "line", "title"}
     if path in ("confidence", "missing-fields"):
-        labels = page.locator("figure.rl-chart text").evaluate_all(
-            "elements => elements.map(e => e.textContent)"
-        )
-        tips = page.locator("figure.rl-chart title").evaluate_all(
-            "elements => elements.map(e => e.textContent)"
-        )
+        labels = _chart_texts(page, "figure.rl-chart text")
+        tips = _chart_texts(page, "figure.rl-chart title")
         for intent in setup.hostile.intents:
             assert intent in labels
             assert any(tip.startswith(intent) for tip in tips)
@@ -306,10 +302,9 @@ def test_every_static_page_keeps_hostile_text_inert(
             assert setup.hostile.field_name in labels
 
 
-def _chart_texts(page: Page) -> list[str]:
-    return page.locator('[data-testid="stPlotlyChart"] text').evaluate_all(
-        "elements => elements.map(e => e.textContent)"
-    )
+def _chart_texts(page: Page, selector: str = '[data-testid="stPlotlyChart"] text') -> list[str]:
+    """The text content of every element ``selector`` matches (by default, Plotly's labels)."""
+    return page.locator(selector).evaluate_all("elements => elements.map(e => e.textContent)")
 
 
 @pytest.mark.parametrize("path", ["no-such-page", "%3Cimg%20src=x%3E"])
