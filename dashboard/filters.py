@@ -2,8 +2,8 @@
 
 The URL is the source of truth when a session starts (``?start=2026-11-01&end=2026-11-29
 &intent=debt_claim&route=low``; ``intent`` and ``route`` may repeat). After that the
-sidebar widgets own the values and every run writes them back to the URL, so links can be
-shared and the filters carry over between pages. Malformed parameters fall back to the
+widgets in the sidebar's filter popover own the values and every run writes them back to
+the URL, so links can be shared and the filters carry over between pages. Malformed parameters fall back to the
 defaults with a warning, never an error.
 """
 
@@ -181,8 +181,20 @@ def sidebar(
         intent_options = []
     for problem in st.session_state.pop("filter_problems", ()):
         st.warning(problem, icon=":material/link_off:")
-    with st.sidebar:
-        st.subheader("Filters")
+    # The widgets sit in a popover so that a page load draws one button, not three
+    # widgets (BENCHMARKS.md, "Where the remaining browser time goes"); the button's
+    # label shows the active filter. The key keeps the popover open while its label
+    # changes with the filter.
+    with (
+        st.sidebar,
+        st.popover(
+            summary(_from_state(today=today)),
+            icon=":material/filter_list:",
+            help="Filters: date range, intents and routes. They apply to every page.",
+            width="stretch",
+            key="filters_popover",
+        ),
+    ):
         chosen = st.date_input(
             "Date range (UTC)",
             key=_DATES_KEY,
@@ -216,6 +228,37 @@ def sidebar(
     st.session_state[_CURRENT_KEY] = flt
     _write_url(flt)
     return flt
+
+
+def summary(flt: ReportFilter) -> str:
+    """One line naming the filter, for the popover's label.
+
+    The label renders as Markdown, so intents (free text from the pipeline) are counted,
+    never named; routes are named by their fixed labels.
+    """
+    dates = flt.start.isoformat()
+    if flt.end != flt.start:
+        dates += f" – {flt.end.isoformat()}"
+    count = len(flt.intents)
+    intents = f"{count} intent{'s' if count != 1 else ''}" if count else "all intents"
+    chosen = [ROUTE_LABELS[route] for route in ROUTES if route in flt.routes]
+    if not chosen or len(chosen) == len(ROUTES):
+        routes = "all routes"
+    else:
+        routes = f"{', '.join(chosen)} route{'s' if len(chosen) > 1 else ''}"
+    return f"{dates} · {intents} · {routes}"
+
+
+def _from_state(*, today: dt.date) -> ReportFilter:
+    # The filter as the widgets hold it at the start of this run, before they are drawn.
+    start, end = _dates(st.session_state.get(_DATES_KEY), today=today)
+    routes = st.session_state.get(_ROUTES_KEY, [])
+    return ReportFilter(
+        start,
+        end,
+        tuple(st.session_state.get(_INTENTS_KEY, [])),
+        tuple(route for route in routes if route in ROUTES),
+    )
 
 
 def _dates(chosen: object, *, today: dt.date) -> tuple[dt.date, dt.date]:

@@ -24,6 +24,7 @@ from typing import Literal
 import pytest
 from playwright.sync_api import (
     Browser,
+    Locator,
     Page,
     Playwright,
     ViewportSize,
@@ -241,6 +242,16 @@ def wait_idle(page: Page) -> None:
     page.wait_for_timeout(300)  # let a rerun triggered by the last action begin
     page.wait_for_function(_IDLE)
     page.wait_for_timeout(800)  # let plotly finish its transitions
+
+
+def open_filters(page: Page) -> Locator:
+    """Open the sidebar's filter popover and return its body, which holds the widgets."""
+    # The page can hold a second, hidden copy of the button: click the one shown.
+    button = page.locator('.st-key-filters_popover [data-testid="stPopoverButton"]')
+    button.filter(visible=True).click()
+    body = page.locator('[data-testid="stPopoverBody"]').filter(visible=True)
+    expect(body).to_be_visible()
+    return body
 
 
 def screenshot(page: Page, artifacts_dir: Path, name: str) -> None:

@@ -20,7 +20,7 @@ from reportlib.config import get_settings
 from reportlib.db import make_engine
 from reportlib.demo import plant_missing_amount_spike, seed_demo
 from tests.dashboard.helpers import new_app
-from tests.dashboard.server import screenshot, streamlit_server, wait_idle
+from tests.dashboard.server import open_filters, screenshot, streamlit_server, wait_idle
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "alert_rules.example.toml"
@@ -187,5 +187,5 @@ def test_the_alerts_page_in_the_browser(
     expect(page.locator("h1", has_text="Missing fields")).to_be_visible()
     wait_idle(page)
     assert "intent=debt_claim" in page.url
-    expect(page.locator('[data-testid="stSidebar"]').get_by_text("debt_claim")).to_be_visible()
+    expect(open_filters(page).get_by_text("debt_claim")).to_be_visible()
     screenshot(page, artifacts_dir, "alerts-link-missing-fields")

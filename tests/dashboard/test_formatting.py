@@ -9,7 +9,7 @@ import pytest
 
 from dashboard import ui
 from dashboard.drilldown import parse_email_id
-from dashboard.filters import ParsedFilters, parse_query_params, to_query_params
+from dashboard.filters import ParsedFilters, parse_query_params, summary, to_query_params
 from dashboard.values import display_value
 from reportlib.queries import ReportFilter
 
@@ -97,3 +97,15 @@ def test_change_text(
     current: float | None, previous: float | None, kind: str, expected: object
 ) -> None:
     assert ui.change(current, previous, kind=kind) == expected
+
+
+def test_filter_summary_counts_intents_and_names_routes() -> None:
+    month = ReportFilter(dt.date(2026, 11, 1), TODAY)
+    assert summary(month) == "2026-11-01 – 2026-11-29 · all intents · all routes"
+    one_day = ReportFilter(TODAY, TODAY, ("debt_claim",), ("low", "high"))
+    assert summary(one_day) == "2026-11-29 · 1 intent · High, Low routes"
+    # Intents are free text and the label renders as Markdown: never named, only counted.
+    hostile = ReportFilter(TODAY, TODAY, ("**bold** [x](http://e)", "<b>"), ("medium",))
+    assert summary(hostile) == "2026-11-29 · 2 intents · Medium route"
+    every_route = ReportFilter(TODAY, TODAY, (), ("low", "medium", "high"))
+    assert summary(every_route) == "2026-11-29 · all intents · all routes"

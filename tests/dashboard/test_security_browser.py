@@ -30,7 +30,7 @@ from reportlib.audit import list_audit_events
 from reportlib.db import make_engine
 from reportlib.demo import seed_demo
 from reportlib.demo_review import seed_review_history
-from tests.dashboard.server import screenshot, streamlit_server, wait_idle
+from tests.dashboard.server import open_filters, screenshot, streamlit_server, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -401,8 +401,8 @@ def test_hostile_intents_as_url_filters_stay_inert(page: Page, setup: Setup) -> 
         page.goto(f"{setup.base}/missing-fields?intent={quote(intent)}")
         expect(page.locator("h1", has_text="Missing fields")).to_be_visible()
         wait_idle(page)
-        sidebar = page.locator('[data-testid="stSidebar"]')
-        expect(sidebar.get_by_text(intent, exact=True)).to_be_visible()
+        expect(open_filters(page).get_by_text(intent, exact=True)).to_be_visible()
+        page.keyboard.press("Escape")
         _assert_inert(page, setup)
 
 
