@@ -1019,6 +1019,13 @@ def _column_format(config: Any) -> tuple[str | None, str | None]:
 
 
 TABLE_MAX_HEIGHT = 420
+SHORT_TEXT = 16
+
+
+def _short_column(values: pd.Series) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return True
+    return bool(values.astype(str).str.len().max() <= SHORT_TEXT) if len(values) else True
 
 
 def table_html(
@@ -1044,12 +1051,21 @@ def table_html(
         f'<th style="text-align:{"right" if numeric[c] else "left"}">{esc(h)}</th>'
         for c, h in zip(frame.columns, headers, strict=True)
     )
+    # Numbers, times and short texts stay on one line; longer texts wrap, so that a wide
+    # table fits its column.
+    styles = {
+        c: (
+            "text-align:right;white-space:nowrap"
+            if numeric[c]
+            else "text-align:left" + (";white-space:nowrap" if _short_column(frame[c]) else "")
+        )
+        for c in frame.columns
+    }
     rows = []
     columns = list(frame.columns)
     for record in frame.itertuples(index=False, name=None):
         cells = "".join(
-            f'<td style="text-align:{"right" if numeric[c] else "left"}">'
-            f"{esc(_cell_text(_scalar(v), formats[c]))}</td>"
+            f'<td style="{styles[c]}">{esc(_cell_text(_scalar(v), formats[c]))}</td>'
             for c, v in zip(columns, record, strict=True)
         )
         rows.append(f"<tr>{cells}</tr>")
@@ -1062,7 +1078,7 @@ def table_html(
         f'<thead style="position:sticky;top:0;background:#F7F8F9"><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>"
         "<style>.rl-table th,.rl-table td{padding:4px 10px;border-bottom:1px solid "
-        f"{GRID};white-space:nowrap}}.rl-table th{{font-weight:600;color:{MUTED}}}</style>"
+        f"{GRID}}}.rl-table th{{font-weight:600;color:{MUTED};white-space:nowrap}}</style>"
     )
 
 

@@ -10,11 +10,21 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, drilldown, filters, quality_charts, review_data, review_panel, ui
+from dashboard import (
+    data,
+    drilldown,
+    filters,
+    quality_charts,
+    review_data,
+    review_panel,
+    static_view,
+    ui,
+)
 from dashboard.values import plain_frame, plain_text
 from reportlib import queries
 from reportlib.queries import MAX_QUEUE_ROWS, QUEUE_SORTS, ReportFilter
@@ -44,6 +54,27 @@ def _queue_table(
             ],
         }
     )
+
+
+def _queue_columns() -> dict[str, Any]:
+    # Widths add up to the main column of a 1440-px window, so nothing scrolls.
+    return {
+        "Email": st.column_config.NumberColumn(format="%d", width=60),
+        "Age": st.column_config.TextColumn(width=75),
+        "Created (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=125),
+        "Review reason": st.column_config.TextColumn(width=160),
+        "Intent": st.column_config.TextColumn(width=120),
+        "Route": st.column_config.TextColumn(width=62),
+        "Overall confidence": st.column_config.ProgressColumn(
+            "Confidence", min_value=0.0, max_value=1.0, format="%.2f", width=90
+        ),
+        "Missing fields": st.column_config.NumberColumn(
+            "Missing", format="%d", width=60, help="Number of missing fields"
+        ),
+        "Held by": st.column_config.TextColumn(
+            width=185, help="The reviewer holding the item, and until when (UTC)"
+        ),
+    }
 
 
 def _export(flt: ReportFilter, sort: str, reasons: tuple[str, ...]) -> bytes:
@@ -96,31 +127,34 @@ def _render_queue(flt: ReportFilter) -> int | None:
         reasons=reasons,
     )
     nonce = st.session_state.get("queue_nonce", 0)
-    event = st.dataframe(
-        plain_frame(_queue_table(frame, dt.datetime.now(dt.UTC), review_data.held_items())),
-        hide_index=True,
-        on_select="rerun",
-        selection_mode="single-row",
-        key=f"queue_table_{nonce}",
-        # Widths add up to the main column of a 1440-px window, so nothing scrolls.
-        column_config={
-            "Email": st.column_config.NumberColumn(format="%d", width=60),
-            "Age": st.column_config.TextColumn(width=75),
-            "Created (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=125),
-            "Review reason": st.column_config.TextColumn(width=160),
-            "Intent": st.column_config.TextColumn(width=120),
-            "Route": st.column_config.TextColumn(width=62),
-            "Overall confidence": st.column_config.ProgressColumn(
-                "Confidence", min_value=0.0, max_value=1.0, format="%.2f", width=90
-            ),
-            "Missing fields": st.column_config.NumberColumn(
-                "Missing", format="%d", width=60, help="Number of missing fields"
-            ),
-            "Held by": st.column_config.TextColumn(
-                width=185, help="The reviewer holding the item, and until when (UTC)"
-            ),
-        },
-    )
+    table = plain_frame(_queue_table(frame, dt.datetime.now(dt.UTC), review_data.held_items()))
+    if ui.interactive():
+        event = st.dataframe(
+            table,
+            hide_index=True,
+            on_select="rerun",
+            selection_mode="single-row",
+            key=f"queue_table_{nonce}",
+            column_config=_queue_columns(),
+        )
+        rows = event.selection.rows if event is not None else []
+        selected = (
+            int(frame["email_id"].iloc[rows[0]]) if rows and 0 <= rows[0] < len(frame) else None
+        )
+    else:
+        # A data grid costs the browser about 0.7 s (BENCHMARKS.md): the static view draws
+        # the page as HTML and opens a row through a list of the page's emails.
+        st.html(static_view.table_html(table, column_config=_queue_columns()))
+        ages = dict(zip(table["Email"], table["Age"], strict=True))
+        selected = st.selectbox(
+            "Open an email from this page",
+            options=[int(email_id) for email_id in frame["email_id"]],
+            index=None,
+            format_func=lambda email_id: f"Email {email_id} ({ages.get(email_id, '—')} old)",
+            placeholder="Choose an email",
+            key=f"queue_pick_{nonce}",
+            width=420,
+        )
     cap = f" (at most {MAX_QUEUE_ROWS:,} rows)" if total > MAX_QUEUE_ROWS else ""
     ui.csv_download(
         lambda: _export(flt, sort, reasons),
@@ -128,10 +162,7 @@ def _render_queue(flt: ReportFilter) -> int | None:
         file_name=ui.file_stem("review_queue", flt) + ".csv",
         key="csv_queue",
     )
-    rows = event.selection.rows if event is not None else []
-    if rows and 0 <= rows[0] < len(frame):
-        return int(frame["email_id"].iloc[rows[0]])
-    return None
+    return selected
 
 
 def _close_drilldown() -> None:
@@ -165,7 +196,8 @@ def _render_queue_tab(flt: ReportFilter) -> None:
     if raw is not None:
         _render_drilldown(raw)
     else:
-        st.caption("Select a row to see what was extracted from that email.")
+        where = "Select a row" if ui.interactive() else "Choose an email below the table"
+        st.caption(f"{where} to see what was extracted from that email.")
 
 
 def _fmt_duration(seconds: float | None) -> str:

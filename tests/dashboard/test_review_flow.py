@@ -106,8 +106,8 @@ def unreviewed_db(
 # --------------------------------------------------------------------------- helpers
 
 
-def review_page(name: str | None = REVIEWER) -> AppTest:
-    at = new_app()
+def review_page(name: str | None = REVIEWER, *, interactive: bool = True) -> AppTest:
+    at = new_app(interactive=interactive)
     at.run()
     at.switch_page("views/review.py").run()
     assert_clean(at)
@@ -658,6 +658,29 @@ def test_queue_shows_who_holds_each_item(db: Engine) -> None:
     assert shown["Email"].tolist() == expected["email_id"].tolist()
     assert shown.set_index("Email").loc[target, "Held by"] == holder
     assert [b.key for b in at.get("download_button")] == ["csv_queue"]
+
+
+def test_the_static_queue_opens_an_email_from_its_list(db: Engine) -> None:
+    at = review_page(interactive=False)
+    assert len(at.dataframe) == 0  # no data grid in the static view
+    flt = applied_filter(at)
+    first_page = in_db(db, lambda s: queries.review_queue_page(s, flt=flt, limit=50))
+    emails = [int(e) for e in first_page["email_id"]]
+    shown = "".join(str(block.proto.body) for block in at.get("html"))
+    assert shown.count("<tr>") == len(emails) + 1
+    pick = next(box for box in at.selectbox if str(box.key).startswith("queue_pick_"))
+    assert [option.split(" (")[0] for option in pick.options] == [f"Email {e}" for e in emails]
+    assert all(option.endswith(" old)") for option in pick.options)
+    pick.set_value(emails[2]).run()
+    assert_clean(at)
+    assert at.query_params["email_id"] == str(emails[2])
+    assert at.button(key="close_drilldown") is not None
+    # Closing the drill-down empties the list's choice, so it does not reopen.
+    at.button(key="close_drilldown").click().run()
+    assert_clean(at)
+    assert "email_id" not in at.query_params
+    pick = next(box for box in at.selectbox if str(box.key).startswith("queue_pick_"))
+    assert pick.value is None
 
 
 def test_queue_statistics_move_with_a_decision(db: Engine) -> None:

@@ -254,6 +254,21 @@ def test_table_html_formats_escapes_and_dashes_missing_values() -> None:
     assert ">0.812<" in shown and ">—<" in shown and ">1,234<" in shown
 
 
+def test_table_html_wraps_long_texts_only() -> None:
+    frame = pd.DataFrame(
+        {
+            "Age": ["25 d 17 h", "3 h"],
+            "Reason": ["low confidence on reference_numbers", "missing debt_amount"],
+            "Created": pd.to_datetime(["2026-11-05 16:52", "2026-11-30 08:01"]),
+            "Count": [1, 2],
+        }
+    )
+    shown = static_view.table_html(frame)
+    cells = re.findall(r'<td style="([^"]*)">([^<]*)</td>', shown)
+    one_line = {text for style, text in cells if "nowrap" in style}
+    assert one_line == {"25 d 17 h", "3 h", "2026-11-05 16:52", "2026-11-30 08:01", "1", "2"}
+
+
 def test_cards_colour_changes_as_st_metric_does() -> None:
     shown = static_view.cards_html(
         [
@@ -393,6 +408,8 @@ def test_static_page_in_the_browser(
     wait_idle(page)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator('[data-testid="stPlotlyChart"]').count() == 0
+    assert page.locator('[data-testid="stDataFrame"]').count() == 0
+    expect(page.locator('[data-testid="stHtml"] .rl-table table').first).to_be_visible()
     charts_drawn = page.locator('[data-testid="stMarkdown"] figure.rl-chart svg[role="img"]')
     if name != "review":
         expect(charts_drawn.first).to_be_visible()
@@ -402,6 +419,15 @@ def test_static_page_in_the_browser(
         assert first.locator("title").count() >= 1
     assert page.locator('[data-testid="stHtml"] .rl-card').count() == CARDS[name]
     screenshot(page, artifacts_dir, f"static-{name}")
+    if name == "review":
+        # A row opens through the list of the page's emails.
+        pick = page.locator('[data-testid="stSelectbox"]').filter(has_text="Open an email")
+        pick.locator('[role="combobox"], input').first.click()
+        page.get_by_role("option").nth(1).click()
+        expect(page.locator(".st-key-drilldown")).to_be_visible()
+        page.wait_for_url("**email_id=**")
+        wait_idle(page)
+        screenshot(page, artifacts_dir, "static-review-drilldown")
 
 
 @pytest.mark.browser
