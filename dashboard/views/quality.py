@@ -204,15 +204,18 @@ def _whatif(flt: ReportFilter) -> None:
         },
         key="table_whatif",
     )
-    export = pd.concat(
-        [
-            review_data.whatif_table(whatif, name).assign(field=review_data.field_label(name))
-            for name in [None, *names]
-        ],
-        ignore_index=True,
-    )
+
+    def every_field() -> pd.DataFrame:  # built when the button is clicked
+        return pd.concat(
+            [
+                review_data.whatif_table(whatif, name).assign(field=review_data.field_label(name))
+                for name in [None, *names]
+            ],
+            ignore_index=True,
+        )
+
     ui.csv_download(
-        export,
+        every_field,
         label="Threshold what-if, every field (CSV)",
         file_name=ui.file_stem("quality_threshold_whatif", flt) + ".csv",
         key="csv_whatif",

@@ -3,7 +3,9 @@ queue, its statistics and the quality page follow. Screenshots go to tests/artif
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import random
 import re
 from collections.abc import Iterator
@@ -245,3 +247,13 @@ def test_claim_decide_next_item_in_the_browser(
         assert chart.locator(".trace").count() >= 1
     assert_no_error(page)
     screenshot(page, artifacts_dir, "quality")
+    # The what-if of every field, built when its button is clicked: one row per threshold
+    # for all fields together and for each field.
+    with page.expect_download() as caught:
+        page.get_by_role("button", name="Threshold what-if, every field (CSV)").click()
+    rows = list(csv.DictReader(io.StringIO(Path(caught.value.path()).read_text("utf-8"))))
+    thresholds: dict[str, list[str]] = {}
+    for row in rows:
+        thresholds.setdefault(row["field"], []).append(row["threshold"])
+    assert "All fields" in thresholds and len(thresholds) > 1
+    assert all(found == thresholds["All fields"] for found in thresholds.values())

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from streamlit.testing.v1 import AppTest
 
-from dashboard import alert_charts, charts, quality_charts, static_view
+from dashboard import alert_charts, charts, quality_charts, static_view, ui
 from dashboard.static_view import INTERACTIVE_KEY, Card
 from reportlib.config import get_settings
 from reportlib.queries import BINS, bin_label
@@ -252,6 +252,24 @@ def test_table_html_formats_escapes_and_dashes_missing_values() -> None:
     )
     assert "<img" not in shown and html.escape(HOSTILE, quote=True) in shown
     assert ">0.812<" in shown and ">—<" in shown and ">1,234<" in shown
+
+
+def test_chart_svgs_are_cached_per_builder_and_data() -> None:
+    built: list[int] = []
+
+    def counted_histogram(frame: pd.DataFrame) -> go.Figure:
+        built.append(len(frame))
+        return charts.confidence_histogram(frame)
+
+    ui._chart_svg.clear()
+    frame = _histogram()
+    first = ui._chart_svg(counted_histogram, (frame,), (), 1000)
+    again = ui._chart_svg(counted_histogram, (frame.copy(),), (), 1000)
+    assert first == again and len(built) == 1  # an equal frame is a cache hit
+    changed = frame.copy()
+    changed.loc[changed.index[0], "reports"] += 7
+    other = ui._chart_svg(counted_histogram, (changed,), (), 1000)
+    assert len(built) == 2 and other != first  # different data, a new chart
 
 
 def test_table_html_wraps_long_texts_only() -> None:
