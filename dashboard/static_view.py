@@ -1019,13 +1019,7 @@ def _column_format(config: Any) -> tuple[str | None, str | None]:
 
 
 TABLE_MAX_HEIGHT = 420
-SHORT_TEXT = 16
-
-
-def _short_column(values: pd.Series) -> bool:
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return True
-    return bool(values.astype(str).str.len().max() <= SHORT_TEXT) if len(values) else True
+SHORT_TEXT = 16  # characters: a UTC time (2026-11-05 16:52) is 16
 
 
 def table_html(
@@ -1051,24 +1045,28 @@ def table_html(
         f'<th style="text-align:{"right" if numeric[c] else "left"}">{esc(h)}</th>'
         for c, h in zip(frame.columns, headers, strict=True)
     )
-    # Numbers, times and short texts stay on one line; longer texts wrap, so that a wide
-    # table fits its column.
-    styles = {
-        c: (
-            "text-align:right;white-space:nowrap"
-            if numeric[c]
-            else "text-align:left" + (";white-space:nowrap" if _short_column(frame[c]) else "")
-        )
-        for c in frame.columns
-    }
-    rows = []
     columns = list(frame.columns)
-    for record in frame.itertuples(index=False, name=None):
-        cells = "".join(
-            f'<td style="{styles[c]}">{esc(_cell_text(_scalar(v), formats[c]))}</td>'
-            for c, v in zip(columns, record, strict=True)
+    texts = [
+        [_cell_text(_scalar(v), formats[c]) for c, v in zip(columns, record, strict=True)]
+        for record in frame.itertuples(index=False, name=None)
+    ]
+    # Numbers and short texts (times included) stay on one line; longer texts wrap, so
+    # that a wide table fits its column.
+    longest = [max((len(row[i]) for row in texts), default=0) for i in range(len(columns))]
+    styles = [
+        "text-align:right;white-space:nowrap"
+        if numeric[c]
+        else "text-align:left" + (";white-space:nowrap" if longest[i] <= SHORT_TEXT else "")
+        for i, c in enumerate(columns)
+    ]
+    rows = [
+        "<tr>"
+        + "".join(
+            f'<td style="{style}">{esc(text)}</td>' for style, text in zip(styles, row, strict=True)
         )
-        rows.append(f"<tr>{cells}</tr>")
+        + "</tr>"
+        for row in texts
+    ]
     note = f"<caption>{esc(caption)}</caption>" if caption else ""
     return (
         f'<div class="rl-table" style="max-height:{TABLE_MAX_HEIGHT}px;overflow:auto;'
