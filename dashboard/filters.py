@@ -3,8 +3,8 @@
 The URL is the source of truth when a session starts (``?start=2026-11-01&end=2026-11-29
 &intent=debt_claim&route=low``; ``intent`` and ``route`` may repeat). After that the
 widgets in the sidebar's filter popover own the values and every run writes them back to
-the URL, so links can be shared and the filters carry over between pages. Malformed parameters fall back to the
-defaults with a warning, never an error.
+the URL, so links can be shared and the filters carry over between pages. Malformed
+parameters fall back to the defaults with a warning, never an error.
 """
 
 from __future__ import annotations
