@@ -188,7 +188,7 @@ def sidebar(
     with (
         st.sidebar,
         st.popover(
-            summary(_from_state(today=today)),
+            summary(_from_state(today=today), reports=reports),
             icon=":material/filter_list:",
             help="Filters: date range, intents and routes. They apply to every page.",
             width="stretch",
@@ -230,8 +230,9 @@ def sidebar(
     return flt
 
 
-def summary(flt: ReportFilter) -> str:
-    """One line naming the filter, for the popover's label.
+def summary(flt: ReportFilter, *, reports: bool = True) -> str:
+    """One line naming the filter, for the popover's label; only the dates on a page
+    without reports (``reports=False``), where intents and routes do not apply.
 
     The label renders as Markdown, so intents (free text from the pipeline) are counted,
     never named; routes are named by their fixed labels.
@@ -239,6 +240,8 @@ def summary(flt: ReportFilter) -> str:
     dates = flt.start.isoformat()
     if flt.end != flt.start:
         dates += f" – {flt.end.isoformat()}"
+    if not reports:
+        return dates
     count = len(flt.intents)
     intents = f"{count} intent{'s' if count != 1 else ''}" if count else "all intents"
     chosen = [ROUTE_LABELS[route] for route in ROUTES if route in flt.routes]

@@ -109,3 +109,6 @@ def test_filter_summary_counts_intents_and_names_routes() -> None:
     assert summary(hostile) == "2026-11-29 · 2 intents · Medium route"
     every_route = ReportFilter(TODAY, TODAY, (), ("low", "medium", "high"))
     assert summary(every_route) == "2026-11-29 · all intents · all routes"
+    # The audit log has dates only: intents and routes do not apply there.
+    assert summary(one_day, reports=False) == "2026-11-29"
+    assert summary(month, reports=False) == "2026-11-01 – 2026-11-29"
