@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -27,11 +28,27 @@ def test_purge_on_demo_data(database_url: str) -> None:  # noqa: F811
     unset = run(["purge", "--actor", "retention-job"], database_url, RETENTION_DAYS="")
     assert unset.returncode == 1 and "retention_days: is not set" in unset.stderr
 
+    before = dt.datetime.now(dt.UTC)
     dry = run(["purge", "--dry-run", "--actor", "retention-job"], database_url, RETENTION_DAYS="30")
+    after = dt.datetime.now(dt.UTC)
     assert dry.returncode == 0, dry.stderr
     would = _counts(dry.stdout.splitlines()[-1])
     assert dry.stdout.splitlines()[-1].startswith("would purge: ")
-    assert would[0] > 20 and would[1] == would[0] and would[3] > 0
+    # The command's cutoff is its own "now" minus 30 days: somewhere between the two
+    # counts below, whatever the time of day the demo was seeded at.
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        older = [
+            connection.scalar(
+                select(func.count()).where(
+                    ProcessingReport.created_at < moment - dt.timedelta(days=30)
+                )
+            )
+            for moment in (before, after)
+        ]
+    engine.dispose()
+    assert 0 < older[0] <= would[0] <= older[1]
+    assert would[1] == would[0] and would[3] > 0
     purged = run(
         ["purge", "--actor", "retention-job", "--batch-size", "25"],
         database_url,
