@@ -15,16 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import (
-    data,
-    drilldown,
-    filters,
-    quality_charts,
-    review_data,
-    review_panel,
-    static_view,
-    ui,
-)
+from dashboard import data, drilldown, filters, quality_charts, review_data, review_panel, ui
 from dashboard.values import plain_frame, plain_text
 from reportlib import queries
 from reportlib.queries import MAX_QUEUE_ROWS, QUEUE_SORTS, ReportFilter
@@ -144,7 +135,7 @@ def _render_queue(flt: ReportFilter) -> int | None:
     else:
         # A data grid costs the browser about 0.7 s (BENCHMARKS.md): the static view draws
         # the page as HTML and opens a row through a list of the page's emails.
-        st.html(static_view.table_html(table, column_config=_queue_columns()))
+        ui.table(table, key=f"queue_table_{nonce}", column_config=_queue_columns())
         ages = dict(zip(table["Email"], table["Age"], strict=True))
         selected = st.selectbox(
             "Open an email from this page",
