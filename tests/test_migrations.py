@@ -146,11 +146,25 @@ def test_report_fields_come_back_on_downgrade_from_every_report(empty_engine: En
     assert "report_fields" not in _tables(empty_engine)
 
 
+# SQLite cannot reflect an expression index (the processing-time bucket index), so there
+# it is left out of the comparison; PostgreSQL compares it.
+_NOT_REFLECTED = pytest.mark.filterwarnings(
+    "ignore:Skipped unsupported reflection of expression-based index"
+)
+_NOT_COMPARED = pytest.mark.filterwarnings(
+    "ignore:autogenerate skipping metadata-specified expression-based"
+)
+
+
+@_NOT_REFLECTED
+@_NOT_COMPARED
 def test_models_and_migrations_agree(empty_engine: Engine) -> None:
     migrate.upgrade(empty_engine)
     assert _diff(empty_engine) == []
 
 
+@_NOT_REFLECTED
+@_NOT_COMPARED
 def test_autogenerate_would_notice_a_difference(empty_engine: Engine) -> None:
     """Guards the agreement test: a real drift must show up as a diff."""
     migrate.upgrade(empty_engine)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, event, select, text, update
 from sqlalchemy.orm import Session
 
 from reportlib import migrate, queries, rollups
@@ -856,6 +856,56 @@ def test_single_report(db: Session) -> None:
     assert histogram[histogram["reports"] > 0][["bin", "route", "reports"]].values.tolist() == [
         [8, "low", 1]
     ]
+
+
+@pytest.mark.parametrize("routes", [(), ("low",)], ids=["unfiltered", "by route"])
+def test_percentiles_in_the_open_ended_last_bucket(db: Session, routes: tuple[str, ...]) -> None:
+    """Times past the last bucket's start (16,128 ms) share one open-ended bucket; with a
+    route filter they are read from the raw reports by bucket, which must include every
+    bucket from the last one on, and leave out reports of other routes."""
+    day = dt.date(2026, 5, 6)
+    times = [300, 16_128, 16_500, 40_000, 2_000_000]
+    for index, ms in enumerate(times):
+        make_report(
+            db, created_at=_at(day, 60 * index), confidence_route="low", processing_time_ms=ms
+        )
+    make_report(db, created_at=_at(day, 3600), confidence_route="high", processing_time_ms=90_000)
+    kpis = queries.overview_kpis(
+        db, flt=ReportFilter(day, day, routes=routes), now=_at(day, 86_400)
+    ).current
+    expected = pd.Series(times + ([] if routes else [90_000]), dtype=float)
+    assert kpis.p50_processing_ms == pytest.approx(expected.quantile(0.5))
+    assert kpis.p95_processing_ms == pytest.approx(expected.quantile(0.95))
+
+
+def test_filtered_percentiles_read_the_bucket_index(db: Session) -> None:
+    """The filtered percentile statement names the bucket as the index does: a bound
+    divisor, or another spelling of it, would leave the index unused."""
+    day = dt.date(2026, 5, 7)
+    for index in range(300):
+        make_report(db, created_at=_at(day, 60 * index), processing_time_ms=50 * index)
+    db.execute(text("ANALYZE processing_reports"))
+    seen: list[tuple[str, Any]] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+        seen.append((statement, params))
+
+    engine = db.get_bind()
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        queries.overview_kpis(
+            db, flt=ReportFilter(day, day, routes=("high",)), now=_at(day, 86_400)
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    statement, params = next((s, p) for s, p in seen if "processing_time_ms / 256 IN" in s)
+    cursor = db.connection().connection.driver_connection.cursor()
+    if db.get_bind().dialect.name == "postgresql":
+        cursor.execute("EXPLAIN " + statement, params)
+    else:
+        cursor.execute("EXPLAIN QUERY PLAN " + statement, params)
+    plan = "\n".join(str(row) for row in cursor.fetchall())
+    assert "ix_processing_reports_time_bucket" in plan
 
 
 # ---------------------------------------------------------------------------------------

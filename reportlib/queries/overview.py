@@ -35,6 +35,7 @@ from reportlib.checks import (
 from reportlib.dialect import UTCDateTime, as_date
 from reportlib.models import (
     PROCESSING_TIME_BUCKET_MS,
+    PROCESSING_TIME_BUCKET_SQL,
     PROCESSING_TIME_BUCKETS,
     ROUTES,
     ProcessingReport,
@@ -135,12 +136,13 @@ def _bucket_values(
     """Distinct processing times in each of ``buckets`` within the window, ascending, with
     their counts: ``{bucket: [(ms, reports), ...]}``, in one statement."""
     params: dict[str, Any] = {}
-    for index, bucket in enumerate(buckets):
-        params[f"bucket_low_{index}"], params[f"bucket_high_{index}"] = _bucket_range(bucket)
     if flt.intents or flt.routes:
-        # Filtered by intent or route: the raw values of the buckets, by index range.
+        # Filtered by intent or route: the raw values of the buckets, one range of the
+        # bucket index per bucket (the open-ended last bucket: every bucket from it on).
         params.update(filter_params(flt))
-        stmt = _filtered_bucket_statement(Dims.of(flt), len(buckets))
+        params["buckets"] = [b for b in buckets if b < PROCESSING_TIME_BUCKETS - 1]
+        params["value_limit"] = MAX_BUCKET_VALUES * len(buckets)
+        stmt = _filtered_bucket_statement(Dims.of(flt), PROCESSING_TIME_BUCKETS - 1 in buckets)
     else:
         # The per-day values rollup (no intent or route): index ranges per day.
         read = plan_source(
@@ -152,14 +154,16 @@ def _bucket_values(
             day_list=True,
         )
         params.update(read.params)
+        for index, bucket in enumerate(buckets):
+            params[f"bucket_low_{index}"], params[f"bucket_high_{index}"] = _bucket_range(bucket)
         stmt = _bucket_statement(read.shape, len(buckets))
     out: dict[int, list[tuple[int, int]]] = {bucket: [] for bucket in buckets}
-    last = PROCESSING_TIME_BUCKETS - 1
+    last_bucket = PROCESSING_TIME_BUCKETS - 1
     # Every value lies in one of the buckets read (NULL in none), so its bucket follows
     # from the value itself.
     for value, n in session.execute(stmt, params).all():
         ms = int(value)
-        out[min(ms // PROCESSING_TIME_BUCKET_MS, last)].append((ms, int(n)))
+        out[min(ms // PROCESSING_TIME_BUCKET_MS, last_bucket)].append((ms, int(n)))
     return out
 
 
@@ -173,15 +177,27 @@ def _in_buckets(ms: Any, count: int) -> ColumnElement[bool]:
     )
 
 
+#: A report's processing-time bucket, written as the index on it is (a literal divisor:
+#: a bound one would not match the index).
+_TIME_BUCKET: Final = literal_column(PROCESSING_TIME_BUCKET_SQL, Integer())
+
+
 @functools.lru_cache(maxsize=STATEMENT_CACHE_SIZE)
-def _filtered_bucket_statement(dims: Dims, count: int) -> Select[Any]:
+def _filtered_bucket_statement(dims: Dims, last: bool) -> Select[Any]:
+    """The window's distinct processing times and their counts in the buckets
+    ``buckets`` (an expanding list), and in the open-ended last one when ``last``."""
     ms = ProcessingReport.__table__.c.processing_time_ms
+    in_buckets: ColumnElement[bool] = _TIME_BUCKET.in_(bindparam("buckets", expanding=True))
+    if last:
+        in_buckets = or_(
+            in_buckets, _TIME_BUCKET >= literal_column(str(PROCESSING_TIME_BUCKETS - 1))
+        )
     return (
         select(ms, func.count())
-        .where(*report_window(dims), _in_buckets(ms, count))
+        .where(*report_window(dims), in_buckets)
         .group_by(ms)
         .order_by(ms)
-        .limit(MAX_BUCKET_VALUES * count)
+        .limit(bindparam("value_limit", type_=Integer()))
     )
 
 
