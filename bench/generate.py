@@ -567,7 +567,8 @@ def generate(
 
 def rebuild_rollups_timed(engine: Engine) -> dict[str, Any]:
     """Mark every day dirty and rebuild all rollups from the raw rows (what ``python -m
-    reportlib rollups rebuild`` does), timed; then ANALYZE the rollup tables."""
+    reportlib rollups rebuild`` does), timed; then VACUUM (ANALYZE) the rollup tables, as
+    the command does."""
     sessions = make_sessionmaker(engine)
     started = time.perf_counter()
     with sessions() as session, session.begin():
@@ -577,7 +578,7 @@ def rebuild_rollups_timed(engine: Engine) -> dict[str, Any]:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("SET statement_timeout = 0"))
         for table in (*ROLLUP_TABLES, rollup_dirty_days):
-            connection.execute(text(f"ANALYZE {table.name}"))
+            connection.execute(text(f"VACUUM (ANALYZE) {table.name}"))
         rows = {
             table.name: int(
                 connection.execute(text(f"SELECT count(*) FROM {table.name}")).scalar_one()

@@ -19,15 +19,22 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from reportlib import migrate, queries, rollups
 from reportlib.db import make_engine, session_scope
 from reportlib.dialect import utc_date, utcnow
-from reportlib.models import ProcessingReport, ReviewDecision, rollup_dirty_days, rollup_reports
+from reportlib.models import (
+    ROLLUP_TABLES,
+    ProcessingReport,
+    ReviewDecision,
+    rollup_dirty_days,
+    rollup_reports,
+)
 from reportlib.queries import ReportFilter
 from reportlib.service import create_processing_report, ensure_incoming_email
+from tests.conftest import PostgresDatabases
 from tests.factories import checkpoints, make_report
 
 UTC = dt.UTC
@@ -455,3 +462,34 @@ def test_cli_refresh_verify_rebuild_with_progress(tmp_path: Path) -> None:
         db.execute(insert(rollup_dirty_days).values(day=TODAY))
         db.rollback()
     engine.dispose()
+
+
+def test_cli_rebuild_vacuums_the_rollups_on_postgresql(pg_databases: PostgresDatabases) -> None:
+    """After a rebuild the rollup tables are vacuumed and analyzed, so reads are
+    index-only at once, whether or not autovacuum runs on the server."""
+    pg_url = pg_databases.create("reportlib_cli_vacuum")
+    assert _cli(pg_url, "migrate").returncode == 0
+    engine = make_engine(pg_url)
+    rng = random.Random(5)
+    with session_scope(engine) as db:
+        for email_id in range(1, 6):
+            ensure_incoming_email(db, email_id)
+            _write(db, rng, email_id)
+    rebuilt = _cli(pg_url, "rollups", "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "vacuumed: 7/7 rollup tables" in rebuilt.stdout
+    names = [table.name for table in (*ROLLUP_TABLES, rollup_dirty_days)]
+    with engine.connect() as connection:
+        unvacuumed = (
+            connection.execute(
+                text(
+                    "SELECT relname FROM pg_stat_user_tables "
+                    "WHERE relname = ANY(:names) AND (last_vacuum IS NULL OR last_analyze IS NULL)"
+                ),
+                {"names": names},
+            )
+            .scalars()
+            .all()
+        )
+    engine.dispose()
+    assert unvacuumed == []
