@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from bench import raw_queries
@@ -54,6 +54,14 @@ class PageContext:
     flt: ReportFilter
     now: dt.datetime
     drill_email_id: int
+    #: The window's most frequent intent: the Overview filtered by it reads its exact
+    #: percentiles from the raw reports (the values rollup has no intents).
+    top_intent: str | None = None
+
+    def by_intent(self) -> ReportFilter:
+        """The default window filtered to :attr:`top_intent`."""
+        intents = (self.top_intent,) if self.top_intent else ()
+        return ReportFilter(self.flt.start, self.flt.end, intents)
 
 
 def _key_fields() -> tuple[str, ...]:
@@ -166,6 +174,9 @@ def interaction_steps(q: Any, *, next_item: bool = True) -> dict[str, list[tuple
         "drill_down": [
             ("get_report_detail", lambda s, c: q.get_report_detail(s, email_id=c.drill_email_id)),
         ],
+        "overview_by_intent": [
+            ("overview_kpis", lambda s, c: q.overview_kpis(s, flt=c.by_intent(), now=c.now)),
+        ],
     }
     if next_item:
         out["next_item"] = [("claim_next_report", _next_item)]
@@ -190,7 +201,17 @@ def default_context(engine: Engine, *, now: dt.datetime | None = None) -> PageCo
             .order_by(ProcessingReport.created_at.desc())
             .limit(1)
         ) or session.scalar(select(ProcessingReport.email_id).limit(1))
-    return PageContext(flt=flt, now=now, drill_email_id=int(email_id or 1))
+        top_intent = session.scalar(
+            select(ProcessingReport.intent)
+            .where(ProcessingReport.created_at >= flt.bounds()[0])
+            .where(ProcessingReport.intent.is_not(None))
+            .group_by(ProcessingReport.intent)
+            .order_by(func.count().desc(), ProcessingReport.intent)
+            .limit(1)
+        )
+    return PageContext(
+        flt=flt, now=now, drill_email_id=int(email_id or 1), top_intent=top_intent
+    )
 
 
 @dataclass
