@@ -109,7 +109,11 @@ def test_results_cover_pages_queries_naive_and_ingest(smoke: dict[str, Any]) -> 
     pages = results["dashboard"]["pages"]
     assert set(pages) == {"overview", "confidence", "missing_fields", "review", "quality"}
     interactions = {
-        "review_first_page", "review_first_page_lowest_confidence", "review_count", "drill_down"
+        "review_first_page",
+        "review_first_page_lowest_confidence",
+        "review_count",
+        "drill_down",
+        "overview_by_intent",
     }
     assert set(results["dashboard"]["interactions"]) == interactions | {"next_item"}
     # The raw-query baseline, timed in the same run, on every page and interaction but
