@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     String,
     and_,
+    bindparam,
     case,
     delete,
-    literal,
     or_,
     select,
 )
@@ -19,8 +21,8 @@ from sqlalchemy.orm import Session
 from reportlib.audit import record_audit_event
 from reportlib.dialect import (
     UTCDateTime,
-    insert_for,
-    lock_rows,
+    dialect_name,
+    insert_for_dialect,
 )
 from reportlib.errors import ReviewError
 from reportlib.models import ROUTES, ProcessingReport, ReviewClaim
@@ -47,35 +49,31 @@ def _reviewable() -> ColumnElement[bool]:
 
 
 def _try_claim(
-    db: Session, report_id: int, reviewer: str, now: dt.datetime, minutes: int
+    db: Session,
+    report_id: int,
+    reviewer: str,
+    now: dt.datetime,
+    minutes: int,
+    *,
+    email_id: int | None = None,
 ) -> Claim | None:
-    """One atomic statement: claim if open and free, expired, or already ours."""
-    expires = now + dt.timedelta(minutes=minutes)
-    source = select(
-        ProcessingReport.id,
-        literal(reviewer, String()),
-        literal(now, UTCDateTime()),
-        literal(expires, UTCDateTime()),
-    ).where(ProcessingReport.id == report_id, _reviewable())
-    stmt = insert_for(db)(ReviewClaim).from_select(
-        ["report_id", "reviewer", "claimed_at", "expires_at"], source
-    )
-    excluded = stmt.excluded
-    # A reviewer renewing an unexpired claim keeps its start; anyone else starts afresh.
-    renewing = and_(ReviewClaim.reviewer == excluded.reviewer, ReviewClaim.expires_at > now)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[ReviewClaim.report_id],
-        set_={
-            "reviewer": excluded.reviewer,
-            "claimed_at": case((renewing, ReviewClaim.claimed_at), else_=excluded.claimed_at),
-            "expires_at": excluded.expires_at,
+    """One atomic statement: claim if open and free, expired, or already ours.
+    ``email_id``: the report's, when the caller read it already."""
+    row = db.execute(
+        _claim_statement(dialect_name(db)),
+        {
+            "report_id": report_id,
+            "reviewer": reviewer,
+            "now": now,
+            "expires": now + dt.timedelta(minutes=minutes),
         },
-        where=or_(ReviewClaim.expires_at <= now, ReviewClaim.reviewer == excluded.reviewer),
-    ).returning(ReviewClaim.claimed_at, ReviewClaim.expires_at)
-    row = db.execute(stmt).one_or_none()
+        # A Core statement: name the mapper, for hosts that bind reportlib's tables by it.
+        bind_arguments={"mapper": ReviewClaim},
+    ).one_or_none()
     if row is None:
         return None
-    email_id = db.scalar(select(ProcessingReport.email_id).where(ProcessingReport.id == report_id))
+    if email_id is None:
+        email_id = db.scalar(_EMAIL_OF_REPORT, {"report_id": report_id})
     assert email_id is not None
     return Claim(
         report_id=report_id,
@@ -84,6 +82,87 @@ def _try_claim(
         claimed_at=row.claimed_at,
         expires_at=row.expires_at,
     )
+
+
+# The statements of a claim are built once (per dialect and filter shape) with bound
+# parameters: building them anew on every call cost more than the database spent on
+# them.
+_NOW = bindparam("now", type_=UTCDateTime())
+_EMAIL_OF_REPORT = select(ProcessingReport.email_id).where(
+    ProcessingReport.id == bindparam("report_id")
+)
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Any:
+    # On the table, not the entity: an ORM INSERT executed with parameters would take the
+    # ORM's bulk path.
+    claims = ReviewClaim.__table__.c
+    source = select(
+        ProcessingReport.id,
+        bindparam("reviewer", type_=String()),
+        _NOW,
+        bindparam("expires", type_=UTCDateTime()),
+    ).where(ProcessingReport.id == bindparam("report_id"), _reviewable())
+    stmt = insert_for_dialect(dialect)(ReviewClaim.__table__).from_select(
+        ["report_id", "reviewer", "claimed_at", "expires_at"], source
+    )
+    excluded = stmt.excluded
+    # A reviewer renewing an unexpired claim keeps its start; anyone else starts afresh.
+    renewing = and_(claims.reviewer == excluded.reviewer, claims.expires_at > _NOW)
+    return stmt.on_conflict_do_update(
+        index_elements=[claims.report_id],
+        set_={
+            "reviewer": excluded.reviewer,
+            "claimed_at": case((renewing, claims.claimed_at), else_=excluded.claimed_at),
+            "expires_at": excluded.expires_at,
+        },
+        where=or_(claims.expires_at <= _NOW, claims.reviewer == excluded.reviewer),
+    ).returning(claims.claimed_at, claims.expires_at)
+
+
+def _queue_conditions(intent: bool, route: bool) -> list[ColumnElement[bool]]:
+    """The queue filters of :func:`queue_filters` as bound parameters."""
+    conditions: list[ColumnElement[bool]] = []
+    if intent:
+        conditions.append(ProcessingReport.intent == bindparam("intent"))
+    if route:
+        conditions.append(ProcessingReport.confidence_route == bindparam("route"))
+    return conditions
+
+
+@functools.cache
+def _held_statement(intent: bool, route: bool) -> Any:
+    """The oldest open report ``reviewer`` holds an unexpired claim on, and its email."""
+    return (
+        select(ReviewClaim.report_id, ProcessingReport.email_id)
+        .join(ProcessingReport, ProcessingReport.id == ReviewClaim.report_id)
+        .where(
+            ReviewClaim.reviewer == bindparam("reviewer"),
+            ReviewClaim.expires_at > _NOW,
+            _reviewable(),
+            *_queue_conditions(intent, route),
+        )
+        .order_by(ReviewClaim.claimed_at, ReviewClaim.report_id)
+        .limit(1)
+    )
+
+
+@functools.cache
+def _candidate_statement(dialect: str, intent: bool, route: bool, excluding: bool) -> Any:
+    """The oldest open report nobody holds, and its email; with ``excluding``, not one
+    of ``tried``. Locked (rows another transaction holds skipped) on PostgreSQL."""
+    stmt = (
+        select(ProcessingReport.id, ProcessingReport.email_id)
+        .where(_reviewable(), ~unexpired_claim(_NOW), *_queue_conditions(intent, route))
+        .order_by(ProcessingReport.created_at, ProcessingReport.id)
+        .limit(1)
+    )
+    if excluding:
+        stmt = stmt.where(ProcessingReport.id.not_in(bindparam("tried", expanding=True)))
+    if dialect == "postgresql":
+        stmt = stmt.with_for_update(of=ProcessingReport, skip_locked=True)
+    return stmt
 
 
 def _audit_claim(db: Session, claim: Claim, minutes: int, now: dt.datetime) -> None:
@@ -191,46 +270,40 @@ def claim_next_report(
     """
     reviewer = check_reviewer(reviewer)
     minutes = claim_minutes_or_default(claim_minutes)
-    filters = queue_filters(intent=intent, route=route)
+    queue_filters(intent=intent, route=route)  # checks them
+    shape = (intent is not None, route is not None)
     db.flush()
     current = resolve_now(db, now)
+    params: dict[str, Any] = {
+        "reviewer": reviewer,
+        "now": current,
+        "intent": intent,
+        "route": route,
+    }
     if resume:
-        held = db.scalar(
-            select(ReviewClaim.report_id)
-            .join(ProcessingReport, ProcessingReport.id == ReviewClaim.report_id)
-            .where(
-                ReviewClaim.reviewer == reviewer,
-                ReviewClaim.expires_at > current,
-                _reviewable(),
-                *filters,
-            )
-            .order_by(ReviewClaim.claimed_at, ReviewClaim.report_id)
-            .limit(1)
-        )
+        held = db.execute(_held_statement(*shape), params).one_or_none()
         if held is not None:
-            claim = _try_claim(db, held, reviewer, current, minutes)
+            claim = _try_claim(
+                db, held.report_id, reviewer, current, minutes, email_id=held.email_id
+            )
             if claim is not None:
                 _audit_claim(db, claim, minutes, current)
                 return claim
+    dialect = dialect_name(db)
     tried: list[int] = []
     for _attempt in range(CLAIM_ATTEMPTS):
-        candidate_stmt = (
-            select(ProcessingReport.id)
-            .where(_reviewable(), ~unexpired_claim(current), *filters)
-            .order_by(ProcessingReport.created_at, ProcessingReport.id)
-            .limit(1)
-        )
-        if tried:
-            candidate_stmt = candidate_stmt.where(ProcessingReport.id.not_in(tried))
-        candidate_stmt = lock_rows(db, candidate_stmt, of=ProcessingReport, skip_locked=True)
-        candidate = db.scalar(candidate_stmt)
+        candidate = db.execute(
+            _candidate_statement(dialect, *shape, bool(tried)), {**params, "tried": tried}
+        ).one_or_none()
         if candidate is None:
             return None
-        claim = _try_claim(db, candidate, reviewer, current, minutes)
+        claim = _try_claim(
+            db, candidate.id, reviewer, current, minutes, email_id=candidate.email_id
+        )
         if claim is not None:
             _audit_claim(db, claim, minutes, current)
             return claim
-        tried.append(candidate)
+        tried.append(candidate.id)
     raise ReviewError("the queue is busy: no report could be claimed; try again")
 
 

@@ -275,7 +275,9 @@ def verdict_label(name: object, position: int) -> str:
     return f"verdicts.{name}" if is_field_name(name) else f"verdicts[{position}]"
 
 
-def unexpired_claim(now: dt.datetime, holder: str | None = None) -> ColumnElement[bool]:
+def unexpired_claim(
+    now: dt.datetime | ColumnElement[Any], holder: str | None = None
+) -> ColumnElement[bool]:
     # An alias, so the test stays a correlated subquery when the outer query joins claims.
     claim = aliased(ReviewClaim)
     conditions = [claim.report_id == ProcessingReport.id, claim.expires_at > now]
