@@ -246,9 +246,10 @@ def _vacuum_rollups(engine: Any) -> None:
     autovacuum's next pass (or never, where it is off). SQLite: ANALYZE."""
     from sqlalchemy import text
 
+    from reportlib.dialect import vacuum_analyze_command
     from reportlib.models import ROLLUP_TABLES, rollup_dirty_days
 
-    command = "VACUUM (ANALYZE)" if engine.dialect.name == "postgresql" else "ANALYZE"
+    command = vacuum_analyze_command(engine)
     tables = [*ROLLUP_TABLES, rollup_dirty_days]
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         for done, table in enumerate(tables, start=1):

@@ -582,9 +582,25 @@ def lock_rows(
     SHARE`` with ``read``, ``SKIP LOCKED`` rows another transaction holds with
     ``skip_locked``) on PostgreSQL. SQLite has one writer at a time, so the transaction
     that writes already excludes every other."""
-    if is_postgresql(session):
+    return lock_rows_for_dialect(
+        dialect_name(session), stmt, of=of, skip_locked=skip_locked, read=read
+    )
+
+
+def lock_rows_for_dialect(
+    dialect: str, stmt: _AnySelect, *, of: Any, skip_locked: bool = False, read: bool = False
+) -> _AnySelect:
+    """:func:`lock_rows` for a statement built once per dialect (named by ``dialect``)."""
+    if dialect == "postgresql":
         return stmt.with_for_update(of=of, skip_locked=skip_locked, read=read)
     return stmt
+
+
+def vacuum_analyze_command(engine: Engine) -> str:
+    """The command that refreshes a table's statistics after a bulk rewrite, run outside
+    a transaction: ``VACUUM (ANALYZE)`` on PostgreSQL, which also marks the pages
+    all-visible for index-only reads; ``ANALYZE`` on SQLite."""
+    return "VACUUM (ANALYZE)" if engine.dialect.name == "postgresql" else "ANALYZE"
 
 
 def dialect_name(session: Session) -> str:

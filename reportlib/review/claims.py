@@ -23,6 +23,7 @@ from reportlib.dialect import (
     UTCDateTime,
     dialect_name,
     insert_for_dialect,
+    lock_rows_for_dialect,
 )
 from reportlib.errors import ReviewError
 from reportlib.models import ROUTES, ProcessingReport, ReviewClaim
@@ -160,9 +161,7 @@ def _candidate_statement(dialect: str, intent: bool, route: bool, excluding: boo
     )
     if excluding:
         stmt = stmt.where(ProcessingReport.id.not_in(bindparam("tried", expanding=True)))
-    if dialect == "postgresql":
-        stmt = stmt.with_for_update(of=ProcessingReport, skip_locked=True)
-    return stmt
+    return lock_rows_for_dialect(dialect, stmt, of=ProcessingReport, skip_locked=True)
 
 
 def _audit_claim(db: Session, claim: Claim, minutes: int, now: dt.datetime) -> None:
