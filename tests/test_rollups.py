@@ -437,15 +437,21 @@ def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_refresh_verify_rebuild_with_progress(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
+def _migrated_with_reports(url: str, *, emails: int, seed: int) -> Engine:
+    """Migrate ``url`` through the command line and write reports for ``emails`` emails."""
     assert _cli(url, "migrate").returncode == 0
     engine = make_engine(url)
-    rng = random.Random(4)
+    rng = random.Random(seed)
     with session_scope(engine) as db:
-        for email_id in range(1, 25):
+        for email_id in range(1, emails + 1):
             ensure_incoming_email(db, email_id)
             _write(db, rng, email_id)
+    return engine
+
+
+def test_cli_refresh_verify_rebuild_with_progress(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    engine = _migrated_with_reports(url, emails=24, seed=4)
     refreshed = _cli(url, "rollups", "refresh", "--chunk-days", "5")
     assert refreshed.returncode == 0, refreshed.stderr
     assert "refreshed: 5/" in refreshed.stdout and "rollups refreshed:" in refreshed.stdout
@@ -468,13 +474,7 @@ def test_cli_rebuild_vacuums_the_rollups_on_postgresql(pg_databases: PostgresDat
     """After a rebuild the rollup tables are vacuumed and analyzed, so reads are
     index-only at once, whether or not autovacuum runs on the server."""
     pg_url = pg_databases.create("reportlib_cli_vacuum")
-    assert _cli(pg_url, "migrate").returncode == 0
-    engine = make_engine(pg_url)
-    rng = random.Random(5)
-    with session_scope(engine) as db:
-        for email_id in range(1, 6):
-            ensure_incoming_email(db, email_id)
-            _write(db, rng, email_id)
+    engine = _migrated_with_reports(pg_url, emails=5, seed=5)
     rebuilt = _cli(pg_url, "rollups", "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "vacuumed: 7/7 rollup tables" in rebuilt.stdout

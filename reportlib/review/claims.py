@@ -234,15 +234,21 @@ def claim_report(
     return claim
 
 
+def check_queue_filters(*, intent: object, route: object) -> None:
+    """Raise :class:`ReviewInputError` naming ``intent`` or ``route`` when it is not a
+    valid queue filter (None: no filter)."""
+    if intent is not None and not isinstance(intent, str):
+        raise ReviewInputError("intent", "must be text")
+    if route is not None and route not in ROUTES:
+        raise ReviewInputError("route", "must be one of " + ", ".join(ROUTES))
+
+
 def queue_filters(*, intent: str | None, route: str | None) -> list[ColumnElement[bool]]:
+    check_queue_filters(intent=intent, route=route)
     conditions: list[ColumnElement[bool]] = []
     if intent is not None:
-        if not isinstance(intent, str):
-            raise ReviewInputError("intent", "must be text")
         conditions.append(ProcessingReport.intent == intent)
     if route is not None:
-        if route not in ROUTES:
-            raise ReviewInputError("route", "must be one of " + ", ".join(ROUTES))
         conditions.append(ProcessingReport.confidence_route == route)
     return conditions
 
@@ -269,7 +275,7 @@ def claim_next_report(
     """
     reviewer = check_reviewer(reviewer)
     minutes = claim_minutes_or_default(claim_minutes)
-    queue_filters(intent=intent, route=route)  # checks them
+    check_queue_filters(intent=intent, route=route)
     shape = (intent is not None, route is not None)
     db.flush()
     current = resolve_now(db, now)
