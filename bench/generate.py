@@ -29,7 +29,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from faker import Faker
 from sqlalchemy import Connection, Engine, text, true
@@ -423,6 +423,13 @@ WHERE needs_review AND EXISTS (
 """
 
 
+#: The partial indexes over the open review queue (needs_review, no decision yet).
+OPEN_QUEUE_INDEXES: Final = (
+    "ix_processing_reports_open_queue",
+    "ix_processing_reports_open_queue_confidence",
+)
+
+
 def _is_empty(connection: Connection) -> bool:
     return not connection.execute(text("SELECT EXISTS (SELECT 1 FROM processing_reports)")).scalar()
 
@@ -509,6 +516,13 @@ def generate(
         connection.execute(text("ALTER TABLE processing_reports DISABLE TRIGGER USER"))
         connection.execute(text(BACKFILL_REVIEW_CLOSED_AT))
         connection.execute(text("ALTER TABLE processing_reports ENABLE TRIGGER USER"))
+        # That one UPDATE takes most flagged reports out of the open queue at once and
+        # leaves the open queue's partial indexes mostly empty pages (at 5M: 45,932
+        # entries in 22,999 pages, 709 once rebuilt), so the planner passes them over for
+        # today's open items. A database that grew report by report never closes most of
+        # its queue in one statement: build them from the rows they hold.
+        for index in OPEN_QUEUE_INDEXES:
+            connection.execute(text(f"REINDEX INDEX {index}"))
         timings["review_closed_at_s"] = time.perf_counter() - started
         log(f"  review_closed_at: {timings['review_closed_at_s']:.1f}s")
         connection.execute(
