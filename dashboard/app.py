@@ -100,7 +100,7 @@ def _filters_and_page() -> None:
     data.start_run()
     reports = page_name != "audit"
     try:
-        data.check_available()
+        lag = data.check_available()
     except DatabaseUnavailableError:
         # Draw the filters anyway (widgets left out of a run lose their state, and the
         # filters must survive an outage), without waiting for the database a second time.
@@ -109,6 +109,8 @@ def _filters_and_page() -> None:
         raise
     filters.sidebar(today=filters.utc_today(), load_intents=data.intents, reports=reports)
     _view_toggle()
+    if lag is not None:
+        ui.replica_lag_notice(lag)
     page.run()
 
 

@@ -23,7 +23,13 @@ from reportlib.errors import (
     ReportNotFoundError,
     ReportValidationError,
 )
-from reportlib.health import ACCESS_MESSAGE, is_database_access_error, is_database_unavailable
+from reportlib.health import (
+    ACCESS_MESSAGE,
+    READ_ONLY_MESSAGE,
+    is_database_access_error,
+    is_database_unavailable,
+    is_read_only_database,
+)
 from reportlib.monitoring import capture_page_error, init_sentry
 
 logger = logging.getLogger(__name__)
@@ -80,6 +86,8 @@ def database_problem(exc: BaseException) -> str | None:
     """The message to show when ``exc`` means the database is down, slow or not set up."""
     if is_database_access_error(exc):
         return ACCESS_MESSAGE  # wrong credentials or no such database: waiting won't help
+    if is_read_only_database(exc):
+        return READ_ONLY_MESSAGE  # DATABASE_URL names a replica: waiting won't help either
     if isinstance(exc, DatabaseUnavailableError):
         return f"{exc} {RETRY}"  # fixed text from reportlib.health
     if is_database_unavailable(exc):  # raised outside a translated block

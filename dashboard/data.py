@@ -37,7 +37,7 @@ from reportlib.audit import AuditEntry, count_audit_events, list_audit_events, r
 from reportlib.config import get_settings
 from reportlib.db import make_engine, make_sessionmaker
 from reportlib.dialect import single_writer
-from reportlib.health import check_database, translate_db_errors
+from reportlib.health import ReplicaLag, check_database, translate_db_errors
 from reportlib.queries import (
     OverviewKpis,
     QueueSnapshot,
@@ -67,15 +67,20 @@ def _engine(db: str) -> Engine:
     return make_engine(db)
 
 
-def check_available() -> None:
-    """Raise DatabaseUnavailableError unless the dashboard's database answers now.
+def check_available() -> ReplicaLag | None:
+    """Raise DatabaseUnavailableError unless the dashboard's database answers now; return
+    how far behind it is when it is a read replica lagging more than
+    ``DASHBOARD_REPLICA_MAX_LAG_S`` (None otherwise).
 
     Runs before every page, uncached: without it a page whose numbers are all cached
     would keep showing them through an outage as if nothing were wrong. Also starts a
-    background rollup refresh when one is due.
+    background rollup refresh, on the primary, when one is due.
     """
-    check_database(_engine(database_key()))
+    lag = check_database(_engine(database_key()))
     _rollup_refresher(primary_key()).start_if_due()
+    if lag is None or lag.behind.total_seconds() <= get_settings().dashboard_replica_max_lag_s:
+        return None
+    return lag
 
 
 class RollupRefresher:

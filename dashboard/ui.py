@@ -16,6 +16,7 @@ import streamlit as st
 from dashboard import auth, data, static_view, values
 from dashboard.static_view import INTERACTIVE_KEY, Card
 from reportlib.access import DashboardUser, can_see_values
+from reportlib.health import ReplicaLag
 from reportlib.queries import ReportFilter
 
 EMPTY_DATABASE = (
@@ -139,6 +140,17 @@ def truncation_note(what: str, limit: int, *truncated: bool) -> None:
             f":material/filter_list: The breakdowns show the {limit} largest {what}; "
             "the rest are left out of them (totals still count every report)."
         )
+
+
+def replica_lag_notice(lag: ReplicaLag) -> None:
+    """Say which instant the figures are as of, when the read replica lags behind."""
+    seconds = int(lag.behind.total_seconds())
+    st.warning(
+        f"Data as of {lag.as_of.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC: the read replica "
+        f"is {seconds:,} s behind the primary, so later reports and decisions are not in "
+        "these figures yet. The review queue's claims and holders come from the primary.",
+        icon=":material/history:",
+    )
 
 
 def stop_if_empty_database(has_reports: bool) -> None:

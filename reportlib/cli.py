@@ -16,6 +16,7 @@ from reportlib import jsoncodec
 from reportlib.config import ConfigurationError, get_settings
 from reportlib.db import make_engine, make_sessionmaker, session_scope
 from reportlib.errors import ReportlibError
+from reportlib.health import READ_ONLY_MESSAGE, is_read_only_database
 from reportlib.lifecycle import DEFAULT_BATCH_SIZE
 
 log = logging.getLogger("reportlib.cli")
@@ -356,6 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:
+        if is_read_only_database(exc):
+            print(f"error: {READ_ONLY_MESSAGE}", file=sys.stderr)
+            return 1
         # The driver's message can hold SQL parameters; name only the kind of failure.
         print(f"database error: {type(exc).__name__} (is DATABASE_URL reachable?)", file=sys.stderr)
         return 1

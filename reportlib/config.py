@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     dashboard_cache_ttl_s: int = Field(
         60, ge=0, le=3600, description="Seconds dashboard query results stay cached."
     )
+    dashboard_replica_max_lag_s: int = Field(
+        30,
+        ge=0,
+        le=86_400,
+        description=(
+            "Seconds the dashboard's read replica (DASHBOARD_DATABASE_URL) may lag behind "
+            "the primary before every page says which instant its data is as of."
+        ),
+    )
     rollup_refresh_interval_s: int = Field(
         60,
         ge=0,

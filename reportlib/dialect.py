@@ -67,6 +67,30 @@ def _utcnow_sqlite(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
     return "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
 
 
+class replayed_at(FunctionElement[dt.datetime]):
+    """On a PostgreSQL hot standby that has received WAL it has not replayed yet: the commit
+    time of the last transaction it replayed, which is how current its data is. NULL on a
+    primary, on a standby that has replayed everything it received, and on SQLite."""
+
+    type = DateTime(timezone=True)
+    inherit_cache = True
+
+
+@compiles(replayed_at, "postgresql")
+def _replayed_at_postgresql(element: replayed_at, compiler: SQLCompiler, **kw: Any) -> str:
+    # A standby whose WAL receiver is down has an unknown receive position: IS DISTINCT
+    # FROM counts it as behind, so a replica cut off from its primary says so.
+    return (
+        "(CASE WHEN pg_is_in_recovery() AND pg_last_wal_receive_lsn() IS DISTINCT FROM "
+        "pg_last_wal_replay_lsn() THEN pg_last_xact_replay_timestamp() END)"
+    )
+
+
+@compiles(replayed_at, "sqlite")
+def _replayed_at_sqlite(element: replayed_at, compiler: SQLCompiler, **kw: Any) -> str:
+    return "NULL"
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """A timestamp stored in UTC and always read back timezone-aware."""
 
@@ -727,6 +751,7 @@ def allow_long_statements(session: Session, *, timeout_ms: int) -> None:
 
 
 __all__ = [
+    "replayed_at",
     "dialect_name",
     "insert_for",
     "insert_for_dialect",

@@ -43,5 +43,13 @@ class DatabaseAccessError(DatabaseUnavailableError):
     """
 
 
+class DatabaseReadOnlyError(DatabaseUnavailableError):
+    """The database accepts only reads: a hot standby, or a server in read-only mode.
+
+    Writes (reports, claims, decisions, rollup maintenance) belong on the primary,
+    ``DATABASE_URL``; waiting will not help.
+    """
+
+
 class ReportTooLargeError(ReportValidationError):
     """A value, a list or a whole report is larger than the configured limit."""

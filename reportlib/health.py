@@ -16,22 +16,35 @@ reports cannot print it. Only the error's class name and SQLSTATE are logged.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Final
 
 import psycopg2
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, literal, select
 from sqlalchemy import exc as sa_exc
 
-from reportlib.errors import DatabaseAccessError, DatabaseUnavailableError
+from reportlib.dialect import replayed_at, utcnow
+from reportlib.errors import (
+    DatabaseAccessError,
+    DatabaseReadOnlyError,
+    DatabaseUnavailableError,
+)
 
 logger = logging.getLogger(__name__)
 
 UNREACHABLE_MESSAGE: Final = (
     "The database is not reachable right now (connection refused, lost or timed out)."
 )
+READ_ONLY_MESSAGE: Final = (
+    "The database accepts only reads (a read replica, or read-only mode): writes go to the "
+    "primary. Point DATABASE_URL at the primary."
+)
+#: read_only_sql_transaction: a write on a hot standby or in a read-only transaction.
+_READ_ONLY_SQLSTATE: Final = "25006"
 TIMEOUT_MESSAGE: Final = "The database did not answer in time (the query was cancelled)."
 ACCESS_MESSAGE: Final = (
     "The database refused the configured user or password, or the configured database does "
@@ -97,6 +110,8 @@ def _classify(error: BaseException) -> str | None:
     if isinstance(error, sa_exc.TimeoutError):  # pool checkout waited too long
         return UNREACHABLE_MESSAGE
     driver_error = _driver_error(error)
+    if isinstance(driver_error, psycopg2.Error) and _sqlstate(driver_error) == _READ_ONLY_SQLSTATE:
+        return READ_ONLY_MESSAGE
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return UNREACHABLE_MESSAGE
     if isinstance(driver_error, (psycopg2.OperationalError, psycopg2.InterfaceError)):
@@ -125,6 +140,11 @@ def _classify(error: BaseException) -> str | None:
 def is_database_access_error(error: BaseException) -> bool:
     """Whether ``error`` means wrong credentials or an unknown database (waiting won't help)."""
     return isinstance(error, DatabaseAccessError) or _classify(error) == ACCESS_MESSAGE
+
+
+def is_read_only_database(error: BaseException) -> bool:
+    """Whether ``error`` is a write refused because the database accepts only reads."""
+    return isinstance(error, DatabaseReadOnlyError) or _classify(error) == READ_ONLY_MESSAGE
 
 
 def is_database_unavailable(error: BaseException) -> bool:
@@ -166,11 +186,27 @@ def translate_db_errors() -> Iterator[None]:
         )
         if message == ACCESS_MESSAGE:
             raise DatabaseAccessError(message) from None
+        if message == READ_ONLY_MESSAGE:
+            raise DatabaseReadOnlyError(message) from None
         raise DatabaseUnavailableError(message) from None
 
 
-def check_database(engine: Engine) -> None:
-    """Raise DatabaseUnavailableError unless the database answers ``SELECT 1`` in time.
+@dataclass(frozen=True, slots=True)
+class ReplicaLag:
+    """A hot standby that has not replayed all it received: its data is as of
+    ``as_of`` (the last replayed commit), ``behind`` before the database's clock."""
+
+    as_of: dt.datetime
+    behind: dt.timedelta
+
+
+_CHECK: Final = select(literal(1), replayed_at(), utcnow())
+
+
+def check_database(engine: Engine) -> ReplicaLag | None:
+    """Raise DatabaseUnavailableError unless the database answers in time; return how far
+    behind it is when it is a read replica that lags (None otherwise), in the same round
+    trip.
 
     Bounded by the engine's settings (see :func:`reportlib.db.make_engine`): the connect
     timeout when the server is unreachable, the statement timeout when it is overloaded.
@@ -178,15 +214,21 @@ def check_database(engine: Engine) -> None:
     and replaced, so the first call after the server returns succeeds.
     """
     with translate_db_errors(), engine.connect() as connection:
-        connection.execute(text("SELECT 1")).scalar_one()
+        _, as_of, now = connection.execute(_CHECK).one()
+    if as_of is None:
+        return None
+    return ReplicaLag(as_of=as_of, behind=max(now - as_of, dt.timedelta(0)))
 
 
 __all__ = [
     "ACCESS_MESSAGE",
+    "READ_ONLY_MESSAGE",
+    "ReplicaLag",
     "TIMEOUT_MESSAGE",
     "UNREACHABLE_MESSAGE",
     "check_database",
     "is_database_access_error",
     "is_database_unavailable",
+    "is_read_only_database",
     "translate_db_errors",
 ]

@@ -1,0 +1,139 @@
+"""A PostgreSQL primary and a hot standby streaming from it, for the replica tests.
+
+Both are clusters of their own, made with the machine's PostgreSQL tools on 127.0.0.1 and
+free ports in a temporary directory: ``initdb`` for the primary (its own ``pg_hba.conf``
+allows replication from 127.0.0.1, which the machine's shared server need not), then
+``pg_basebackup -R`` for the standby, which streams the primary's WAL and replays it as
+PostgreSQL's own replication does. Nothing of the machine's server is changed. Servers run
+as the ``postgres`` user when the tests run as root (PostgreSQL refuses root).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+
+DATABASE = "reportlib_replica"
+
+
+def postgres_bin_dir() -> Path | None:
+    """The newest installed PostgreSQL's program directory, if it has what the pair needs."""
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        found = Path(candidate)
+        if all((found / tool).exists() for tool in ("initdb", "pg_ctl", "pg_basebackup")):
+            return found
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return command
+    return ["runuser", "-u", "postgres", "--", *command]
+
+
+@dataclass
+class StreamingPair:
+    """A running primary and its hot standby."""
+
+    bin_dir: Path
+    root: Path
+    primary_port: int
+    standby_port: int
+
+    @property
+    def primary_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.primary_port}/{DATABASE}"
+
+    @property
+    def standby_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.standby_port}/{DATABASE}"
+
+    def run(self, *command: str) -> None:
+        subprocess.run(
+            _as_postgres([str(self.bin_dir / command[0]), *command[1:]]),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self, name: str, port: int) -> None:
+        data = self.root / name
+        self.run(
+            "pg_ctl", "-D", str(data), "-l", str(self.root / f"{name}.log"), "-w", "-t", "60",
+            "-o", f"-p {port} -k {self.root} -c listen_addresses=127.0.0.1",
+            "start",
+        )  # fmt: skip
+
+    def stop(self, name: str) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            self.run("pg_ctl", "-D", str(self.root / name), "-m", "immediate", "-w", "stop")
+
+    def wait_for_replay(self, primary: Engine, standby: Engine, timeout_s: float = 30) -> None:
+        """Return once the standby has replayed everything the primary has written."""
+        with primary.connect() as connection:
+            lsn = connection.execute(text("SELECT pg_current_wal_lsn()::text")).scalar_one()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with standby.connect() as connection:
+                done = connection.execute(
+                    text("SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)"), {"lsn": lsn}
+                ).scalar_one()
+            if done:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the standby did not replay up to {lsn} in {timeout_s} s")
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def streaming_pair(bin_dir: Path) -> Iterator[StreamingPair]:
+    """Start a primary with an empty ``reportlib_replica`` database and a standby of it;
+    stop both and remove their files afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="reportlib-replica-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    pair = StreamingPair(bin_dir, root, _free_port(), _free_port())
+    try:
+        pair.run(
+            "initdb", "-D", str(root / "primary"), "-U", "postgres", "--auth=trust",
+            "--no-sync", "-E", "UTF8", "--locale=C.UTF-8",
+        )  # fmt: skip
+        with (root / "primary" / "postgresql.conf").open("a") as conf:
+            # A test server: durability is not needed, speed is.
+            conf.write("\nfsync = off\nfull_page_writes = off\n")
+        pair.start("primary", pair.primary_port)
+        admin = create_engine(
+            f"postgresql://postgres@127.0.0.1:{pair.primary_port}/postgres",
+            isolation_level="AUTOCOMMIT",
+        )
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {DATABASE}"))
+        admin.dispose()
+        pair.run(
+            "pg_basebackup", "-h", "127.0.0.1", "-p", str(pair.primary_port), "-U", "postgres",
+            "-D", str(root / "standby"), "-R", "-X", "stream", "--no-sync",
+            "--checkpoint=fast",
+        )  # fmt: skip
+        pair.start("standby", pair.standby_port)
+        yield pair
+    finally:
+        pair.stop("standby")
+        pair.stop("primary")
+        shutil.rmtree(root, ignore_errors=True)
