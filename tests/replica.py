@@ -11,8 +11,10 @@ as the ``postgres`` user when the tests run as root (PostgreSQL refuses root).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import glob
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -23,6 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from reportlib import migrate
+from reportlib.db import make_engine
+from reportlib.demo import seed_demo
+from reportlib.demo_review import seed_review_history
 
 DATABASE = "reportlib_replica"
 
@@ -137,3 +145,20 @@ def streaming_pair(bin_dir: Path) -> Iterator[StreamingPair]:
         pair.stop("standby")
         pair.stop("primary")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def seeded_streaming_pair(
+    bin_dir: Path, *, now: dt.datetime, days: int = 45, count: int = 300
+) -> Iterator[StreamingPair]:
+    """:func:`streaming_pair`, its primary migrated and seeded with ``count`` demo reports
+    over the ``days`` before ``now`` and a review history."""
+    with streaming_pair(bin_dir) as pair:
+        engine = make_engine(pair.primary_url)
+        migrate.upgrade(engine)
+        with Session(engine) as session:
+            seed_demo(session, count=count, seed=31, days=days, now=now)
+            seed_review_history(session, rng=random.Random(3), now=now, share=0.5)
+            session.commit()
+        engine.dispose()
+        yield pair

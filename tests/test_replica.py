@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import random
 import subprocess
 import sys
 import time
@@ -21,11 +20,9 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from reportlib import create_processing_report, ensure_incoming_email, migrate, queries, review
+from reportlib import create_processing_report, ensure_incoming_email, queries, review
 from reportlib.config import get_settings
 from reportlib.db import make_engine
-from reportlib.demo import seed_demo
-from reportlib.demo_review import seed_review_history
 from reportlib.health import ReplicaLag, check_database
 from reportlib.models import ProcessingReport, ReviewClaim, ReviewDecision, rollup_dirty_days
 from reportlib.queries import ReportFilter
@@ -37,7 +34,7 @@ from tests.dashboard.test_review_flow import (
     plan_verdicts,
     submit,
 )
-from tests.replica import StreamingPair, postgres_bin_dir, streaming_pair
+from tests.replica import StreamingPair, postgres_bin_dir, seeded_streaming_pair
 
 pytestmark = pytest.mark.postgres
 
@@ -61,14 +58,7 @@ def pair(demo_now: dt.datetime) -> Iterator[StreamingPair]:
         "PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup) are not installed",
     )
     assert bin_dir is not None
-    with streaming_pair(bin_dir) as running:
-        engine = make_engine(running.primary_url)
-        migrate.upgrade(engine)
-        with Session(engine) as session:
-            seed_demo(session, count=300, seed=31, days=45, now=demo_now)
-            seed_review_history(session, rng=random.Random(3), now=demo_now, share=0.5)
-            session.commit()
-        engine.dispose()
+    with seeded_streaming_pair(bin_dir, now=demo_now) as running:
         yield running
 
 
