@@ -23,9 +23,9 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from bench import dashboard_queries, database, generate
+from bench import dashboard_queries, database, generate, partitioning
 from bench import run as bench_run
-from reportlib import demo, migrate, rollups
+from reportlib import demo, migrate, queries, rollups
 from reportlib.config import normalize_database_url
 
 N = 2000
@@ -400,3 +400,62 @@ def test_floor_times_each_layer_against_hello_world(chromium_path: str) -> None:
     assert out["variants"]["hello"]["elements"]["date_inputs"] == 0
     table = browser_floor.format_table(out)
     assert "nav+filters+metrics+svg" in table and "hello" in table
+
+
+def test_partitioning_harness_compares_both_layouts_on_the_same_data(
+    smoke: dict[str, Any], tmp_path: Any
+) -> None:
+    engine: Engine = smoke["engine"]
+    printed = io.StringIO()
+    argv = [
+        "--database-url", smoke["url"], "--runs", "1", "--threads", "1", "2",
+        "--reports", "40", "--rounds", "1", "--results-dir", str(tmp_path), "--keep",
+    ]  # fmt: skip
+    with contextlib.redirect_stdout(printed):
+        assert partitioning.main(argv) == 0
+    try:
+        (result_file,) = tmp_path.glob("partitioning-*.json")
+        result = json.loads(result_file.read_text())
+        assert set(result["pages"]) == set(dashboard_queries.PAGES)
+        for row in result["pages"].values():
+            assert set(row) == {
+                f"{layout}_{mode}_ms"
+                for layout in ("unpartitioned", "partitioned")
+                for mode in ("cold", "warm")
+            }
+        assert set(result["writes"]) == {"1", "2"}
+        assert all(v > 0 for rates in result["writes"].values() for v in rates.values())
+        assert result["drop_month"]["reports"] > 0
+        assert "DETACH + DROP" in printed.getvalue()
+        # Both layouts hold the same reports, so the pages read the same figures.
+        ctx = dashboard_queries.default_context(engine)
+        flt = ctx.flt
+        with Session(engine) as session:
+            today = queries.overview_kpis(session, flt=flt, now=ctx.now)
+            queue = queries.review_queue_page(session, flt=flt, sort="lowest_confidence")
+        with (
+            partitioning.partitioned_engine(smoke["url"]) as partitioned,
+            Session(partitioned) as session,
+        ):
+            resolved = "SELECT relkind FROM pg_class WHERE oid = 'processing_reports'::regclass"
+            assert session.execute(text(resolved)).scalar() == "p"  # the partitioned copy
+            assert session.execute(text("SELECT count(*) FROM processing_reports")).scalar() == N
+            assert queries.overview_kpis(session, flt=flt, now=ctx.now) == today
+            pd.testing.assert_frame_equal(
+                queries.review_queue_page(session, flt=flt, sort="lowest_confidence"), queue
+            )
+            assert len(queue) > 0
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA IF EXISTS partitioned CASCADE"))
+    # What the harness wrote is gone, and the month it dropped was rolled back.
+    with engine.connect() as connection:
+        reports, emails = connection.execute(
+            text(
+                "SELECT (SELECT count(*) FROM processing_reports), "
+                "(SELECT count(*) FROM incoming_emails)"
+            )
+        ).one()
+    assert (reports, emails) == (N, N)
+    with Session(engine) as session:
+        assert rollups.verify_rollups(session) == []
