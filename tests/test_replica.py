@@ -58,7 +58,8 @@ def pair(demo_now: dt.datetime) -> Iterator[StreamingPair]:
         "PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup) are not installed",
     )
     assert bin_dir is not None
-    with seeded_streaming_pair(bin_dir, now=demo_now) as running:
+    # 25 days: every seeded item lies in the dashboard's default 30-day window.
+    with seeded_streaming_pair(bin_dir, now=demo_now, days=25, count=240) as running:
         yield running
 
 
@@ -273,6 +274,9 @@ def test_claims_and_decisions_land_on_the_primary_while_the_replica_lags(
         item = review.get_review_item(session, email_id=email_id)
     assert item is not None and item.claim is not None
     assert any(t.value.startswith("You hold this report until") for t in at.text)
+    queue = at.dataframe[0].value.set_index("Email")
+    expires = item.claim.expires_at.astimezone(dt.UTC)
+    assert queue.loc[email_id, "Held by"] == f"{REVIEWER} (until {expires:%H:%M})"
 
     plan, outcome = plan_verdicts(item)
     fill_form(at, item, plan)
