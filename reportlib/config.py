@@ -48,6 +48,24 @@ class Settings(BaseSettings):
         DEFAULT_KEY_FIELDS,
         description="Comma-separated fields every report is expected to carry.",
     )
+    audit_sample_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of the reports the pipeline did not flag that go to the review queue "
+            "anyway as audit samples (0: none). Drawn from the email id: the same email is "
+            "always in or out. See reportlib.sampling."
+        ),
+    )
+    audit_sample_overrides: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict,
+        description=(
+            "Rates per route or intent, e.g. 'high=0.01,low=0.05,debt_claim=0.03': keys "
+            "high, medium and low are routes, any other key an intent; an intent's rate "
+            "wins over its route's, which wins over AUDIT_SAMPLE_RATE."
+        ),
+    )
     review_claim_minutes: int = Field(
         15, ge=1, le=24 * 60, description="Minutes a review claim lasts before the item returns."
     )
@@ -160,6 +178,26 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("KEY_FIELDS must name at least one field")
         return value
+
+    @field_validator("audit_sample_overrides", mode="before")
+    @classmethod
+    def _parse_audit_overrides(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        rates: dict[str, float] = {}
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            key, sep, rate = entry.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise ValueError("every entry must be NAME=RATE, e.g. low=0.05")
+            try:
+                share = float(rate)
+            except ValueError:
+                raise ValueError(f"the rate of {key!r} is not a number") from None
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"the rate of {key!r} must be between 0 and 1")
+            rates[key] = share
+        return rates
 
     @field_validator("dashboard_roles", mode="before")
     @classmethod

@@ -187,6 +187,10 @@ class ProcessingReport(Base):
     # When retention or an erasure request removed this report's values (None: they are
     # here). See reportlib.lifecycle for what a redacted report keeps; 0009.
     values_erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # The rate this report was drawn at as an audit sample (None: it is not one): the
+    # pipeline did not flag it, and the writer put it into the review queue anyway, with
+    # the reason "audit sample". See reportlib.sampling; 0013.
+    audit_rate: Mapped[float | None] = mapped_column(FloatValue())
 
     email: Mapped[IncomingEmail] = relationship(lazy="raise")
 

@@ -28,6 +28,7 @@ from reportlib.config import get_settings
 from reportlib.dialect import dialect_name, insert_for, insert_for_dialect, utcnow
 from reportlib.errors import ReportTooLargeError, ReportValidationError, UnknownEmailError
 from reportlib.models import ROUTES, IncomingEmail, ProcessingReport
+from reportlib.sampling import AUDIT_REASON, AuditRates
 
 INT32_MAX = 2_147_483_647
 REVIEW_REASON_MAX = 100
@@ -242,6 +243,8 @@ class _Rules:
     key_name_bytes: dict[str, int]
     #: Keys of extracted_data that are not extra fields.
     known_keys: frozenset[str]
+    #: Audit sampling rates (AUDIT_SAMPLE_RATE, AUDIT_SAMPLE_OVERRIDES).
+    audit: AuditRates
 
 
 def _rules(key_fields: Sequence[str] | None) -> _Rules:
@@ -253,7 +256,11 @@ def _rules(key_fields: Sequence[str] | None) -> _Rules:
     name_bytes = {name: check_json_text(name, "key_fields") for name in names}
     limits = _Limits(settings.max_value_bytes, settings.max_list_items, settings.max_report_bytes)
     return _Rules(
-        limits, tuple(name_bytes), name_bytes, frozenset((*name_bytes, "extraction_metadata"))
+        limits,
+        tuple(name_bytes),
+        name_bytes,
+        frozenset((*name_bytes, "extraction_metadata")),
+        AuditRates.from_overrides(settings.audit_sample_rate, settings.audit_sample_overrides),
     )
 
 
@@ -426,6 +433,11 @@ def _report_row(
         raise ReportTooLargeError(
             "extracted_data", f"is larger than {limits.report_bytes} bytes in total"
         )
+    audit_rate = None
+    if not needs_review and rules.audit.enabled:
+        audit_rate = rules.audit.sample_rate(email_id, confidence_route, intent)
+        if audit_rate is not None:
+            needs_review, reason = True, AUDIT_REASON
     return (
         email_id,
         extracted_fields,
@@ -438,6 +450,7 @@ def _report_row(
         sources,
         tokens,
         time_ms,
+        audit_rate,
     )
 
 
@@ -472,6 +485,7 @@ _UPDATED_ON_CONFLICT = (
     "sources_processed",
     "total_tokens_used",
     "processing_time_ms",
+    "audit_rate",
 )
 
 
@@ -666,7 +680,7 @@ _CREATE_STAGE = (
     "overall_confidence double precision NOT NULL, confidence_route varchar(20) NOT NULL, "
     "needs_review boolean NOT NULL, review_reason varchar(100), intent varchar(50), "
     "sources_processed integer NOT NULL, total_tokens_used integer NOT NULL, "
-    "processing_time_ms integer) ON COMMIT DROP"
+    "processing_time_ms integer, audit_rate double precision) ON COMMIT DROP"
 )
 _COPY_STAGE = f"COPY {_STAGE} ({', '.join(_COLUMNS)}) FROM STDIN"
 _UPSERT_FROM_STAGE = (
@@ -678,7 +692,7 @@ _UPSERT_FROM_STAGE = (
 )
 # COPY's text format: backslash escapes for the characters that delimit fields and rows.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_COPY_LINE = "%d\t%s\t%s\t%r\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n"
+_COPY_LINE = "%d\t%s\t%s\t%r\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n"
 
 
 def _copy_text(value: str | None) -> str:
@@ -719,6 +733,7 @@ def _copy_line(
     sources: int,
     tokens: int,
     time_ms: int | None,
+    audit_rate: float | None,
 ) -> str:
     """A validated row (:func:`_report_row`, in its order) as a line of COPY text."""
     return _COPY_LINE % (
@@ -733,6 +748,7 @@ def _copy_line(
         sources,
         tokens,
         "\\N" if time_ms is None else f"{time_ms:d}",
+        "\\N" if audit_rate is None else repr(audit_rate),
     )
 
 
