@@ -12,11 +12,18 @@ import datetime as dt
 import streamlit as st
 
 from dashboard import ui
-from dashboard.values import EMPTY, display_value, plain_text
+from dashboard.values import EMPTY, HIDDEN, display_value, plain_text
 from reportlib.queries import ReportDetail
 from reportlib.service import INT32_MAX
 
 ROUTE_NAMES = {"high": "High", "medium": "Medium", "low": "Low"}
+
+
+BLIND_NOTE = (
+    "Audit sample: the pipeline did not flag this report; it was drawn at random to measure "
+    "the accuracy of what passes unreviewed. Its confidences and route stay hidden until a "
+    "decision is recorded, so that the machine's score does not sway the verdicts."
+)
 
 
 def _labelled(label: str, value: str) -> None:
@@ -51,13 +58,20 @@ def render(detail: ReportDetail) -> None:
         with right:
             _labelled("Received", ui.utc_text(detail.received_at))
 
+        if detail.blind:
+            st.info(BLIND_NOTE, icon=":material/visibility_off:")
         metrics = st.columns(5)
-        metrics[0].metric("Overall confidence", f"{detail.overall_confidence:.2f}")
-        metrics[1].metric("Route", ROUTE_NAMES.get(detail.confidence_route, "Unknown"))
+        if detail.blind:
+            metrics[0].metric("Overall confidence", HIDDEN)
+            metrics[1].metric("Route", HIDDEN)
+        else:
+            metrics[0].metric("Overall confidence", f"{detail.overall_confidence:.2f}")
+            metrics[1].metric("Route", ROUTE_NAMES.get(detail.confidence_route, "Unknown"))
         metrics[2].metric("Sources processed", f"{detail.sources_processed:,}")
         metrics[3].metric("Tokens", f"{detail.total_tokens_used:,}")
         metrics[4].metric("Processing time", ui.fmt_ms(detail.processing_time_ms))
-        st.progress(min(max(detail.overall_confidence, 0.0), 1.0))
+        if not detail.blind:
+            st.progress(min(max(detail.overall_confidence, 0.0), 1.0))
 
         facts = st.columns(4)
         with facts[0]:
@@ -87,7 +101,9 @@ def render(detail: ReportDetail) -> None:
                 value.text(erased)
             else:
                 value.code(display_value(item.name, item.value), language=None, wrap_lines=True)
-            if item.confidence is None:
+            if detail.blind:
+                confidence.text(HIDDEN)
+            elif item.confidence is None:
                 confidence.text(EMPTY)
             else:
                 confidence.progress(min(max(item.confidence, 0.0), 1.0))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from dashboard.values import EMPTY, plain_text
+from dashboard.values import EMPTY, HIDDEN, plain_text
 from reportlib.errors import ReportlibError
 from reportlib.review import (
     NOTE_MAX,
@@ -156,7 +156,11 @@ def render(item: ReviewItem, *, on_submit: Callable[[Submission], None]) -> None
         if field.was_missing:
             confidence.text("missing")
         else:
-            confidence.text(EMPTY if field.confidence is None else f"{field.confidence:.2f}")
+            confidence.text(
+                HIDDEN
+                if item.blind
+                else (EMPTY if field.confidence is None else f"{field.confidence:.2f}")
+            )
         labels = MISSING_VERDICTS if field.was_missing else EXTRACTED_VERDICTS
         verdict = verdict_col.segmented_control(
             f"Verdict for field {index + 1}",

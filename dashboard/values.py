@@ -24,6 +24,8 @@ from reportlib.config import Role
 from reportlib.queries import FieldDetail, ReportDetail
 
 EMPTY = "—"
+#: Shown instead of an audit sample's confidences and route before its decision.
+HIDDEN: Final = "hidden"
 
 # Bidirectional controls reorder what is shown around them: "invoice\u202egpj.exe"
 # displays as "invoiceexe.jpg". Every one is replaced by a visible marker like [U+202E].

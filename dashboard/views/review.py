@@ -19,6 +19,7 @@ from dashboard import data, drilldown, filters, quality_charts, review_data, rev
 from dashboard.values import plain_frame, plain_text
 from reportlib import queries
 from reportlib.queries import MAX_QUEUE_ROWS, QUEUE_SORTS, ReportFilter
+from reportlib.sampling import AUDIT_REASON
 
 PAGE_SIZE = 50
 ROUTE_NAMES = {"high": "High", "medium": "Medium", "low": "Low"}
@@ -29,6 +30,8 @@ def _queue_table(
 ) -> pd.DataFrame:
     ages = [(now - created).total_seconds() for created in frame["created_at"]]
     holders = [held.get(int(email_id)) for email_id in frame["email_id"]]
+    # Audit samples are reviewed blind: no confidence and no route before the decision.
+    blind = frame["review_reason"] == AUDIT_REASON
     return pd.DataFrame(
         {
             "Email": frame["email_id"],
@@ -36,8 +39,8 @@ def _queue_table(
             "Created (UTC)": frame["created_at"].dt.tz_convert("UTC").dt.tz_localize(None),
             "Review reason": frame["review_reason"].fillna("—"),
             "Intent": frame["intent"].fillna("—"),
-            "Route": frame["confidence_route"].map(ROUTE_NAMES),
-            "Overall confidence": frame["overall_confidence"],
+            "Route": frame["confidence_route"].map(ROUTE_NAMES).mask(blind, "—"),
+            "Overall confidence": frame["overall_confidence"].mask(blind),
             "Missing fields": frame["missing_fields"],
             "Held by": [
                 f"{holder[0]} (until {holder[1].astimezone(dt.UTC):%H:%M})" if holder else "—"

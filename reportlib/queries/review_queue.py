@@ -240,6 +240,14 @@ class ReportDetail:
     missing_fields: tuple[str, ...] = field(default=())
     # When retention or an erasure request removed the values (None: they are shown).
     values_erased_at: dt.datetime | None = None
+    #: The rate this report was drawn at as an audit sample (None: it is not one).
+    audit_rate: float | None = None
+
+    @property
+    def blind(self) -> bool:
+        """An open audit sample: its confidences and route are not shown before the
+        decision, so that the machine's score does not sway the reviewer."""
+        return self.audit_rate is not None and self.open_for_review
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -311,4 +319,5 @@ def get_report_detail(
         fields=tuple(fields),
         missing_fields=tuple(str(name) for name in missing),
         values_erased_at=report.values_erased_at,
+        audit_rate=report.audit_rate,
     )

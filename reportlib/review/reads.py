@@ -165,6 +165,7 @@ def get_review_item(
             ProcessingReport.extracted_fields,
             ProcessingReport.missing_fields,
             ProcessingReport.values_erased_at,
+            ProcessingReport.audit_rate,
             open_review_condition().label("is_open"),
             ReviewClaim.reviewer.label("holder"),
             ReviewClaim.claimed_at,
@@ -203,6 +204,7 @@ def get_review_item(
         fields=tuple(review_fields(row.extracted_fields, row.missing_fields, keys)),
         history=tuple(get_review_history(db, report_id=row.id, limit=history_limit)),
         values_erased_at=row.values_erased_at,
+        audit_rate=row.audit_rate,
     )
 
 

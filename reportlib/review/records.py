@@ -195,6 +195,13 @@ class ReviewItem:
     history: tuple[DecisionRecord, ...]
     #: When retention or an erasure request removed the values (None: they are there).
     values_erased_at: dt.datetime | None = None
+    #: The rate this report was drawn at as an audit sample (None: it is not one).
+    audit_rate: float | None = None
+
+    @property
+    def blind(self) -> bool:
+        """An open audit sample: reviewed without its confidences and route."""
+        return self.audit_rate is not None and self.is_open
 
 
 @dataclass(frozen=True, slots=True)
