@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,7 @@ from reportlib.config import get_settings
 from reportlib.db import make_engine
 from reportlib.demo import seed_demo
 from reportlib.sampling import AUDIT_REASON
+from tests.dashboard.server import screenshot, streamlit_server, wait_idle
 from tests.dashboard.test_review_flow import (
     assert_clean,
     choose_outcome,
@@ -119,3 +121,20 @@ def test_an_audit_sample_is_reviewed_blind_until_its_decision(
     assert metric(at, "Overall confidence") == "0.93"
     assert metric(at, "Route") == "High"
     assert item_of(engine, email_id).blind is False
+
+
+@pytest.mark.browser
+def test_the_blind_review_in_the_browser(
+    database: tuple[Engine, int], page: Page, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    engine, email_id = database
+    with streamlit_server(engine.url.render_as_string(hide_password=False), tmp_path) as server:
+        page.goto(f"{server.base}/review?email_id={email_id}")
+        drilldown = page.locator(".st-key-drilldown")
+        expect(drilldown.get_by_text("Audit sample: the pipeline did not flag")).to_be_visible()
+        expect(drilldown.get_by_text(HIDDEN, exact=True).first).to_be_visible()
+        wait_idle(page)
+        for confidence in FIELD_CONFIDENCES:
+            expect(drilldown.get_by_text(confidence, exact=True)).to_have_count(0)
+        drilldown.scroll_into_view_if_needed()
+        screenshot(page, artifacts_dir, "audit_sample_blind")
