@@ -318,6 +318,11 @@ def throughput_table(stats: QueueStats) -> pd.DataFrame:
             "median_hours_to_decision": None
             if row.median_seconds_to_decision is None
             else row.median_seconds_to_decision / 3600,
+            "items_per_active_hour": row.items_per_active_hour,
+            "median_minutes_per_item": None
+            if row.median_seconds_per_item is None
+            else row.median_seconds_per_item / 60,
+            "changed_share": row.changed_share,
         }
         for row in stats.throughput
     ]
@@ -329,7 +334,19 @@ def throughput_table(stats: QueueStats) -> pd.DataFrame:
         "rejected",
         "decisions_per_day",
         "median_hours_to_decision",
+        "items_per_active_hour",
+        "median_minutes_per_item",
+        "changed_share",
     ]
     return pd.DataFrame.from_records(rows, columns=columns).astype(
-        {"decisions_per_day": "float64", "median_hours_to_decision": "float64"}
+        {
+            name: "float64"
+            for name in (
+                "decisions_per_day",
+                "median_hours_to_decision",
+                "items_per_active_hour",
+                "median_minutes_per_item",
+                "changed_share",
+            )
+        }
     )

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -702,6 +703,7 @@ def _expected_stats(
     ).all()
     decisions = db.execute(
         select(
+            ReviewDecision.id,
             ReviewDecision.report_id,
             ReviewDecision.reviewer,
             ReviewDecision.outcome,
@@ -728,6 +730,12 @@ def _expected_stats(
     for d in window:
         per_reviewer.setdefault(d.reviewer, []).append(d)
     days = (end - start).total_seconds() / 86400
+
+    def working_gaps(rows: list[Any]) -> list[float]:
+        ordered = sorted(rows, key=lambda d: (d.decided_at, d.id))
+        gaps = [(b.decided_at - a.decided_at).total_seconds() for a, b in pairwise(ordered)]
+        return [g for g in gaps if g <= 600]
+
     throughput = [
         ReviewerThroughput(
             reviewer=name,
@@ -737,6 +745,11 @@ def _expected_stats(
             rejected=sum(d.outcome == "rejected" for d in rows),
             decisions_per_day=len(rows) / days,
             median_seconds_to_decision=statistics.median(seconds(d) for d in rows),
+            timed_decisions=len(working_gaps(rows)),
+            active_seconds=sum(working_gaps(rows)),
+            median_seconds_per_item=statistics.median(working_gaps(rows))
+            if working_gaps(rows)
+            else None,
         )
         for name, rows in per_reviewer.items()
     ]
@@ -812,6 +825,8 @@ class _approx_equal_to:
                 {
                     **_fields_of(t),
                     "median_seconds_to_decision": _round(t.median_seconds_to_decision),
+                    "active_seconds": _round(t.active_seconds),
+                    "median_seconds_per_item": _round(t.median_seconds_per_item),
                 }
                 for t in stats.throughput
             )
@@ -957,3 +972,31 @@ def test_concurrent_claims_of_one_report_have_one_winner(pg_review_engine: Engin
             )
         ).all()
     assert audit == winners
+
+
+def test_active_time_skips_breaks_and_gives_items_per_hour(db: Session) -> None:
+    """One reviewer decides at 0, 2, 5, 30 and 31 minutes: gaps of 120, 180, 1500 and 60 s.
+    The 25-minute gap is a break, so three decisions are timed, over 360 s."""
+    intent = new_intent()
+    start = dt.datetime(2026, 4, 2, 9, 0, tzinfo=dt.UTC)
+    minutes = [0, 2, 5, 30, 31]
+    outcomes = ["approved", "rejected", "approved", "rejected", "approved"]
+    for minute, outcome in zip(minutes, outcomes, strict=True):
+        report = flagged(db, intent, start - dt.timedelta(hours=5))
+        claimed(db, report, "erin", start + dt.timedelta(minutes=minute) - MIN)
+        decide_report(
+            db,
+            report_id=report.id,
+            reviewer="erin",
+            outcome=outcome,
+            verdicts=ALL_CORRECT,
+            now=start + dt.timedelta(minutes=minute),
+        )
+    stats = get_queue_stats(db, now=start + HOUR, start=start - HOUR, end=start + HOUR)
+    (erin,) = [t for t in stats.throughput if t.reviewer == "erin"]
+    assert erin.decisions == 5
+    assert erin.timed_decisions == 3  # the 25-minute gap is a break
+    assert erin.active_seconds == pytest.approx(120 + 180 + 60, abs=0.01)
+    assert erin.median_seconds_per_item == pytest.approx(120, abs=0.01)
+    assert erin.items_per_active_hour == pytest.approx(3 / (360 / 3600))
+    assert erin.changed_share == pytest.approx(2 / 5)

@@ -246,7 +246,7 @@ def _render_stats(flt: ReportFilter) -> None:
         return
     ui.chart(quality_charts.reviewer_throughput, throughput, key="chart_throughput")
     ui.table(
-        plain_frame(throughput).rename(
+        ui.as_percent(plain_frame(throughput), "changed_share").rename(
             columns={
                 "reviewer": "Reviewer",
                 "decisions": "Decisions",
@@ -255,13 +255,29 @@ def _render_stats(flt: ReportFilter) -> None:
                 "rejected": "Rejected",
                 "decisions_per_day": "Per day",
                 "median_hours_to_decision": "Median hours to decision",
+                "items_per_active_hour": "Items per active hour",
+                "median_minutes_per_item": "Median minutes per item",
+                "changed_share": "Changed something",
             }
         ),
         column_config={
             "Per day": st.column_config.NumberColumn(format="%.2f"),
             "Median hours to decision": st.column_config.NumberColumn(format="%.1f"),
+            "Items per active hour": st.column_config.NumberColumn(
+                format="%.1f",
+                help="Decisions made within 10 minutes of the reviewer's previous one, per "
+                "hour of those gaps: longer gaps are breaks and count neither way.",
+            ),
+            "Median minutes per item": st.column_config.NumberColumn(
+                format="%.1f", help="The median of those gaps of 10 minutes or less."
+            ),
+            "Changed something": ui.percent_column(),
         },
         key="table_throughput",
+    )
+    st.caption(
+        "A reviewer who changes nothing on many items is worth a look: the share of their "
+        "decisions that corrected or rejected something is in the last column."
     )
     ui.csv_download(
         throughput,

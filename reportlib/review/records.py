@@ -215,6 +215,24 @@ class ReviewerThroughput:
     rejected: int
     decisions_per_day: float
     median_seconds_to_decision: float | None
+    #: Decisions made within :data:`~reportlib.review.stats.ACTIVE_GAP_SECONDS` of the
+    #: reviewer's previous one, and the seconds of those gaps: the reviewer's active time.
+    timed_decisions: int = 0
+    active_seconds: float = 0.0
+    #: The median of those gaps: seconds per item while working (None without one).
+    median_seconds_per_item: float | None = None
+
+    @property
+    def items_per_active_hour(self) -> float | None:
+        """Timed decisions per hour of active time (None without any)."""
+        if self.active_seconds <= 0:
+            return None
+        return self.timed_decisions / (self.active_seconds / 3600.0)
+
+    @property
+    def changed_share(self) -> float:
+        """The share of decisions that changed something (corrected or rejected)."""
+        return (self.corrected + self.rejected) / self.decisions if self.decisions else 0.0
 
 
 @dataclass(frozen=True, slots=True)

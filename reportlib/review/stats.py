@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     ColumnElement,
@@ -49,6 +49,51 @@ def median_over(value: ColumnElement[Any], rank: Any, count: Any) -> ColumnEleme
     middle rows, are those with ``count <= 2 * rank <= count + 2``.
     """
     return case((and_(2 * rank >= count, 2 * rank <= count + 2), value), else_=None)
+
+
+#: A gap between two of a reviewer's decisions longer than this is a break, not work.
+ACTIVE_GAP_SECONDS: Final = 600
+
+
+def _active_time(
+    db: Session, in_window: ColumnElement[bool], reviewers: list[str]
+) -> dict[str, tuple[int, float, float | None]]:
+    """Per reviewer of ``reviewers``: decisions made within ACTIVE_GAP_SECONDS of their
+    previous one in the window, the seconds of those gaps, and their median."""
+    d = ReviewDecision
+    gaps = (
+        select(
+            d.reviewer,
+            seconds_between(
+                d.decided_at,
+                func.lag(d.decided_at).over(partition_by=d.reviewer, order_by=(d.decided_at, d.id)),
+            ).label("gap"),
+        )
+        .where(in_window, d.reviewer.in_(reviewers))
+        .subquery()
+    )
+    working = (
+        select(
+            gaps.c.reviewer,
+            gaps.c.gap,
+            func.row_number().over(partition_by=gaps.c.reviewer, order_by=gaps.c.gap).label("rank"),
+            func.count().over(partition_by=gaps.c.reviewer).label("n"),
+        )
+        .where(gaps.c.gap.is_not(None), gaps.c.gap <= ACTIVE_GAP_SECONDS)
+        .subquery()
+    )
+    rows = db.execute(
+        select(
+            working.c.reviewer,
+            func.count(),
+            func.sum(working.c.gap),
+            func.avg(median_over(working.c.gap, working.c.rank, working.c.n)),
+        ).group_by(working.c.reviewer)
+    ).all()
+    return {
+        reviewer: (int(n), float(total or 0.0), None if median is None else float(median))
+        for reviewer, n, total, median in rows
+    }
 
 
 def review_window(
@@ -235,6 +280,7 @@ def get_queue_stats(
         .limit(max_reviewers)
     ).all()
     days = (window_end - window_start).total_seconds() / 86400.0
+    active = _active_time(db, in_window, [row.reviewer for row in reviewer_rows])
     open_count, claimed_count, oldest = queue
     return QueueStats(
         now=current,
@@ -258,6 +304,9 @@ def get_queue_stats(
                 median_seconds_to_decision=None
                 if row.median_seconds is None
                 else float(row.median_seconds),
+                timed_decisions=active.get(row.reviewer, (0, 0.0, None))[0],
+                active_seconds=active.get(row.reviewer, (0, 0.0, None))[1],
+                median_seconds_per_item=active.get(row.reviewer, (0, 0.0, None))[2],
             )
             for row in reviewer_rows
         ),
