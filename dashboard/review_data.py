@@ -334,9 +334,9 @@ def throughput_table(stats: QueueStats) -> pd.DataFrame:
         "rejected",
         "decisions_per_day",
         "median_hours_to_decision",
+        "changed_share",
         "items_per_active_hour",
         "median_minutes_per_item",
-        "changed_share",
     ]
     return pd.DataFrame.from_records(rows, columns=columns).astype(
         {

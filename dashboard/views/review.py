@@ -254,30 +254,33 @@ def _render_stats(flt: ReportFilter) -> None:
                 "corrected": "Corrected",
                 "rejected": "Rejected",
                 "decisions_per_day": "Per day",
-                "median_hours_to_decision": "Median hours to decision",
-                "items_per_active_hour": "Items per active hour",
-                "median_minutes_per_item": "Median minutes per item",
-                "changed_share": "Changed something",
+                "median_hours_to_decision": "Hours to decision",
+                "changed_share": "Changed",
+                "items_per_active_hour": "Per active hour",
+                "median_minutes_per_item": "Minutes per item",
             }
         ),
         column_config={
             "Per day": st.column_config.NumberColumn(format="%.2f"),
-            "Median hours to decision": st.column_config.NumberColumn(format="%.1f"),
-            "Items per active hour": st.column_config.NumberColumn(
+            "Hours to decision": st.column_config.NumberColumn(
+                format="%.1f", help="The median time from the report's processing to the decision."
+            ),
+            "Changed": ui.percent_column(),
+            "Per active hour": st.column_config.NumberColumn(
                 format="%.1f",
                 help="Decisions made within 10 minutes of the reviewer's previous one, per "
                 "hour of those gaps: longer gaps are breaks and count neither way.",
             ),
-            "Median minutes per item": st.column_config.NumberColumn(
+            "Minutes per item": st.column_config.NumberColumn(
                 format="%.1f", help="The median of those gaps of 10 minutes or less."
             ),
-            "Changed something": ui.percent_column(),
         },
         key="table_throughput",
     )
     st.caption(
-        "A reviewer who changes nothing on many items is worth a look: the share of their "
-        "decisions that corrected or rejected something is in the last column."
+        "Changed: the share of a reviewer's decisions that corrected or rejected something. "
+        "A reviewer who changes nothing on many items is worth a look. Per active hour and "
+        "minutes per item count only decisions made within 10 minutes of the previous one."
     )
     ui.csv_download(
         throughput,
