@@ -153,8 +153,11 @@ def is_database_unavailable(error: BaseException) -> bool:
     True for SQLAlchemy's pool timeout and invalidated connections, for driver errors
     without a SQLSTATE (refused, connect timeout, connection lost), for SQLSTATE classes
     08/53/57/58 (57014 is a statement timeout) and 55P03 (lock timeout), and for SQLite's
-    busy/locked/I-O/cannot-open errors and a statement interrupted at its time limit. False for everything else, including deadlocks and
-    serialization failures (40xxx), which callers retry, and for programming errors.
+    busy/locked/I-O/cannot-open errors and a statement interrupted at its time limit; also
+    for a write refused by a read-only database (SQLSTATE 25006, see
+    :func:`is_read_only_database`), which waiting will not fix. False for everything else,
+    including deadlocks and serialization failures (40xxx), which callers retry, and for
+    programming errors.
     """
     return _classify(error) is not None
 
