@@ -272,11 +272,16 @@ def _migrate() -> int:
     return 0
 
 
+#: The demo's reviewers work in sittings of this many minutes (see seed_review_history).
+DEMO_SITTING_MINUTES = 45
+
+
 def _seed_demo(args: argparse.Namespace) -> int:
     import random
 
-    from reportlib.demo import seed_demo
+    from reportlib.demo import DEMO_AUDIT_RATES, seed_demo
     from reportlib.models import ProcessingReport
+    from reportlib.sampling import AuditRates
 
     engine = make_engine()
     try:
@@ -284,12 +289,25 @@ def _seed_demo(args: argparse.Namespace) -> int:
             if args.if_empty and db.scalar(select(func.count()).select_from(ProcessingReport)):
                 print("reports already exist; nothing seeded")
                 return 0
-            ids = seed_demo(db, count=args.count, seed=args.seed, days=args.days)
+            # The demo shows audit samples: its own rates, unless sampling is configured.
+            settings = get_settings()
+            configured = AuditRates.from_overrides(
+                settings.audit_sample_rate, settings.audit_sample_overrides
+            )
+            ids = seed_demo(
+                db,
+                count=args.count,
+                seed=args.seed,
+                days=args.days,
+                audit_rates=configured if configured.enabled else DEMO_AUDIT_RATES,
+            )
             reviewed = 0
             if not args.no_reviews:
                 from reportlib.demo_review import seed_review_history
 
-                reviewed = seed_review_history(db, rng=random.Random(args.seed))
+                reviewed = seed_review_history(
+                    db, rng=random.Random(args.seed), session_minutes=DEMO_SITTING_MINUTES
+                )
             # The incident the example alert rules catch (alert_rules.example.toml).
             from reportlib.demo import plant_missing_amount_spike
 

@@ -12,13 +12,14 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from faker import Faker
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from reportlib.models import Base, IncomingEmail, ProcessingReport
+from reportlib.sampling import AuditRates
 from reportlib.service import ReportInput, create_processing_reports
 
 INTENTS: tuple[tuple[str, float], ...] = (
@@ -243,6 +244,11 @@ def generate_demo_emails(
         )
 
 
+#: The demo's audit samples: 5% of the reports the pipeline passes, 3% of those on the high
+#: route, so that the demo's queue holds some to review blind.
+DEMO_AUDIT_RATES: Final = AuditRates.from_overrides(0.05, {"high": 0.03})
+
+
 def seed_demo(
     db: Session,
     *,
@@ -251,12 +257,14 @@ def seed_demo(
     days: int = 90,
     now: dt.datetime | None = None,
     batch_size: int = 1000,
+    audit_rates: AuditRates | None = None,
 ) -> list[int]:
     """Write ``count`` demo emails and reports after the highest existing email id.
 
     Reports are written through the batch service, then back-dated to their demo
-    ``created_at`` (the database sets ``created_at`` to now on write). Flushes; the caller
-    commits. Returns the email ids written.
+    ``created_at`` (the database sets ``created_at`` to now on write). ``audit_rates``
+    replaces the settings' audit sampling rates (:data:`DEMO_AUDIT_RATES` is the demo's).
+    Flushes; the caller commits. Returns the email ids written.
     """
     if count < 0:
         raise ValueError("count must not be negative")
@@ -268,10 +276,10 @@ def seed_demo(
     ):
         batch.append(email)
         if len(batch) >= batch_size:
-            written.extend(_write_batch(db, batch))
+            written.extend(_write_batch(db, batch, audit_rates))
             batch = []
     if batch:
-        written.extend(_write_batch(db, batch))
+        written.extend(_write_batch(db, batch, audit_rates))
     return written
 
 
@@ -279,7 +287,9 @@ def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-def _write_batch(db: Session, batch: Sequence[DemoEmail]) -> list[int]:
+def _write_batch(
+    db: Session, batch: Sequence[DemoEmail], audit_rates: AuditRates | None
+) -> list[int]:
     reports = _table(ProcessingReport)
     db.execute(
         insert(_table(IncomingEmail)),
@@ -293,7 +303,7 @@ def _write_batch(db: Session, batch: Sequence[DemoEmail]) -> list[int]:
             for e in batch
         ],
     )
-    create_processing_reports(db, [e.report for e in batch])
+    create_processing_reports(db, [e.report for e in batch], audit_rates=audit_rates)
     db.execute(
         update(reports)
         .where(reports.c.email_id == bindparam("b_email_id"))
@@ -363,5 +373,7 @@ def plant_missing_amount_spike(
     existing email id; flushes, the caller commits. Returns the email ids written."""
     start = (db.scalar(select(func.max(IncomingEmail.id))) or 0) + 1
     return _write_batch(
-        db, list(generate_missing_amount_spike(seed=seed, first_email_id=start, now=now))
+        db,
+        list(generate_missing_amount_spike(seed=seed, first_email_id=start, now=now)),
+        None,
     )

@@ -14,6 +14,7 @@ import datetime as dt
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -162,6 +163,7 @@ def seed_review_history(
     now: dt.datetime | None = None,
     max_decisions: int = 5000,
     median_hours_to_decision: float = 6.0,
+    session_minutes: float = 0.0,
 ) -> int:
     """Decide about ``share`` of the open flagged reports, as ``reviewers`` would have.
 
@@ -171,6 +173,10 @@ def seed_review_history(
     (default: the database clock) stay open, as do the ``1 - share`` left untouched.
     Considers at most the ``max_decisions / share`` most recent open reports nobody
     holds. Returns the number of decisions written. Flushes; the caller commits.
+
+    With ``session_minutes``, reviewers work in sittings as people do: decisions that fall
+    within that many minutes of a sitting's first one go to the same reviewer, one to seven
+    minutes apart, so the review statistics have active time to measure.
     """
     names = [check_reviewer(name) for name in reviewers]
     if not names:
@@ -200,9 +206,9 @@ def seed_review_history(
         .order_by(ProcessingReport.created_at.desc(), ProcessingReport.id.desc())
         .limit(candidates_limit)
     ).all()
-    decided = 0
+    planned: list[_Planned] = []
     for report in reversed(candidates):
-        if decided >= max_decisions:
+        if len(planned) >= max_decisions:
             break
         if rng.random() >= share:
             continue
@@ -220,19 +226,81 @@ def seed_review_history(
             note: str | None = rng.choice(REJECTION_NOTES)
         else:
             note = rng.choice(NOTES) if rng.random() < 0.1 else None
-        claim_report(db, report_id=report.id, reviewer=reviewer, now=claimed_at)
+        planned.append(
+            _Planned(
+                report.id,
+                report.created_at,
+                reviewer,
+                claimed_at,
+                decided_at,
+                verdicts,
+                outcome,
+                note,
+            )
+        )
+    if session_minutes > 0:
+        planned = _in_sittings(planned, names, weights, session_minutes, current, rng)
+    for p in planned:
+        claim_report(db, report_id=p.report_id, reviewer=p.reviewer, now=p.claimed_at)
         decide_report(
             db,
-            report_id=report.id,
-            reviewer=reviewer,
-            outcome=outcome,
-            verdicts=verdicts,
-            note=note,
-            now=decided_at,
+            report_id=p.report_id,
+            reviewer=p.reviewer,
+            outcome=p.outcome,
+            verdicts=p.verdicts,
+            note=p.note,
+            now=p.decided_at,
             key_fields=key_fields,
         )
-        decided += 1
-    return decided
+    return len(planned)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    report_id: int
+    created_at: dt.datetime
+    reviewer: str
+    claimed_at: dt.datetime
+    decided_at: dt.datetime
+    verdicts: dict[str, Any]
+    outcome: str
+    note: str | None
+
+
+def _in_sittings(
+    planned: list[_Planned],
+    names: list[str],
+    weights: list[float],
+    session_minutes: float,
+    current: dt.datetime,
+    rng: random.Random,
+) -> list[_Planned]:
+    """``planned`` regrouped into sittings: a reviewer takes every decision that falls
+    within ``session_minutes`` of the sitting's first, one after another."""
+    sitting = random.Random(rng.random())
+    length = dt.timedelta(minutes=session_minutes)
+    out: list[_Planned] = []
+    start = last = current
+    reviewer = names[0]
+    for p in sorted(planned, key=lambda p: (p.decided_at, p.report_id)):
+        in_sitting = bool(out) and p.decided_at <= start + length
+        decided_at = p.decided_at
+        if in_sitting:
+            decided_at = max(
+                last + dt.timedelta(seconds=sitting.uniform(60, 420)),
+                p.created_at + dt.timedelta(seconds=120),
+            )
+            in_sitting = decided_at < current
+        if not in_sitting:
+            decided_at = start = p.decided_at
+            reviewer = sitting.choices(names, weights)[0]
+        last = decided_at
+        claimed_at = max(
+            p.created_at + dt.timedelta(seconds=1),
+            decided_at - dt.timedelta(seconds=sitting.uniform(30, 50)),
+        )
+        out.append(replace(p, reviewer=reviewer, claimed_at=claimed_at, decided_at=decided_at))
+    return out
 
 
 __all__ = ["DEFAULT_REVIEWERS", "seed_review_history"]

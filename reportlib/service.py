@@ -247,7 +247,7 @@ class _Rules:
     audit: AuditRates
 
 
-def _rules(key_fields: Sequence[str] | None) -> _Rules:
+def _rules(key_fields: Sequence[str] | None, audit_rates: AuditRates | None = None) -> _Rules:
     settings = get_settings()
     names = key_fields if key_fields is not None else settings.key_fields
     for name in names:
@@ -260,7 +260,9 @@ def _rules(key_fields: Sequence[str] | None) -> _Rules:
         tuple(name_bytes),
         name_bytes,
         frozenset((*name_bytes, "extraction_metadata")),
-        AuditRates.from_overrides(settings.audit_sample_rate, settings.audit_sample_overrides),
+        audit_rates
+        if audit_rates is not None
+        else AuditRates.from_overrides(settings.audit_sample_rate, settings.audit_sample_overrides),
     )
 
 
@@ -574,6 +576,7 @@ def create_processing_reports(
     *,
     key_fields: Sequence[str] | None = None,
     chunk_size: int = 10_000,
+    audit_rates: AuditRates | None = None,
 ) -> int:
     """Store many reports at once (backfills), with the same validation and upsert rules.
 
@@ -589,8 +592,11 @@ def create_processing_reports(
     On PostgreSQL (psycopg2, psycopg 3) the reports are validated in ``email_id`` order,
     a piece at a time, while the database writes the piece before (COPY into a temporary
     stage, then one upsert), inside a savepoint that an invalid report rolls back.
+
+    ``audit_rates`` replaces the audit sampling rates of the settings for this batch (the
+    demo seeds its own audit samples this way); see :mod:`reportlib.sampling`.
     """
-    rules = _rules(key_fields)
+    rules = _rules(key_fields, audit_rates)
     items = list(reports)
     latest: dict[int, int] = {}  # email_id -> position of its last report
     for position, item in enumerate(items):

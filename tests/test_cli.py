@@ -113,3 +113,67 @@ def test_help_lists_commands() -> None:
     assert result.returncode == 0
     for command in ("migrate", "seed-demo", "show"):
         assert command in result.stdout
+
+
+def test_seed_demo_writes_audit_samples_and_reviews_in_sittings(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from sqlalchemy import create_engine, text
+
+    from reportlib.demo import DEMO_AUDIT_RATES
+    from reportlib.sampling import AUDIT_REASON, audit_draw
+
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert run(["migrate"], url).returncode == 0
+    seeded = run(["seed-demo", "--count", "400", "--seed", "3", "--days", "10"], url)
+    assert seeded.returncode == 0, seeded.stderr
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        samples = connection.execute(
+            text(
+                "SELECT email_id, confidence_route, review_reason, audit_rate "
+                "FROM processing_reports WHERE audit_rate IS NOT NULL"
+            )
+        ).all()
+        decided_at = [
+            (reviewer, dt.datetime.fromisoformat(when))
+            for reviewer, when in connection.execute(
+                text("SELECT reviewer, decided_at FROM review_decisions ORDER BY decided_at")
+            )
+        ]
+    engine.dispose()
+    assert len(samples) >= 5
+    for email_id, route, reason, rate in samples:
+        assert reason == AUDIT_REASON
+        assert rate == DEMO_AUDIT_RATES.rate(route, None)
+        assert audit_draw(email_id) < rate
+    # Reviewers work in sittings: many decisions come within 10 minutes of the same
+    # reviewer's previous one.
+    previous: dict[str, dt.datetime] = {}
+    timed = 0
+    for reviewer, when in decided_at:
+        if reviewer in previous and (when - previous[reviewer]).total_seconds() <= 600:
+            timed += 1
+        previous[reviewer] = when
+    assert timed >= len(decided_at) // 10
+
+
+def test_seed_demo_samples_at_the_configured_rate_when_there_is_one(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert run(["migrate"], url).returncode == 0
+    seeded = run(
+        ["seed-demo", "--count", "120", "--no-reviews"], url, AUDIT_SAMPLE_RATE="0.5"
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rates = set(
+            connection.execute(
+                text("SELECT DISTINCT audit_rate FROM processing_reports "
+                     "WHERE audit_rate IS NOT NULL")
+            ).scalars()
+        )
+    engine.dispose()
+    assert rates == {0.5}
