@@ -71,6 +71,25 @@ def _queue_columns() -> dict[str, Any]:
     }
 
 
+#: The statistics tables' columns and their headers.
+OUTCOME_COLUMNS = {
+    "reviewer": "Reviewer",
+    "decisions": "Decisions",
+    "approved": "Approved",
+    "corrected": "Corrected",
+    "rejected": "Rejected",
+    "decisions_per_day": "Per day",
+    "median_hours_to_decision": "Hours to decision",
+}
+PRODUCTIVITY_COLUMNS = {
+    "reviewer": "Reviewer",
+    "decisions": "Decisions",
+    "changed_share": "Changed",
+    "items_per_active_hour": "Per active hour",
+    "median_minutes_per_item": "Minutes per item",
+}
+
+
 def _export(flt: ReportFilter, sort: str, reasons: tuple[str, ...]) -> bytes:
     return ui.csv_bytes(data.export_review_queue(flt, sort=sort, reasons=reasons))
 
@@ -245,26 +264,21 @@ def _render_stats(flt: ReportFilter) -> None:
         st.info("No review decisions in this period yet.", icon=":material/inbox:")
         return
     ui.chart(quality_charts.reviewer_throughput, throughput, key="chart_throughput")
+    shown = ui.as_percent(plain_frame(throughput), "changed_share")
     ui.table(
-        ui.as_percent(plain_frame(throughput), "changed_share").rename(
-            columns={
-                "reviewer": "Reviewer",
-                "decisions": "Decisions",
-                "approved": "Approved",
-                "corrected": "Corrected",
-                "rejected": "Rejected",
-                "decisions_per_day": "Per day",
-                "median_hours_to_decision": "Hours to decision",
-                "changed_share": "Changed",
-                "items_per_active_hour": "Per active hour",
-                "median_minutes_per_item": "Minutes per item",
-            }
-        ),
+        shown[list(OUTCOME_COLUMNS)].rename(columns=OUTCOME_COLUMNS),
         column_config={
             "Per day": st.column_config.NumberColumn(format="%.2f"),
             "Hours to decision": st.column_config.NumberColumn(
                 format="%.1f", help="The median time from the report's processing to the decision."
             ),
+        },
+        key="table_throughput",
+    )
+    st.markdown("**Productivity**")
+    ui.table(
+        shown[list(PRODUCTIVITY_COLUMNS)].rename(columns=PRODUCTIVITY_COLUMNS),
+        column_config={
             "Changed": ui.percent_column(),
             "Per active hour": st.column_config.NumberColumn(
                 format="%.1f",
@@ -275,7 +289,7 @@ def _render_stats(flt: ReportFilter) -> None:
                 format="%.1f", help="The median of those gaps of 10 minutes or less."
             ),
         },
-        key="table_throughput",
+        key="table_productivity",
     )
     st.caption(
         "Changed: the share of a reviewer's decisions that corrected or rejected something. "
