@@ -45,6 +45,8 @@ PAGES = {
     "Missing fields": "views/missing_fields.py",
     "Review queue": "views/review.py",
     "Quality": "views/quality.py",
+    "Audit log": "views/audit.py",
+    "Alerts": "views/alerts.py",
 }
 #: Email ids of reports written while replay is paused, above the demo's.
 _next_email_id = iter(range(1_800_000_000, 1_900_000_000))
