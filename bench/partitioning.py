@@ -42,7 +42,14 @@ from typing import Any
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
-from bench.dashboard_queries import PAGES, Timing, _run_once, default_context, refresh_rollups
+from bench.dashboard_queries import (
+    PAGES,
+    Timing,
+    _run_once,
+    default_context,
+    refresh_rollups,
+    time_warm,
+)
 from bench.database import CacheFlusher, parse_url, require_bench_database
 from bench.ingest import (
     HANDWRITTEN_UPSERT,
@@ -227,15 +234,6 @@ def _plain(url: Any) -> Iterator[Engine]:
         engine.dispose()
 
 
-def _warm(engine: Engine, layout: str, steps: Any, ctx: Any, runs: int) -> Timing:
-    timing = Timing(name=layout, mode="warm", runs_ms=[])
-    with Session(engine) as session:
-        _run_once(session, steps, ctx, Timing(name=layout, mode="discard", runs_ms=[]))
-        for _ in range(runs):
-            timing.runs_ms.append(_run_once(session, steps, ctx, timing))
-    return timing
-
-
 def measure_pages(url: Any, engine: Engine, runs: int) -> dict[str, Any]:
     ctx = default_context(engine)
     flusher = CacheFlusher(engine)
@@ -248,7 +246,7 @@ def measure_pages(url: Any, engine: Engine, runs: int) -> dict[str, Any]:
                     _cold(url, layout, flusher, steps, ctx, runs).median_ms, 1
                 )
                 row[f"{layout}_warm_ms"] = round(
-                    _warm(layout_engine, layout, steps, ctx, runs).median_ms, 1
+                    time_warm(layout_engine, layout, steps, ctx, runs=runs).median_ms, 1
                 )
             out[name] = row
             _log(

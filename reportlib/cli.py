@@ -272,10 +272,6 @@ def _migrate() -> int:
     return 0
 
 
-#: The demo's reviewers work in sittings of this many minutes (see seed_review_history).
-DEMO_SITTING_MINUTES = 45
-
-
 def _seed_demo(args: argparse.Namespace) -> int:
     import random
 
@@ -290,10 +286,7 @@ def _seed_demo(args: argparse.Namespace) -> int:
                 print("reports already exist; nothing seeded")
                 return 0
             # The demo shows audit samples: its own rates, unless sampling is configured.
-            settings = get_settings()
-            configured = AuditRates.from_overrides(
-                settings.audit_sample_rate, settings.audit_sample_overrides
-            )
+            configured = AuditRates.from_settings(get_settings())
             ids = seed_demo(
                 db,
                 count=args.count,
@@ -303,7 +296,7 @@ def _seed_demo(args: argparse.Namespace) -> int:
             )
             reviewed = 0
             if not args.no_reviews:
-                from reportlib.demo_review import seed_review_history
+                from reportlib.demo_review import DEMO_SITTING_MINUTES, seed_review_history
 
                 reviewed = seed_review_history(
                     db, rng=random.Random(args.seed), session_minutes=DEMO_SITTING_MINUTES

@@ -154,6 +154,10 @@ def _outcome(
     return "corrected" if changed else "approved"
 
 
+#: The demo's reviewers work in sittings of this many minutes (``session_minutes``).
+DEMO_SITTING_MINUTES = 45
+
+
 def seed_review_history(
     db: Session,
     *,
@@ -303,4 +307,4 @@ def _in_sittings(
     return out
 
 
-__all__ = ["DEFAULT_REVIEWERS", "seed_review_history"]
+__all__ = ["DEFAULT_REVIEWERS", "DEMO_SITTING_MINUTES", "seed_review_history"]

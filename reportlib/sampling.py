@@ -22,9 +22,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from reportlib.models import ROUTES
+
+if TYPE_CHECKING:
+    from reportlib.config import Settings
 
 #: The review reason of an audit sample.
 AUDIT_REASON: Final = "audit sample"
@@ -59,6 +62,11 @@ class AuditRates:
             by_route={k: v for k, v in overrides.items() if k in ROUTES},
             by_intent={k: v for k, v in overrides.items() if k not in ROUTES},
         )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuditRates:
+        """The rates of ``AUDIT_SAMPLE_RATE`` and ``AUDIT_SAMPLE_OVERRIDES``."""
+        return cls.from_overrides(settings.audit_sample_rate, settings.audit_sample_overrides)
 
     @property
     def enabled(self) -> bool:

@@ -260,9 +260,7 @@ def _rules(key_fields: Sequence[str] | None, audit_rates: AuditRates | None = No
         tuple(name_bytes),
         name_bytes,
         frozenset((*name_bytes, "extraction_metadata")),
-        audit_rates
-        if audit_rates is not None
-        else AuditRates.from_overrides(settings.audit_sample_rate, settings.audit_sample_overrides),
+        audit_rates if audit_rates is not None else AuditRates.from_settings(settings),
     )
 
 

@@ -23,6 +23,9 @@ from reportlib import migrate
 from reportlib.config import get_settings
 from reportlib.db import make_engine
 
+# The replica tests' fixtures (a primary and a hot standby): tests/replica.py.
+pytest_plugins = ["tests.replica"]
+
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")

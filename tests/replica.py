@@ -24,13 +24,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
-from reportlib import migrate
+from reportlib import create_processing_report, ensure_incoming_email, migrate
 from reportlib.db import make_engine
 from reportlib.demo import seed_demo
 from reportlib.demo_review import seed_review_history
+from reportlib.health import ReplicaLag, check_database
 
 DATABASE = "reportlib_replica"
 
@@ -162,3 +164,82 @@ def seeded_streaming_pair(
             session.commit()
         engine.dispose()
         yield pair
+
+
+# --------------------------------------------------------------------------- fixtures
+# Registered for every test by tests/conftest.py (pytest_plugins): pair, primary, standby.
+
+#: Email ids of reports written while replay is paused, above the demo's.
+_next_email_id = iter(range(1_800_000_000, 1_900_000_000))
+
+
+@pytest.fixture(scope="module")
+def pair(demo_now: dt.datetime) -> Iterator[StreamingPair]:
+    from tests.conftest import require  # this module is a plugin of tests/conftest.py
+
+    bin_dir = postgres_bin_dir()
+    require(
+        bin_dir is not None,
+        "PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup) are not installed",
+    )
+    assert bin_dir is not None
+    # 25 days: every seeded item lies in the dashboard's default 30-day window.
+    with seeded_streaming_pair(bin_dir, now=demo_now, days=25, count=240) as running:
+        yield running
+
+
+@pytest.fixture
+def primary(pair: StreamingPair) -> Iterator[Engine]:
+    engine = make_engine(pair.primary_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def standby(pair: StreamingPair, primary: Engine) -> Iterator[Engine]:
+    engine = make_engine(pair.standby_url)
+    pair.wait_for_replay(primary, engine)
+    yield engine
+    resume_replay(engine)
+    engine.dispose()
+
+
+def pause_replay(standby: Engine) -> None:
+    with standby.connect() as connection:
+        connection.execute(text("SELECT pg_wal_replay_pause()"))
+
+
+def resume_replay(standby: Engine) -> None:
+    with standby.connect() as connection:
+        connection.execute(text("SELECT pg_wal_replay_resume()"))
+
+
+def write_reports(primary: Engine, count: int) -> None:
+    with Session(primary) as session:
+        for _ in range(count):
+            email_id = next(_next_email_id)
+            ensure_incoming_email(session, email_id, subject="Mahnung", sender="a@example.test")
+            create_processing_report(
+                session,
+                email_id,
+                {"client_name": "Erika Muster", "debt_amount": 120.5},
+                {"agent_1_intent": {"intent": "debt_claim", "confidence": 0.9}},
+                0.42,
+                "low",
+                True,
+                "low overall confidence",
+                1500,
+            )
+        session.commit()
+
+
+def wait_for_lag(standby: Engine, at_least_s: float, timeout_s: float = 30) -> ReplicaLag:
+    """Wait until the standby has received WAL it has not replayed, ``at_least_s`` behind."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lag = check_database(standby)
+        if lag is not None and lag.behind.total_seconds() >= at_least_s:
+            return lag
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no replica lag of {at_least_s} s within {timeout_s} s: {lag}")
+        time.sleep(0.1)

@@ -189,9 +189,7 @@ def test_data_time_comparison_against_an_earlier_run(
                                                     "targets": bench_run.evaluate(results)})
 
 
-def test_generated_data_and_cleanup(smoke: dict[str, Any]) -> None:
-    engine: Engine = smoke["engine"]
-    generation = smoke["results"]["generation"]
+def reports_and_emails(engine: Engine) -> tuple[int, int]:
     with engine.connect() as connection:
         reports, emails = connection.execute(
             text(
@@ -199,6 +197,14 @@ def test_generated_data_and_cleanup(smoke: dict[str, Any]) -> None:
                 "(SELECT count(*) FROM incoming_emails)"
             )
         ).one()
+    return int(reports), int(emails)
+
+
+def test_generated_data_and_cleanup(smoke: dict[str, Any]) -> None:
+    engine: Engine = smoke["engine"]
+    generation = smoke["results"]["generation"]
+    reports, emails = reports_and_emails(engine)
+    with engine.connect() as connection:
         orphan_decisions = connection.execute(
             text(
                 "SELECT count(*) FROM review_decisions d JOIN processing_reports r "
@@ -449,13 +455,6 @@ def test_partitioning_harness_compares_both_layouts_on_the_same_data(
         with engine.begin() as connection:
             connection.execute(text("DROP SCHEMA IF EXISTS partitioned CASCADE"))
     # What the harness wrote is gone, and the month it dropped was rolled back.
-    with engine.connect() as connection:
-        reports, emails = connection.execute(
-            text(
-                "SELECT (SELECT count(*) FROM processing_reports), "
-                "(SELECT count(*) FROM incoming_emails)"
-            )
-        ).one()
-    assert (reports, emails) == (N, N)
+    assert reports_and_emails(engine) == (N, N)
     with Session(engine) as session:
         assert rollups.verify_rollups(session) == []

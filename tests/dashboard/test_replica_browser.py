@@ -7,21 +7,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from reportlib import create_processing_report, ensure_incoming_email, review
-from reportlib.db import make_engine
-from reportlib.health import check_database
+from reportlib import review
 from reportlib.models import ProcessingReport, ReviewClaim
 from reportlib.review import ReviewItem
 from tests.clock import clear_of_utc_midnight
-from tests.conftest import require
 from tests.dashboard.server import (
     TIMEOUT_MS,
     VIEWPORT,
@@ -36,31 +32,11 @@ from tests.dashboard.test_review_browser import (
     prefix_of,
     queue_count,
 )
-from tests.replica import StreamingPair, postgres_bin_dir, seeded_streaming_pair
+from tests.replica import StreamingPair, pause_replay, wait_for_lag, write_reports
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 
 FIRST, SECOND = "Rita Reviewer", "Bruno Reviewer"
-
-
-@pytest.fixture(scope="module")
-def pair(demo_now: dt.datetime) -> Iterator[StreamingPair]:
-    bin_dir = postgres_bin_dir()
-    require(
-        bin_dir is not None,
-        "PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup) are not installed",
-    )
-    assert bin_dir is not None
-    # 25 days: every seeded item lies in the dashboard's default 30-day window.
-    with seeded_streaming_pair(bin_dir, now=demo_now, days=25, count=240) as running:
-        yield running
-
-
-@pytest.fixture
-def primary(pair: StreamingPair) -> Iterator[Engine]:
-    engine = make_engine(pair.primary_url)
-    yield engine
-    engine.dispose()
 
 
 def second_tab(browser: Browser) -> Page:
@@ -110,47 +86,24 @@ def approve(page: Page, item: ReviewItem) -> None:
 def test_a_lagging_replica_says_as_of_when_in_the_browser(
     pair: StreamingPair,
     primary: Engine,
+    standby: Engine,
     page: Page,
     tmp_path: Path,
     artifacts_dir: Path,
 ) -> None:
-    standby = make_engine(pair.standby_url)
-    pair.wait_for_replay(primary, standby)
-    with standby.connect() as connection:
-        connection.execute(text("SELECT pg_wal_replay_pause()"))
-    try:
-        with Session(primary) as session:
-            ensure_incoming_email(session, 1_800_000_001, subject="Mahnung")
-            create_processing_report(
-                session,
-                1_800_000_001,
-                {"client_name": "Erika Muster"},
-                {},
-                0.42,
-                "low",
-                True,
-                "low overall confidence",
-                1500,
-            )
-            session.commit()
-        deadline = time.monotonic() + 30
-        while (lag := check_database(standby)) is None or lag.behind.total_seconds() < 1.5:
-            assert time.monotonic() < deadline, "the paused standby never lagged"
-            time.sleep(0.1)
-        env = {"DASHBOARD_DATABASE_URL": pair.standby_url, "DASHBOARD_REPLICA_MAX_LAG_S": "1"}
-        with streamlit_server(pair.primary_url, tmp_path, env=env) as server:
-            page.goto(server.base)
-            expect(page.locator("h1", has_text="Overview")).to_be_visible()
-            notice = page.get_by_text(re.compile(r"^Data as of \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"))
-            expect(notice).to_be_visible()
-            expect(notice).to_contain_text(f"{lag.as_of.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}")
-            wait_idle(page)
-            assert_no_error(page)
-            screenshot(page, artifacts_dir, "replica_lag_notice")
-    finally:
-        with standby.connect() as connection:
-            connection.execute(text("SELECT pg_wal_replay_resume()"))
-        standby.dispose()
+    pause_replay(standby)  # resumed by the fixture
+    write_reports(primary, 1)
+    lag = wait_for_lag(standby, 1.5)
+    env = {"DASHBOARD_DATABASE_URL": pair.standby_url, "DASHBOARD_REPLICA_MAX_LAG_S": "1"}
+    with streamlit_server(pair.primary_url, tmp_path, env=env) as server:
+        page.goto(server.base)
+        expect(page.locator("h1", has_text="Overview")).to_be_visible()
+        notice = page.get_by_text(re.compile(r"^Data as of \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"))
+        expect(notice).to_be_visible()
+        expect(notice).to_contain_text(f"{lag.as_of.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}")
+        wait_idle(page)
+        assert_no_error(page)
+        screenshot(page, artifacts_dir, "replica_lag_notice")
 
 
 def test_two_dashboard_servers_share_claims_and_decisions(
